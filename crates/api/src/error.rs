@@ -1,0 +1,140 @@
+//! The one error type of the API and its rendering as upstream Magnum's
+//! error body:
+//! `{"errors": [{"request_id", "code", "status", "title", "detail", "links"}]}`
+//! where `code` is `client` or `server` and `title` is the detail's first
+//! sentence. Server errors are logged with their cause and answered with a
+//! generic text, so nothing internal leaks to the caller.
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use magnum_core::MagnumError;
+use magnum_db::DbError;
+use serde_json::{json, Value};
+
+use crate::version::{Version, MAX_VERSION, MIN_VERSION};
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A failure of the operation itself, with upstream's text and code.
+    #[error(transparent)]
+    Magnum(#[from] MagnumError),
+    /// Bad input caught by request validation (400).
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("The method specified is not allowed for this resource.")]
+    MethodNotAllowed,
+    #[error("Request is too large. The limit is {0} bytes.")]
+    TooLarge(usize),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The microversion header could not be read (406).
+    #[error("{0}")]
+    BadVersionHeader(String),
+    /// A well-formed microversion outside the supported range (406).
+    #[error("Version {0} was requested but the minor version is not supported by this service. The supported version range is: [{min}, {max}].", min = MIN_VERSION.header_value(), max = MAX_VERSION.header_value())]
+    VersionUnsupported(Version),
+    #[error("storage failure: {0}")]
+    Db(#[from] DbError),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        let code = match self {
+            ApiError::Magnum(e) => e.code(),
+            ApiError::BadRequest(_) => 400,
+            ApiError::NotFound(_) => 404,
+            ApiError::MethodNotAllowed => 405,
+            ApiError::TooLarge(_) => 413,
+            ApiError::UnsupportedMediaType(_) => 415,
+            ApiError::BadVersionHeader(_) | ApiError::VersionUnsupported(_) => 406,
+            ApiError::Db(DbError::Duplicate) => 409,
+            ApiError::Db(_) => 500,
+        };
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// Invalid input for one attribute, in wsme's words.
+    pub fn invalid_input(field: &str, value: &Value, reason: impl std::fmt::Display) -> ApiError {
+        let shown = match value {
+            Value::String(s) => s.clone(),
+            Value::Null => "None".to_string(),
+            other => other.to_string(),
+        };
+        ApiError::BadRequest(format!(
+            "Invalid input for field/attribute {field}. Value: '{shown}'. {reason}"
+        ))
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            ApiError::Magnum(MagnumError::Internal(_)) | ApiError::Db(_)
+                if self.status().is_server_error() =>
+            {
+                "The server has either erred or is incapable of performing the requested operation."
+                    .to_string()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+/// The error body for a status and detail text.
+pub fn error_body(status: StatusCode, detail: &str) -> Value {
+    let title = detail.split('.').next().unwrap_or_default();
+    json!({"errors": [{
+        "request_id": "",
+        "code": if status.is_server_error() { "server" } else { "client" },
+        "status": status.as_u16(),
+        "title": title,
+        "detail": detail,
+        "links": [],
+    }]})
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            let mut chain = self.to_string();
+            let mut source = std::error::Error::source(&self);
+            while let Some(s) = source {
+                chain.push_str(": ");
+                chain.push_str(&s.to_string());
+                source = s.source();
+            }
+            tracing::error!(status = status.as_u16(), "request failed: {chain}");
+        } else {
+            tracing::debug!(status = status.as_u16(), "request refused: {self}");
+        }
+        let detail = self.detail();
+        let mut body = error_body(status, &detail);
+        if let ApiError::VersionUnsupported(_) | ApiError::BadVersionHeader(_) = &self {
+            if let Some(err) = body["errors"][0].as_object_mut() {
+                err.insert("code".into(), json!("magnum.microversion-unsupported"));
+                err.insert(
+                    "title".into(),
+                    json!("Requested microversion is unsupported"),
+                );
+                err.insert(
+                    "links".into(),
+                    json!([{"rel": "help", "href": "http://docs.openstack.org/api-guide/compute/microversions.html"}]),
+                );
+                err.insert("max_version".into(), json!(MAX_VERSION.to_string()));
+                err.insert("min_version".into(), json!(MIN_VERSION.to_string()));
+            }
+        }
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            response.headers_mut().insert(
+                "allow",
+                HeaderValue::from_static("GET, POST, PATCH, DELETE"),
+            );
+        }
+        response
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,97 @@
+//! The Magnum v1 REST API.
+//!
+//! Handlers are thin: extract and validate the request, check policy, call
+//! the database or the conductor, render the view. The framework pieces —
+//! request ids, microversions, the request context, the error body,
+//! pagination and JSON-patch — live in their own modules and are shared by
+//! every resource.
+
+pub mod cluster_templates;
+pub mod context;
+pub mod error;
+pub mod fields;
+pub mod links;
+pub mod pagination;
+pub mod patch;
+pub mod pyliteral;
+pub mod request;
+pub mod root;
+pub mod version;
+
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::Router;
+use magnum_core::cloud::CloudLookup;
+use magnum_core::config::Config;
+use magnum_core::drivers::DriverRegistry;
+use magnum_core::policy::Enforcer;
+use magnum_db::Database;
+
+pub use error::{ApiError, ApiResult};
+
+/// How callers are identified.
+#[derive(Debug, Clone)]
+pub enum AuthMode {
+    /// No authentication: identity comes from the `X-*` headers a Keystone
+    /// middleware would set, and a request with none acts as `default_identity`.
+    NoAuth,
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Database,
+    pub conf: Arc<Config>,
+    pub policy: Arc<Enforcer>,
+    pub drivers: DriverRegistry,
+    pub cloud: Arc<dyn CloudLookup>,
+    pub auth: AuthMode,
+    /// `[api] max_limit`.
+    pub max_limit: u64,
+    /// `[oslo_middleware] max_request_body_size`.
+    pub max_body: usize,
+}
+
+impl AppState {
+    pub fn new(
+        db: Database,
+        conf: Arc<Config>,
+        policy: Arc<Enforcer>,
+        drivers: DriverRegistry,
+        cloud: Arc<dyn CloudLookup>,
+    ) -> Self {
+        let max_limit = conf.int("api", "max_limit").unwrap_or(1000).max(1) as u64;
+        let max_body = conf
+            .int("oslo_middleware", "max_request_body_size")
+            .unwrap_or(114_688)
+            .max(0) as usize;
+        AppState {
+            db,
+            conf,
+            policy,
+            drivers,
+            cloud,
+            auth: AuthMode::NoAuth,
+            max_limit,
+            max_body,
+        }
+    }
+}
+
+/// The whole API as one router.
+pub fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/", get(root::v1))
+        .merge(cluster_templates::routes())
+        .fallback(request::not_found)
+        .method_not_allowed_fallback(request::method_not_allowed)
+        .layer(axum::middleware::from_fn(version::negotiate));
+    Router::new()
+        .route("/", get(root::root))
+        .nest("/v1", v1)
+        .fallback(request::not_found)
+        .method_not_allowed_fallback(request::method_not_allowed)
+        .layer(axum::middleware::from_fn(request::request_id))
+        .with_state(state)
+}

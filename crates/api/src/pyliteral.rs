@@ -1,0 +1,224 @@
+//! A reader for Python literals (`{'key': 'value'}`, `['a', 1]`, `True`,
+//! `None`), the form python-magnumclient sends map-valued attributes in
+//! when it patches them and upstream reads with `ast.literal_eval`.
+
+use serde_json::{Map, Number, Value};
+
+/// Parse a Python literal of dicts, lists, tuples, strings, numbers,
+/// booleans and `None` into JSON.
+pub fn parse(text: &str) -> Result<Value, String> {
+    let mut p = Parser {
+        s: text.as_bytes(),
+        i: 0,
+        depth: 0,
+    };
+    let v = p.value()?;
+    p.ws();
+    if p.i != p.s.len() {
+        return Err(format!(
+            "malformed node or string: unexpected text at offset {}",
+            p.i
+        ));
+    }
+    Ok(v)
+}
+
+struct Parser<'a> {
+    s: &'a [u8],
+    i: usize,
+    depth: usize,
+}
+
+impl Parser<'_> {
+    fn ws(&mut self) {
+        while self.i < self.s.len() && self.s[self.i].is_ascii_whitespace() {
+            self.i += 1;
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+
+    fn value(&mut self) -> Result<Value, String> {
+        self.depth += 1;
+        if self.depth > 64 {
+            return Err("malformed node or string: nested too deeply".into());
+        }
+        self.ws();
+        let v = match self.peek() {
+            Some(b'{') => self.dict(),
+            Some(b'[') => self.seq(b']'),
+            Some(b'(') => self.seq(b')'),
+            Some(b'\'') | Some(b'"') => self.string().map(Value::String),
+            Some(c) if c == b'-' || c == b'+' || c.is_ascii_digit() || c == b'.' => self.number(),
+            Some(_) => self.word(),
+            None => Err("malformed node or string: unexpected end".into()),
+        };
+        self.depth -= 1;
+        v
+    }
+
+    fn expect(&mut self, c: u8) -> Result<(), String> {
+        self.ws();
+        if self.peek() == Some(c) {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(format!(
+                "malformed node or string: expected '{}' at offset {}",
+                c as char, self.i
+            ))
+        }
+    }
+
+    fn dict(&mut self) -> Result<Value, String> {
+        self.i += 1;
+        let mut map = Map::new();
+        loop {
+            self.ws();
+            if self.peek() == Some(b'}') {
+                self.i += 1;
+                return Ok(Value::Object(map));
+            }
+            let key = match self.value()? {
+                Value::String(s) => s,
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => if b { "True" } else { "False" }.to_string(),
+                _ => return Err("malformed node or string: unhashable dict key".into()),
+            };
+            self.expect(b':')?;
+            let v = self.value()?;
+            map.insert(key, v);
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(b'}') => {}
+                _ => {
+                    return Err(format!(
+                        "malformed node or string: expected ',' at offset {}",
+                        self.i
+                    ))
+                }
+            }
+        }
+    }
+
+    fn seq(&mut self, close: u8) -> Result<Value, String> {
+        self.i += 1;
+        let mut items = Vec::new();
+        loop {
+            self.ws();
+            if self.peek() == Some(close) {
+                self.i += 1;
+                return Ok(Value::Array(items));
+            }
+            items.push(self.value()?);
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(c) if c == close => {}
+                _ => {
+                    return Err(format!(
+                        "malformed node or string: expected ',' at offset {}",
+                        self.i
+                    ))
+                }
+            }
+        }
+    }
+
+    fn string(&mut self) -> Result<String, String> {
+        let quote = self.s[self.i];
+        self.i += 1;
+        let mut out = Vec::new();
+        while let Some(c) = self.peek() {
+            self.i += 1;
+            if c == quote {
+                return String::from_utf8(out).map_err(|e| e.to_string());
+            }
+            if c == b'\\' {
+                let e = self
+                    .peek()
+                    .ok_or("malformed node or string: dangling escape")?;
+                self.i += 1;
+                match e {
+                    b'n' => out.push(b'\n'),
+                    b't' => out.push(b'\t'),
+                    b'r' => out.push(b'\r'),
+                    b'0' => out.push(0),
+                    other => out.push(other),
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        Err("malformed node or string: unterminated string".into())
+    }
+
+    fn number(&mut self) -> Result<Value, String> {
+        let start = self.i;
+        while let Some(c) = self.peek() {
+            if c.is_ascii_alphanumeric() || c == b'.' || c == b'-' || c == b'+' || c == b'_' {
+                self.i += 1;
+            } else {
+                break;
+            }
+        }
+        let text = std::str::from_utf8(&self.s[start..self.i]).map_err(|e| e.to_string())?;
+        let text = text.replace('_', "");
+        if let Ok(n) = text.parse::<i64>() {
+            return Ok(Value::Number(n.into()));
+        }
+        text.parse::<f64>()
+            .ok()
+            .and_then(Number::from_f64)
+            .map(Value::Number)
+            .ok_or_else(|| format!("malformed node or string: {text}"))
+    }
+
+    fn word(&mut self) -> Result<Value, String> {
+        let start = self.i;
+        while let Some(c) = self.peek() {
+            if c.is_ascii_alphanumeric() || c == b'_' {
+                self.i += 1;
+            } else {
+                break;
+            }
+        }
+        match &self.s[start..self.i] {
+            b"True" => Ok(Value::Bool(true)),
+            b"False" => Ok(Value::Bool(false)),
+            b"None" => Ok(Value::Null),
+            other => Err(format!(
+                "malformed node or string: {}",
+                String::from_utf8_lossy(if other.is_empty() {
+                    &self.s[start..]
+                } else {
+                    other
+                })
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+    use serde_json::json;
+
+    #[test]
+    fn python_literals() {
+        assert_eq!(
+            parse("{'a': 'b', \"c\": 1, 'd': True, 'e': None, 'f': [1, 2.5], 'g': (1,)}").unwrap(),
+            json!({"a": "b", "c": 1, "d": true, "e": null, "f": [1, 2.5], "g": [1]})
+        );
+        assert_eq!(parse(" {} ").unwrap(), json!({}));
+        assert_eq!(parse("'it\\'s'").unwrap(), json!("it's"));
+        assert!(parse("{'a': }").is_err());
+        assert!(parse("{'a': 'b'").is_err());
+        assert!(parse("os.system('x')").is_err());
+        assert!(parse("key=value").is_err());
+        assert!(parse(&"[".repeat(1000)).is_err());
+    }
+}

@@ -1,0 +1,81 @@
+//! Request plumbing shared by every handler: the `x-openstack-request-id`,
+//! the JSON body reader (size limit, malformed JSON), and the answers for
+//! unknown routes and wrong methods.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// The id of one request, `req-<uuid>`.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Give every request an id, log it, and return it in
+/// `x-openstack-request-id`.
+pub async fn request_id(mut request: Request, next: Next) -> Response {
+    let id = format!("req-{}", uuid::Uuid::new_v4());
+    request.extensions_mut().insert(RequestId(id.clone()));
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let mut response = next.run(request).await;
+    tracing::info!(request_id = %id, "{method} {path} {}", response.status().as_u16());
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-openstack-request-id", v);
+    }
+    response
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound("The resource could not be found.".into())
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// A request body parsed as JSON, read within `[oslo_middleware]
+/// max_request_body_size`.
+#[derive(Debug)]
+pub struct JsonBody(pub Value);
+
+impl FromRequest<AppState> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        if let Some(ct) = req.headers().get("content-type") {
+            let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
+            if !ct.is_empty() && !ct.contains("json") && !ct.starts_with("text/plain") {
+                return Err(ApiError::UnsupportedMediaType(format!(
+                    "Unsupported Content-Type {ct}: the body must be JSON."
+                )));
+            }
+        }
+        let limit = state.max_body;
+        let bytes = axum::body::to_bytes(req.into_body(), limit)
+            .await
+            .map_err(|_| ApiError::TooLarge(limit))?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+fn parse_json(bytes: &Bytes) -> Result<Value, ApiError> {
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(ApiError::BadRequest(
+            "Missing argument: the request body is empty.".into(),
+        ));
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::BadRequest(format!("Request is not valid JSON: {e}.")))
+}
+
+impl IntoResponse for RequestId {
+    fn into_response(self) -> Response {
+        self.0.into_response()
+    }
+}

@@ -1,0 +1,264 @@
+//! The harness of the API's HTTP-level tests: a router on a fresh database
+//! of a chosen backend, requests with identities, and the macro that runs a
+//! test on SQLite, PostgreSQL and MariaDB.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use magnum_api::{router, AppState};
+use magnum_core::cloud::NoCloud;
+use magnum_core::config::Config;
+use magnum_core::policy::Enforcer;
+use magnum_db::testing::TestDb;
+pub use magnum_db::Backend;
+use magnum_db::Database;
+use serde_json::Value;
+use tower::ServiceExt;
+
+/// Run each named `async fn name(backend: Backend)` on every backend, as
+/// separate tests: `sqlite::name`, `postgres::name`, `mysql::name`.
+#[macro_export]
+macro_rules! on_all_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name($crate::common::Backend::Sqlite).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name($crate::common::Backend::Postgres).await } )*
+        }
+        mod mysql {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name($crate::common::Backend::MySql).await } )*
+        }
+    };
+}
+
+/// Who sends a request.
+#[derive(Debug, Clone)]
+pub enum Who {
+    /// No identity headers: the all-in-one default admin.
+    Default,
+    /// Explicit identity headers.
+    User {
+        user: String,
+        project: String,
+        roles: String,
+    },
+}
+
+pub fn member(project: &str) -> Who {
+    Who::User {
+        user: format!("user-{project}"),
+        project: project.into(),
+        roles: "member,reader".into(),
+    }
+}
+
+pub fn reader(project: &str) -> Who {
+    Who::User {
+        user: format!("reader-{project}"),
+        project: project.into(),
+        roles: "reader".into(),
+    }
+}
+
+pub fn admin(project: &str) -> Who {
+    Who::User {
+        user: format!("admin-{project}"),
+        project: project.into(),
+        roles: "admin,member,reader".into(),
+    }
+}
+
+pub struct TestApp {
+    pub router: Router,
+    pub db: Database,
+    pub backend: Backend,
+    _testdb: TestDb,
+}
+
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub raw: String,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Assert this is upstream's error body with `status`; the detail comes back.
+    pub fn error(&self, status: u16) -> String {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.raw
+        );
+        let errors = self.body["errors"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no errors list: {}", self.raw));
+        assert_eq!(errors.len(), 1);
+        let e = &errors[0];
+        for key in ["request_id", "code", "status", "title", "detail", "links"] {
+            assert!(e.get(key).is_some(), "error body lacks {key}: {}", self.raw);
+        }
+        assert_eq!(e["status"], status);
+        e["detail"].as_str().unwrap_or_default().to_string()
+    }
+}
+
+impl TestApp {
+    pub async fn new(backend: Backend) -> TestApp {
+        Self::with_config(backend, "").await
+    }
+
+    pub async fn with_config(backend: Backend, conf: &str) -> TestApp {
+        let conf = Config::parse(conf, "test.conf").expect("test configuration");
+        let policy = Enforcer::with_defaults();
+        Self::with(backend, conf, policy).await
+    }
+
+    pub async fn with(backend: Backend, conf: Config, policy: Enforcer) -> TestApp {
+        let testdb = TestDb::create(backend).await;
+        let db = testdb.migrated().await;
+        let drivers = magnum_core::drivers::registry(&conf);
+        let state = AppState::new(
+            db.clone(),
+            Arc::new(conf),
+            Arc::new(policy),
+            drivers,
+            Arc::new(NoCloud),
+        );
+        TestApp {
+            router: router(state),
+            db,
+            backend,
+            _testdb: testdb,
+        }
+    }
+
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        who: &Who,
+        headers: &[(&str, &str)],
+        body: Option<Body>,
+    ) -> Resp {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "magnum.test:9511");
+        if let Who::User {
+            user,
+            project,
+            roles,
+        } = who
+        {
+            req = req
+                .header("X-User-Id", user)
+                .header("X-Project-Id", project)
+                .header("X-Roles", roles);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let has_body = body.is_some();
+        if has_body
+            && !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            req = req.header("content-type", "application/json");
+        }
+        let req = req.body(body.unwrap_or_else(Body::empty)).expect("request");
+        let resp = self
+            .router
+            .clone()
+            .oneshot(req)
+            .await
+            .expect("router answers");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        let raw = String::from_utf8_lossy(&bytes).to_string();
+        let body = if raw.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&raw).unwrap_or(Value::Null)
+        };
+        Resp {
+            status,
+            headers,
+            body,
+            raw,
+        }
+    }
+
+    pub async fn get(&self, path: &str, who: &Who) -> Resp {
+        self.send(Method::GET, path, who, &[], None).await
+    }
+
+    pub async fn post(&self, path: &str, who: &Who, body: Value) -> Resp {
+        self.send(
+            Method::POST,
+            path,
+            who,
+            &[],
+            Some(Body::from(body.to_string())),
+        )
+        .await
+    }
+
+    pub async fn patch(&self, path: &str, who: &Who, body: Value) -> Resp {
+        self.send(
+            Method::PATCH,
+            path,
+            who,
+            &[],
+            Some(Body::from(body.to_string())),
+        )
+        .await
+    }
+
+    pub async fn delete(&self, path: &str, who: &Who) -> Resp {
+        self.send(Method::DELETE, path, who, &[], None).await
+    }
+
+    /// Create a template as `who`, asserting 201; its body comes back.
+    pub async fn create_template(&self, who: &Who, body: Value) -> Value {
+        let r = self.post("/v1/clustertemplates", who, body).await;
+        assert_eq!(r.status, StatusCode::CREATED, "create failed: {}", r.raw);
+        r.body
+    }
+
+    /// How many templates exist, whoever owns them.
+    pub async fn template_count(&self) -> usize {
+        let r = self.get("/v1/clustertemplates", &Who::Default).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+        r.body["clustertemplates"]
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or(0)
+    }
+}
+
+/// A minimal valid Kubernetes template body.
+pub fn k8s(name: &str) -> Value {
+    serde_json::json!({
+        "name": name,
+        "coe": "kubernetes",
+        "image_id": "ubuntu-22.04",
+        "cluster_distro": "ubuntu",
+    })
+}

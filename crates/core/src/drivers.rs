@@ -1,0 +1,264 @@
+//! Cluster drivers and their registry.
+//!
+//! A driver builds clusters of some (server_type, os_distro, coe) kinds. The
+//! registry is one plain function, [`registry`], that lists the drivers this
+//! build ships minus those an operator disabled with `[drivers]
+//! disabled_drivers`; [`DriverRegistry::select`] picks the driver for a
+//! template the way upstream does: by the template's `driver` field when set,
+//! otherwise by the kind it asks for.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::MagnumError;
+
+/// One kind of cluster a driver can build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClusterKind {
+    pub server_type: &'static str,
+    pub os: &'static str,
+    pub coe: &'static str,
+}
+
+/// What every cluster driver declares. The operations a driver performs are
+/// added with the issues that bring them.
+pub trait Driver: Send + Sync + std::fmt::Debug {
+    /// The name templates refer to in their `driver` field.
+    fn name(&self) -> &'static str;
+    /// The kinds of cluster this driver builds.
+    fn provides(&self) -> &'static [ClusterKind];
+    /// Beta drivers must be enabled with `[drivers] enabled_beta_drivers`.
+    fn beta(&self) -> bool {
+        false
+    }
+}
+
+/// A Heat driver: clusters become Heat stacks built from our templates.
+#[derive(Debug)]
+pub struct HeatDriver {
+    name: &'static str,
+    provides: &'static [ClusterKind],
+}
+
+impl Driver for HeatDriver {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn provides(&self) -> &'static [ClusterKind] {
+        self.provides
+    }
+}
+
+const fn kind(server_type: &'static str, os: &'static str, coe: &'static str) -> ClusterKind {
+    ClusterKind {
+        server_type,
+        os,
+        coe,
+    }
+}
+
+/// The Heat drivers a release build ships, by name.
+pub const HEAT_DRIVERS: [(&str, &[ClusterKind]); 4] = [
+    (
+        "k8s_fedora_coreos_v1",
+        &[kind("vm", "fedora-coreos", "kubernetes")],
+    ),
+    ("k8s_ubuntu_v1", &[kind("vm", "ubuntu", "kubernetes")]),
+    ("mesos_ubuntu_v1", &[kind("vm", "ubuntu", "mesos")]),
+    (
+        "swarm_mode_ubuntu_v1",
+        &[kind("vm", "ubuntu", "swarm-mode")],
+    ),
+];
+
+/// The drivers in force, in name order.
+#[derive(Debug, Clone)]
+pub struct DriverRegistry {
+    drivers: Vec<Arc<dyn Driver>>,
+    enabled_beta: Vec<String>,
+    default_driver: Option<String>,
+}
+
+/// The registry for this configuration: every driver this build ships that
+/// `[drivers] disabled_drivers` does not name.
+pub fn registry(conf: &Config) -> DriverRegistry {
+    let shipped = HEAT_DRIVERS
+        .iter()
+        .map(|(name, provides)| Arc::new(HeatDriver { name, provides }) as Arc<dyn Driver>);
+    DriverRegistry::new(shipped.collect(), conf)
+}
+
+impl DriverRegistry {
+    /// A registry of the given drivers, filtered and tuned by `[drivers]`.
+    pub fn new(drivers: Vec<Arc<dyn Driver>>, conf: &Config) -> Self {
+        let disabled = conf.list("drivers", "disabled_drivers");
+        let mut drivers: Vec<_> = drivers
+            .into_iter()
+            .filter(|d| !disabled.iter().any(|n| n == d.name()))
+            .collect();
+        drivers.sort_by_key(|d| d.name());
+        DriverRegistry {
+            drivers,
+            enabled_beta: conf.list("drivers", "enabled_beta_drivers"),
+            default_driver: conf.str("drivers", "default_driver"),
+        }
+    }
+
+    pub fn drivers(&self) -> &[Arc<dyn Driver>] {
+        &self.drivers
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<&Arc<dyn Driver>> {
+        self.drivers.iter().find(|d| d.name() == name)
+    }
+
+    fn usable(&self, driver: &Arc<dyn Driver>) -> bool {
+        !driver.beta() || self.enabled_beta.iter().any(|n| n == driver.name())
+    }
+
+    /// Pick the driver for a template: the one its `driver` field names
+    /// (which must exist and build this server type and COE), else the one
+    /// that provides (server_type, os, coe); when the OS is not known, the
+    /// default driver for this server type and COE.
+    pub fn select(
+        &self,
+        server_type: &str,
+        os: Option<&str>,
+        coe: &str,
+        driver_name: Option<&str>,
+    ) -> Result<Arc<dyn Driver>, MagnumError> {
+        let unsupported = || MagnumError::ClusterTypeNotSupported {
+            server_type: server_type.to_string(),
+            os: os.unwrap_or("None").to_string(),
+            coe: coe.to_string(),
+        };
+        let builds_coe = |d: &Arc<dyn Driver>| {
+            d.provides()
+                .iter()
+                .any(|k| k.server_type == server_type && k.coe == coe)
+        };
+        if let Some(name) = driver_name {
+            let driver = self
+                .by_name(name)
+                .filter(|d| self.usable(d))
+                .ok_or_else(|| MagnumError::ClusterDriverNotSupported(name.to_string()))?;
+            return if builds_coe(driver) {
+                Ok(driver.clone())
+            } else {
+                Err(unsupported())
+            };
+        }
+        if let Some(os) = os {
+            let matching = self.drivers.iter().find(|d| {
+                d.provides()
+                    .iter()
+                    .any(|k| k.server_type == server_type && k.os == os && k.coe == coe)
+            });
+            return match matching {
+                Some(driver) if self.usable(driver) => Ok(driver.clone()),
+                _ => Err(unsupported()),
+            };
+        }
+        // The OS is unknown (no image lookup, no cluster_distro): as
+        // upstream, fall back to the default driver, which is
+        // `[drivers] default_driver` or else the first by name, among those
+        // that build this server type and COE.
+        if let Some(default) = &self.default_driver {
+            let driver = self
+                .by_name(default)
+                .filter(|d| self.usable(d))
+                .ok_or_else(|| MagnumError::ClusterDriverNotSupported(default.clone()))?;
+            return if builds_coe(driver) {
+                Ok(driver.clone())
+            } else {
+                Err(unsupported())
+            };
+        }
+        self.drivers
+            .iter()
+            .find(|d| self.usable(d) && builds_coe(d))
+            .cloned()
+            .ok_or_else(unsupported)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conf(text: &str) -> Config {
+        Config::parse(text, "test.conf").unwrap()
+    }
+
+    #[test]
+    fn selects_by_kind() {
+        let reg = registry(&Config::defaults());
+        let d = reg
+            .select("vm", Some("fedora-coreos"), "kubernetes", None)
+            .unwrap();
+        assert_eq!(d.name(), "k8s_fedora_coreos_v1");
+        let d = reg
+            .select("vm", Some("ubuntu"), "swarm-mode", None)
+            .unwrap();
+        assert_eq!(d.name(), "swarm_mode_ubuntu_v1");
+        let d = reg.select("vm", Some("ubuntu"), "mesos", None).unwrap();
+        assert_eq!(d.name(), "mesos_ubuntu_v1");
+    }
+
+    #[test]
+    fn unknown_kind_is_rejected_with_upstream_text() {
+        let reg = registry(&Config::defaults());
+        let err = reg
+            .select("bm", Some("ubuntu"), "kubernetes", None)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Cluster type (bm, ubuntu, kubernetes) not supported."
+        );
+        assert_eq!(err.code(), 400);
+        let err = reg.select("vm", None, "swarm", None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Cluster type (vm, None, swarm) not supported."
+        );
+    }
+
+    #[test]
+    fn named_driver_must_exist_and_build_the_coe() {
+        let reg = registry(&Config::defaults());
+        let d = reg
+            .select("vm", None, "kubernetes", Some("k8s_ubuntu_v1"))
+            .unwrap();
+        assert_eq!(d.name(), "k8s_ubuntu_v1");
+        let err = reg
+            .select("vm", None, "kubernetes", Some("nope"))
+            .unwrap_err();
+        assert_eq!(err.to_string(), "Cluster driver (nope) not supported.");
+        assert!(reg
+            .select("vm", None, "mesos", Some("k8s_ubuntu_v1"))
+            .is_err());
+    }
+
+    #[test]
+    fn disabled_drivers_are_gone() {
+        let reg = registry(&conf("[drivers]\ndisabled_drivers = k8s_ubuntu_v1\n"));
+        assert!(reg.by_name("k8s_ubuntu_v1").is_none());
+        assert!(reg
+            .select("vm", Some("ubuntu"), "kubernetes", None)
+            .is_err());
+    }
+
+    #[test]
+    fn unknown_os_takes_the_default_driver() {
+        let reg = registry(&Config::defaults());
+        let d = reg.select("vm", None, "kubernetes", None).unwrap();
+        assert_eq!(d.name(), "k8s_fedora_coreos_v1", "first by name");
+        let reg = registry(&conf("[drivers]\ndefault_driver = k8s_ubuntu_v1\n"));
+        let d = reg.select("vm", None, "kubernetes", None).unwrap();
+        assert_eq!(d.name(), "k8s_ubuntu_v1");
+        assert!(reg.select("vm", None, "mesos", None).is_err());
+        assert!(reg
+            .select("vm", Some("debian"), "kubernetes", None)
+            .is_err());
+    }
+}

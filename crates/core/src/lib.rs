@@ -1,0 +1,15 @@
+//! Magnum's core: the domain types every other crate shares, the oslo-style
+//! configuration, the oslo.policy engine, the request context and the driver
+//! registry. Nothing in here touches the network or a database.
+
+pub mod cloud;
+pub mod config;
+pub mod context;
+pub mod drivers;
+pub mod error;
+pub mod names;
+pub mod objects;
+pub mod policy;
+
+pub use context::RequestContext;
+pub use error::MagnumError;

@@ -1,0 +1,128 @@
+//! Magnum's persistent objects as the rest of the code sees them: plain
+//! structs with upstream's field names (the same names the REST API and
+//! oslo.versionedobjects use), free of any storage or wire concern.
+
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Key/value labels. Upstream's `DictOfStringsField` turns every value into a
+/// string (Python's `str()`), so `1` becomes `"1"` and `true` becomes `"True"`.
+pub type Labels = Map<String, Value>;
+
+/// Coerce a JSON label value to the string upstream stores.
+pub fn label_string(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Bool(true) => "True".to_string(),
+        Value::Bool(false) => "False".to_string(),
+        Value::Null => "None".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Normalise labels to string values, as upstream's object layer does.
+pub fn normalize_labels(labels: &Map<String, Value>) -> Labels {
+    labels
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(label_string(v))))
+        .collect()
+}
+
+/// A ClusterTemplate: the blueprint clusters are built from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClusterTemplate {
+    pub id: i64,
+    pub uuid: String,
+    pub name: Option<String>,
+    pub project_id: Option<String>,
+    pub user_id: Option<String>,
+    pub coe: Option<String>,
+    pub image_id: Option<String>,
+    pub flavor_id: Option<String>,
+    pub master_flavor_id: Option<String>,
+    pub keypair_id: Option<String>,
+    pub external_network_id: Option<String>,
+    pub fixed_network: Option<String>,
+    pub fixed_subnet: Option<String>,
+    pub network_driver: Option<String>,
+    pub volume_driver: Option<String>,
+    pub dns_nameserver: Option<String>,
+    pub apiserver_port: Option<i64>,
+    pub docker_volume_size: Option<i64>,
+    pub docker_storage_driver: Option<String>,
+    pub cluster_distro: Option<String>,
+    pub http_proxy: Option<String>,
+    pub https_proxy: Option<String>,
+    pub no_proxy: Option<String>,
+    pub registry_enabled: Option<bool>,
+    pub tls_disabled: Option<bool>,
+    pub public: Option<bool>,
+    pub hidden: Option<bool>,
+    pub server_type: Option<String>,
+    pub insecure_registry: Option<String>,
+    pub master_lb_enabled: Option<bool>,
+    pub floating_ip_enabled: Option<bool>,
+    pub labels: Option<Labels>,
+    pub tags: Option<String>,
+    pub driver: Option<String>,
+    pub created_at: Option<NaiveDateTime>,
+    pub updated_at: Option<NaiveDateTime>,
+}
+
+impl ClusterTemplate {
+    /// The template as a JSON object keyed by field name (`as_dict()`).
+    pub fn to_map(&self) -> Map<String, Value> {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        }
+    }
+
+    /// Rebuild a template from a JSON object keyed by field name.
+    pub fn from_map(map: Map<String, Value>) -> Result<Self, serde_json::Error> {
+        serde_json::from_value(Value::Object(map))
+    }
+
+    pub fn is_public(&self) -> bool {
+        self.public.unwrap_or(false)
+    }
+
+    pub fn is_hidden(&self) -> bool {
+        self.hidden.unwrap_or(false)
+    }
+}
+
+/// The COE values upstream's object layer knows (`fields.ClusterType`).
+pub const COE_VALUES: [&str; 5] = ["kubernetes", "swarm", "mesos", "dcos", "swarm-mode"];
+/// The server types upstream's object layer knows (`fields.ServerType`).
+pub const SERVER_TYPES: [&str; 2] = ["vm", "bm"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn labels_become_strings_like_upstream() {
+        let labels = json!({"a": 1, "b": true, "c": "x", "d": 1.5});
+        let out = normalize_labels(labels.as_object().unwrap());
+        assert_eq!(
+            Value::Object(out),
+            json!({"a": "1", "b": "True", "c": "x", "d": "1.5"})
+        );
+    }
+
+    #[test]
+    fn map_round_trip() {
+        let ct = ClusterTemplate {
+            uuid: "u".into(),
+            coe: Some("kubernetes".into()),
+            public: Some(true),
+            ..Default::default()
+        };
+        let back = ClusterTemplate::from_map(ct.to_map()).unwrap();
+        assert_eq!(ct, back);
+    }
+}

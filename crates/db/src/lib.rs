@@ -1,0 +1,346 @@
+//! SQL persistence for Magnum on SQLite, PostgreSQL and MariaDB/MySQL through
+//! one code path: queries are built once with sea-query, rendered for the
+//! backend in use and run with sqlx; rows decode into the same structs on
+//! every backend.
+//!
+//! [`Database::connect`] takes the SQLAlchemy URLs operators already have in
+//! `[database] connection`; [`Database::migrate`] brings a database to the
+//! head of our migrations, recorded in upstream's `alembic_version` table.
+
+mod cluster_templates;
+mod migrate;
+mod paginate;
+pub mod schema;
+mod services;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod url;
+
+use sea_query::{
+    DeleteStatement, InsertStatement, MysqlQueryBuilder, PostgresQueryBuilder, SelectStatement,
+    SqliteQueryBuilder, UpdateStatement,
+};
+use sea_query_binder::SqlxBinder;
+use sqlx::{mysql::MySqlRow, postgres::PgRow, sqlite::SqliteRow, FromRow};
+
+pub use cluster_templates::{ClusterTemplateFilter, TemplateInUse};
+pub use migrate::{MigrationOutcome, HEAD_REVISION, REVISIONS};
+pub use paginate::{Page, SortDir};
+pub use services::ServiceRecord;
+pub use url::{parse_url, DbUrl};
+
+/// Which SQL server a [`Database`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+    MySql,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgresql",
+            Backend::MySql => "mysql",
+        })
+    }
+}
+
+/// Failures of the persistence layer.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("unsupported database URL {0}: expected sqlite://, postgresql:// or mysql://")]
+    UnsupportedUrl(String),
+    #[error("cannot connect to the {backend} database at {target}: {source}")]
+    Connect {
+        backend: Backend,
+        target: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error(
+        "the database is at revision {0}, which this Magnum does not know; \
+         bring it to upstream's head (b3e1cf4a2d5e) with upstream's magnum-db-manage first"
+    )]
+    UnknownRevision(String),
+    #[error("the database has Magnum tables but no alembic_version row; refusing to migrate it")]
+    UnversionedSchema,
+    #[error("the database schema is not migrated (run `magnum db-manage upgrade`)")]
+    NotMigrated,
+    #[error("a row with this unique key already exists")]
+    Duplicate,
+    #[error("stored value in {table}.{column} is not valid: {reason}")]
+    Corrupt {
+        table: &'static str,
+        column: &'static str,
+        reason: String,
+    },
+    #[error("database error: {0}")]
+    Sql(#[from] sqlx::Error),
+}
+
+impl DbError {
+    fn from_sql(err: sqlx::Error) -> DbError {
+        if let sqlx::Error::Database(db) = &err {
+            if db.is_unique_violation() {
+                return DbError::Duplicate;
+            }
+        }
+        DbError::Sql(err)
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Pool {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+    MySql(sqlx::MySqlPool),
+}
+
+/// A pool of connections to Magnum's database.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pool: Pool,
+    /// Where the database is, with any password masked (for logs).
+    display: String,
+}
+
+/// A row type that decodes from every backend's rows.
+pub trait AnyRow:
+    for<'r> FromRow<'r, SqliteRow>
+    + for<'r> FromRow<'r, PgRow>
+    + for<'r> FromRow<'r, MySqlRow>
+    + Send
+    + Unpin
+{
+}
+impl<T> AnyRow for T where
+    T: for<'r> FromRow<'r, SqliteRow>
+        + for<'r> FromRow<'r, PgRow>
+        + for<'r> FromRow<'r, MySqlRow>
+        + Send
+        + Unpin
+{
+}
+
+/// A statement sea-query can render for any backend.
+pub(crate) trait Statement {
+    fn render(&self, backend: Backend) -> (String, sea_query_binder::SqlxValues);
+}
+
+macro_rules! statement {
+    ($($ty:ty),*) => {$(
+        impl Statement for $ty {
+            fn render(&self, backend: Backend) -> (String, sea_query_binder::SqlxValues) {
+                match backend {
+                    Backend::Sqlite => self.build_sqlx(SqliteQueryBuilder),
+                    Backend::Postgres => self.build_sqlx(PostgresQueryBuilder),
+                    Backend::MySql => self.build_sqlx(MysqlQueryBuilder),
+                }
+            }
+        }
+    )*};
+}
+statement!(
+    SelectStatement,
+    InsertStatement,
+    UpdateStatement,
+    DeleteStatement
+);
+
+impl Database {
+    /// Connect to the database a SQLAlchemy-style URL names
+    /// (`sqlite:///path`, `postgresql+psycopg2://…`, `mysql+pymysql://…`).
+    /// A SQLite file and its directory are created when missing.
+    pub async fn connect(url: &str) -> Result<Database, DbError> {
+        Self::connect_with(url, 5).await
+    }
+
+    /// As [`Database::connect`], with at most `max_connections` connections.
+    pub async fn connect_with(url: &str, max_connections: u32) -> Result<Database, DbError> {
+        let parsed = parse_url(url)?;
+        let display = parsed.display();
+        let backend = parsed.backend();
+        let connect_err = |source| DbError::Connect {
+            backend,
+            target: display.clone(),
+            source,
+        };
+        let acquire = std::time::Duration::from_secs(10);
+        let pool = match parsed {
+            DbUrl::Sqlite { path } => {
+                use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+                let (opts, max) = match &path {
+                    Some(path) => {
+                        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                            std::fs::create_dir_all(dir)
+                                .map_err(|e| connect_err(sqlx::Error::Io(e)))?;
+                        }
+                        let opts = SqliteConnectOptions::new()
+                            .filename(path)
+                            .create_if_missing(true)
+                            .journal_mode(SqliteJournalMode::Wal);
+                        (opts, max_connections)
+                    }
+                    // An in-memory database lives as long as its one connection.
+                    None => (SqliteConnectOptions::new().in_memory(true), 1),
+                };
+                let opts = opts.busy_timeout(std::time::Duration::from_secs(30));
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(max)
+                    .min_connections(if path.is_none() { 1 } else { 0 })
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .acquire_timeout(acquire)
+                    .connect_with(opts)
+                    .await
+                    .map_err(connect_err)?;
+                Pool::Sqlite(pool)
+            }
+            DbUrl::Postgres(opts) => Pool::Postgres(
+                sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(acquire)
+                    .connect_with(opts)
+                    .await
+                    .map_err(connect_err)?,
+            ),
+            DbUrl::MySql(opts) => Pool::MySql(
+                sqlx::mysql::MySqlPoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(acquire)
+                    .connect_with(opts)
+                    .await
+                    .map_err(connect_err)?,
+            ),
+        };
+        Ok(Database { pool, display })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+            Pool::MySql(_) => Backend::MySql,
+        }
+    }
+
+    /// Where the database is, with any password masked.
+    pub fn display(&self) -> &str {
+        &self.display
+    }
+
+    pub async fn close(&self) {
+        match &self.pool {
+            Pool::Sqlite(p) => p.close().await,
+            Pool::Postgres(p) => p.close().await,
+            Pool::MySql(p) => p.close().await,
+        }
+    }
+
+    pub(crate) async fn fetch_all<T: AnyRow>(
+        &self,
+        stmt: &impl Statement,
+    ) -> Result<Vec<T>, DbError> {
+        let (sql, values) = stmt.render(self.backend());
+        let rows = match &self.pool {
+            Pool::Sqlite(p) => {
+                sqlx::query_as_with::<_, T, _>(&sql, values)
+                    .fetch_all(p)
+                    .await
+            }
+            Pool::Postgres(p) => {
+                sqlx::query_as_with::<_, T, _>(&sql, values)
+                    .fetch_all(p)
+                    .await
+            }
+            Pool::MySql(p) => {
+                sqlx::query_as_with::<_, T, _>(&sql, values)
+                    .fetch_all(p)
+                    .await
+            }
+        };
+        rows.map_err(DbError::from_sql)
+    }
+
+    pub(crate) async fn fetch_optional<T: AnyRow>(
+        &self,
+        stmt: &impl Statement,
+    ) -> Result<Option<T>, DbError> {
+        let (sql, values) = stmt.render(self.backend());
+        let row = match &self.pool {
+            Pool::Sqlite(p) => {
+                sqlx::query_as_with::<_, T, _>(&sql, values)
+                    .fetch_optional(p)
+                    .await
+            }
+            Pool::Postgres(p) => {
+                sqlx::query_as_with::<_, T, _>(&sql, values)
+                    .fetch_optional(p)
+                    .await
+            }
+            Pool::MySql(p) => {
+                sqlx::query_as_with::<_, T, _>(&sql, values)
+                    .fetch_optional(p)
+                    .await
+            }
+        };
+        row.map_err(DbError::from_sql)
+    }
+
+    /// Run a statement; the number of rows it touched.
+    pub(crate) async fn execute(&self, stmt: &impl Statement) -> Result<u64, DbError> {
+        let (sql, values) = stmt.render(self.backend());
+        let done = match &self.pool {
+            Pool::Sqlite(p) => sqlx::query_with(&sql, values)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()),
+            Pool::Postgres(p) => sqlx::query_with(&sql, values)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()),
+            Pool::MySql(p) => sqlx::query_with(&sql, values)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()),
+        };
+        done.map_err(DbError::from_sql)
+    }
+
+    /// Run plain SQL without parameters (DDL).
+    pub(crate) async fn execute_raw(&self, sql: &str) -> Result<(), DbError> {
+        match &self.pool {
+            Pool::Sqlite(p) => sqlx::raw_sql(sql).execute(p).await.map(|_| ()),
+            Pool::Postgres(p) => sqlx::raw_sql(sql).execute(p).await.map(|_| ()),
+            Pool::MySql(p) => sqlx::raw_sql(sql).execute(p).await.map(|_| ()),
+        }
+        .map_err(DbError::from_sql)
+    }
+
+    /// Count the rows a `SELECT COUNT(*)` statement yields.
+    pub(crate) async fn count(&self, stmt: &SelectStatement) -> Result<i64, DbError> {
+        #[derive(sqlx::FromRow)]
+        struct Count {
+            n: i64,
+        }
+        let row: Option<Count> = self.fetch_optional(stmt).await?;
+        Ok(row.map(|c| c.n).unwrap_or(0))
+    }
+}
+
+/// The current time as stored: UTC, whole seconds (MariaDB's `datetime`
+/// keeps no fraction, so every backend stores the same value).
+pub fn now() -> chrono::NaiveDateTime {
+    let now = chrono::Utc::now().naive_utc();
+    chrono::NaiveDateTime::new(
+        now.date(),
+        chrono::NaiveTime::from_hms_opt(
+            chrono::Timelike::hour(&now),
+            chrono::Timelike::minute(&now),
+            chrono::Timelike::second(&now),
+        )
+        .unwrap_or_default(),
+    )
+}

@@ -1,0 +1,279 @@
+//! Starting the services: database connection, API listener, conductor
+//! heartbeat, and a clean stop on SIGINT/SIGTERM.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use magnum_api::{router, AppState};
+use magnum_core::cloud::{CloudLookup, NoCloud};
+use magnum_core::config::Config;
+use magnum_core::policy::Enforcer;
+use magnum_db::Database;
+
+/// The conductor's `binary` name in `magnum_service`, as upstream's.
+const CONDUCTOR_BINARY: &str = "magnum-conductor";
+
+/// Connect to `[database] connection`, which must be set.
+pub async fn connect_configured(conf: &Config) -> anyhow::Result<Database> {
+    let Some(url) = conf.secret("database", "connection") else {
+        bail!("no database configured: set [database] connection in magnum.conf");
+    };
+    let pool = conf
+        .int("database", "max_pool_size")
+        .unwrap_or(5)
+        .clamp(1, 1000) as u32;
+    Ok(Database::connect_with(url.expose(), pool).await?)
+}
+
+/// Connect and insist the schema is current.
+async fn connect_current(conf: &Config) -> anyhow::Result<Database> {
+    let db = connect_configured(conf).await?;
+    db.check_current()
+        .await
+        .with_context(|| format!("database {} is not ready", db.display()))?;
+    Ok(db)
+}
+
+/// The default data directory of `all-in-one`.
+fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("magnum");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/share/magnum"),
+        None => PathBuf::from("magnum-data"),
+    }
+}
+
+fn policy(conf: &Config) -> anyhow::Result<Enforcer> {
+    let file = conf
+        .str("oslo_policy", "policy_file")
+        .unwrap_or_else(|| "policy.yaml".into());
+    let dirs: Vec<PathBuf> = conf
+        .list("oslo_policy", "policy_dirs")
+        .into_iter()
+        .map(PathBuf::from)
+        .collect();
+    // Relative names are looked up beside the configuration files, as oslo does.
+    let resolve = |name: &str| -> Option<PathBuf> {
+        let p = PathBuf::from(name);
+        if p.is_absolute() {
+            return Some(p);
+        }
+        conf.files()
+            .iter()
+            .filter_map(|f| f.parent())
+            .map(|d| d.join(&p))
+            .find(|c| c.exists())
+            .or_else(|| p.exists().then_some(p))
+    };
+    let explicit = conf.is_set("oslo_policy", "policy_file");
+    let path = resolve(&file);
+    if explicit && path.is_none() {
+        bail!("[oslo_policy] policy_file {file} not found");
+    }
+    let dirs: Vec<PathBuf> = dirs
+        .iter()
+        .filter_map(|d| resolve(&d.to_string_lossy()))
+        .collect();
+    let enforcer = Enforcer::load(path.as_deref(), &dirs)?;
+    if let Some(p) = &path {
+        tracing::info!("policy overrides from {}", p.display());
+    }
+    Ok(enforcer)
+}
+
+fn cloud(_conf: &Config) -> Arc<dyn CloudLookup> {
+    tracing::info!(
+        "no cloud configured: image, flavor, keypair and network checks are skipped; \
+         a template's os_distro comes from its cluster_distro"
+    );
+    Arc::new(NoCloud)
+}
+
+fn state(conf: Config, db: Database) -> anyhow::Result<AppState> {
+    let policy = policy(&conf)?;
+    let drivers = magnum_core::drivers::registry(&conf);
+    let cloud = cloud(&conf);
+    Ok(AppState::new(
+        db,
+        Arc::new(conf),
+        Arc::new(policy),
+        drivers,
+        cloud,
+    ))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("stopping");
+}
+
+async fn listen(conf: &Config) -> anyhow::Result<tokio::net::TcpListener> {
+    tls_config(conf)?;
+    let host = conf
+        .str("api", "host")
+        .unwrap_or_else(|| "127.0.0.1".into());
+    let port = conf.int("api", "port").unwrap_or(9511);
+    let addr = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))
+}
+
+/// The host name services report as (`[DEFAULT] host`, else the machine's).
+fn host_name(conf: &Config) -> String {
+    conf.str("DEFAULT", "host")
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Beat `magnum_service` every `report_interval` seconds until stopped.
+fn spawn_heartbeat(db: Database, host: String, interval: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = db.service_heartbeat(&host, CONDUCTOR_BINARY).await {
+                tracing::warn!("conductor heartbeat failed: {e}");
+            }
+        }
+    })
+}
+
+fn report_interval(conf: &Config) -> Duration {
+    Duration::from_secs(conf.int("DEFAULT", "report_interval").unwrap_or(10).max(1) as u64)
+}
+
+/// The scheme the API is served with.
+fn scheme(conf: &Config) -> &'static str {
+    if conf.bool("api", "enabled_ssl") {
+        "https"
+    } else {
+        "http"
+    }
+}
+
+/// The TLS configuration when `[api] enabled_ssl` is set, read before
+/// anything is served so a bad certificate stops start-up.
+fn tls_config(conf: &Config) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
+    if !conf.bool("api", "enabled_ssl") {
+        return Ok(None);
+    }
+    let (Some(cert), Some(key)) = (
+        conf.str("api", "ssl_cert_file"),
+        conf.str("api", "ssl_key_file"),
+    ) else {
+        bail!("[api] enabled_ssl needs ssl_cert_file and ssl_key_file");
+    };
+    Ok(Some(crate::tls::server_config(
+        std::path::Path::new(&cert),
+        std::path::Path::new(&key),
+    )?))
+}
+
+/// Serve the API on `listener`, over TLS when `[api] enabled_ssl` is set.
+async fn serve_api(listener: tokio::net::TcpListener, state: AppState) -> anyhow::Result<()> {
+    let tls = tls_config(&state.conf)?;
+    let app = router(state);
+    if let Some(tls) = tls {
+        let listener = crate::tls::TlsListener::new(listener, tls)?;
+        return axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("API server failed");
+    }
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("API server failed")
+}
+
+pub async fn all_in_one(conf: Config, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let (db, where_data) = match conf.secret("database", "connection") {
+        Some(_) => {
+            let db = connect_configured(&conf).await?;
+            let shown = db.display().to_string();
+            (db, shown)
+        }
+        None => {
+            let dir = data_dir
+                .or_else(|| conf.str("DEFAULT", "data_dir").map(PathBuf::from))
+                .unwrap_or_else(default_data_dir);
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+            let file = dir.join("magnum.sqlite");
+            let url = format!("sqlite:///{}", file.display());
+            let db = Database::connect(&url).await?;
+            (db, format!("{} (SQLite)", file.display()))
+        }
+    };
+    let outcome = db.migrate().await?;
+    if !outcome.applied.is_empty() {
+        tracing::info!("database migrated to {}", outcome.to);
+    }
+    let host = host_name(&conf);
+    let heartbeat = spawn_heartbeat(db.clone(), host, report_interval(&conf));
+    let listener = listen(&conf).await?;
+    let addr = listener.local_addr()?;
+    let scheme = scheme(&conf);
+    let state = state(conf, db.clone())?;
+    tracing::info!("magnum all-in-one listening on {scheme}://{addr}/ ; data in {where_data}; no authentication");
+    eprintln!("magnum all-in-one: listening on {scheme}://{addr}/ ; data in {where_data}");
+    let served = serve_api(listener, state).await;
+    heartbeat.abort();
+    db.close().await;
+    served
+}
+
+pub async fn api(conf: Config) -> anyhow::Result<()> {
+    let db = connect_current(&conf).await?;
+    let listener = listen(&conf).await?;
+    let addr = listener.local_addr()?;
+    let scheme = scheme(&conf);
+    let state = state(conf, db.clone())?;
+    tracing::info!(
+        "magnum-api listening on {scheme}://{addr}/ ; database {}",
+        db.display()
+    );
+    let served = serve_api(listener, state).await;
+    db.close().await;
+    served
+}
+
+pub async fn conductor(conf: Config) -> anyhow::Result<()> {
+    let db = connect_current(&conf).await?;
+    let host = host_name(&conf);
+    tracing::info!("magnum-conductor on host {host}; database {}", db.display());
+    let heartbeat = spawn_heartbeat(db.clone(), host, report_interval(&conf));
+    shutdown_signal().await;
+    heartbeat.abort();
+    db.close().await;
+    Ok(())
+}

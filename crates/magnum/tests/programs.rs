@@ -1,0 +1,409 @@
+//! The `magnum` program as an operator meets it: start-up on the embedded
+//! default, configuration errors, `db-manage`, the upstream program names,
+//! refusal to serve an unmigrated database, and HTTPS.
+
+#![allow(clippy::unwrap_used)] // tests fail by panicking
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use magnum_db::testing::TestDb;
+use magnum_db::Backend;
+
+const MAGNUM: &str = env!("CARGO_BIN_EXE_magnum");
+
+fn bin(name: &str) -> PathBuf {
+    Path::new(MAGNUM).with_file_name(name)
+}
+
+fn tempdir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("magnum-{tag}-{}", uuid_str()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn uuid_str() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    format!("{}-{}", std::process::id(), t.as_nanos())
+}
+
+/// Run a program to completion with a deadline.
+fn run(cmd: &mut Command) -> Output {
+    let mut child = cmd
+        .env_remove("MAGNUM_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{cmd:?} did not finish in time");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A running server, killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+    log: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start `magnum <args>` and wait for its "listening on" line.
+fn start(args: &[&str]) -> Server {
+    let mut child = Command::new(MAGNUM)
+        .args(args)
+        .env_remove("MAGNUM_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut log = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) => {
+                log.push_str(&line);
+                log.push('\n');
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let url = rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap()
+                        .trim_end_matches('/')
+                        .to_string();
+                    // Keep draining stderr so the server never blocks on it.
+                    std::thread::spawn(move || while rx.recv().is_ok() {});
+                    return Server { child, url, log };
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if let Some(status) = child.try_wait().unwrap() {
+                    panic!("magnum exited early ({status}):\n{log}");
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("magnum did not start listening:\n{log}");
+}
+
+/// A plain HTTP/1.1 exchange over any stream; (status, body).
+fn exchange(
+    stream: &mut (impl Read + Write),
+    host: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, String) {
+    let body = body.unwrap_or("");
+    // A peer that hangs up early (plain HTTP on the TLS port) is an answer too.
+    let _ = write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let raw = String::from_utf8_lossy(&raw).to_string();
+    let status = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn http(url: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let host = url.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    exchange(&mut s, host, method, path, body)
+}
+
+fn write_conf(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("magnum.conf");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn all_in_one_runs_on_the_embedded_default() {
+    let dir = tempdir("aio");
+    let conf = write_conf(
+        &dir,
+        "[api]\nport = 0\n[frobnicate]\nx = 1\n[api]\nhots = 1\n",
+    );
+    let data = dir.join("data");
+    let server = start(&[
+        "--config-file",
+        conf.to_str().unwrap(),
+        "all-in-one",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    assert!(
+        server
+            .log
+            .contains(&format!("{}", data.join("magnum.sqlite").display())),
+        "{}",
+        server.log
+    );
+    assert!(
+        server.log.contains("hots"),
+        "unknown options are warned about:\n{}",
+        server.log
+    );
+    assert!(data.join("magnum.sqlite").exists());
+    let (status, body) = http(
+        &server.url,
+        "POST",
+        "/v1/clustertemplates",
+        Some(r#"{"name": "t", "coe": "kubernetes", "image_id": "i"}"#),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = http(&server.url, "GET", "/v1/clustertemplates/t", None);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"project_id\":\"default\""), "{body}");
+    drop(server);
+
+    // The data survives a restart, and the schema is not migrated twice.
+    let server = start(&[
+        "--config-file",
+        conf.to_str().unwrap(),
+        "all-in-one",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    let (status, _) = http(&server.url, "GET", "/v1/clustertemplates/t", None);
+    assert_eq!(status, 200);
+    drop(server);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn bad_configuration_stops_start_up_naming_the_place() {
+    let dir = tempdir("badconf");
+    let conf = write_conf(&dir, "[api]\nport = eleven\n");
+    let out = run(Command::new(MAGNUM).args([
+        "--config-file",
+        conf.to_str().unwrap(),
+        "all-in-one",
+        "--data-dir",
+        dir.to_str().unwrap(),
+    ]));
+    assert!(!out.status.success());
+    let t = text(&out);
+    assert!(
+        t.contains("[api]") && t.contains("port") && t.contains(conf.to_str().unwrap()),
+        "{t}"
+    );
+
+    let out = run(Command::new(MAGNUM).args(["--config-file", "/nonexistent/magnum.conf", "api"]));
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("/nonexistent/magnum.conf"),
+        "{}",
+        text(&out)
+    );
+
+    let empty = write_conf(&dir, "[DEFAULT]\n");
+    let out = run(Command::new(MAGNUM).args(["--config-file", empty.to_str().unwrap(), "api"]));
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("[database] connection"),
+        "{}",
+        text(&out)
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn db_manage_and_the_upstream_names() {
+    for backend in [Backend::Sqlite, Backend::Postgres, Backend::MySql] {
+        let testdb = TestDb::create(backend).await;
+        let dir = tempdir("dbm");
+        let conf = write_conf(
+            &dir,
+            &format!("[database]\nconnection = {}\n[api]\nport = 0\n", testdb.url),
+        );
+        let conf = conf.to_str().unwrap().to_string();
+
+        let out = run(Command::new(MAGNUM).args(["--config-file", &conf, "db-manage", "version"]));
+        assert!(out.status.success(), "{}", text(&out));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "None");
+
+        // The API refuses an unmigrated database and says what to do.
+        let out = run(Command::new(bin("magnum-api")).args(["--config-file", &conf]));
+        assert!(!out.status.success());
+        assert!(text(&out).contains("db-manage upgrade"), "{}", text(&out));
+
+        let out =
+            run(Command::new(bin("magnum-db-manage")).args(["--config-file", &conf, "upgrade"]));
+        assert!(out.status.success(), "{backend}: {}", text(&out));
+        let out = run(Command::new(MAGNUM).args(["db-manage", "--config-file", &conf, "upgrade"]));
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(
+            text(&out).contains("already at b3e1cf4a2d5e"),
+            "{}",
+            text(&out)
+        );
+        let out =
+            run(Command::new(bin("magnum-db-manage")).args(["--config-file", &conf, "version"]));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "b3e1cf4a2d5e");
+
+        let server = start(&["--config-file", &conf, "api"]);
+        let (status, body) = http(&server.url, "GET", "/v1/clustertemplates", None);
+        assert_eq!(status, 200, "{body}");
+        drop(server);
+
+        // The conductor registers itself in magnum_service.
+        let mut conductor = Command::new(bin("magnum-conductor"))
+            .args(["--config-file", &conf])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let db = testdb.connect().await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let rows = loop {
+            let rows = db.service_list().await.unwrap();
+            if !rows.is_empty() || Instant::now() > deadline {
+                break rows;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let _ = conductor.kill();
+        let _ = conductor.wait();
+        assert_eq!(rows.len(), 1, "{backend}: conductor heartbeat row");
+        assert_eq!(rows[0].binary.as_deref(), Some("magnum-conductor"));
+        assert!(rows[0].report_count >= 1);
+        db.close().await;
+        std::fs::remove_dir_all(dir).ok();
+    }
+}
+
+#[test]
+fn https_when_enabled_ssl() {
+    let dir = tempdir("tls");
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert_pem = cert.cert.pem();
+    std::fs::write(dir.join("cert.pem"), &cert_pem).unwrap();
+    std::fs::write(dir.join("key.pem"), cert.key_pair.serialize_pem()).unwrap();
+    let conf = write_conf(
+        &dir,
+        &format!(
+            "[api]\nport = 0\nenabled_ssl = true\nssl_cert_file = {0}/cert.pem\nssl_key_file = {0}/key.pem\n",
+            dir.display()
+        ),
+    );
+    let server = start(&[
+        "--config-file",
+        conf.to_str().unwrap(),
+        "all-in-one",
+        "--data-dir",
+        dir.join("data").to_str().unwrap(),
+    ]);
+    assert!(server.url.starts_with("https://"), "{}", server.log);
+    let addr = server.url.trim_start_matches("https://").to_string();
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let tcp = std::net::TcpStream::connect(&addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let (status, body) = exchange(&mut tls, &addr, "GET", "/v1", None);
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("https://"),
+        "links use the https scheme: {body}"
+    );
+
+    // Plain HTTP on the TLS port gets no answer, and does not stop the server.
+    let plain = http(&format!("http://{addr}"), "GET", "/v1", None);
+    assert_ne!(plain.0, 200);
+    let tcp = std::net::TcpStream::connect(&addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let conn = rustls::ClientConnection::new(
+        std::sync::Arc::new(config),
+        rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+    )
+    .unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    assert_eq!(exchange(&mut tls, &addr, "GET", "/", None).0, 200);
+    drop(server);
+
+    // A missing key stops start-up with a message naming the option.
+    let bad = write_conf(&dir, &format!("[api]\nport = 0\nenabled_ssl = true\nssl_cert_file = {0}/cert.pem\nssl_key_file = {0}/nope.pem\n", dir.display()));
+    let out = run(Command::new(MAGNUM).args([
+        "--config-file",
+        bad.to_str().unwrap(),
+        "all-in-one",
+        "--data-dir",
+        dir.join("data").to_str().unwrap(),
+    ]));
+    assert!(!out.status.success());
+    assert!(text(&out).contains("ssl_key_file"), "{}", text(&out));
+    std::fs::remove_dir_all(dir).ok();
+}

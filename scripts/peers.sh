@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Make (once) the virtualenv of Python peers the tests drive, and print its path.
+# It lives in a cache outside the clone, keyed by the requirements' hash, so
+# reruns reuse it: ${MAGNUM_CACHE_DIR:-~/.cache/magnum-rs}/peers-<hash>.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+req="$here/peers-requirements.txt"
+hash=$(sha256sum "$req" | cut -c1-16)
+cache="${MAGNUM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/magnum-rs}"
+venv="$cache/peers-$hash"
+if [ ! -f "$venv/.complete" ]; then
+  echo "peers: creating $venv (first run only)" >&2
+  rm -rf "$venv"
+  mkdir -p "$cache"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --upgrade pip >&2
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req" >&2
+  touch "$venv/.complete"
+fi
+echo "$venv"

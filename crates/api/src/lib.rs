@@ -20,6 +20,7 @@ pub mod version;
 
 use std::sync::Arc;
 
+use axum::extract::Request;
 use axum::routing::get;
 use axum::Router;
 use magnum_core::cloud::CloudLookup;
@@ -79,8 +80,33 @@ impl AppState {
     }
 }
 
-/// The whole API as one router.
-pub fn router(state: AppState) -> Router {
+/// The API as a service: the router behind path normalisation.
+pub type App = tower::util::MapRequest<Router, fn(Request) -> Request>;
+
+/// Drop a trailing slash (`/v1/clustertemplates/` is `/v1/clustertemplates`,
+/// as upstream's framework treats it) before routing.
+fn trim_trailing_slash(mut request: Request) -> Request {
+    let path = request.uri().path();
+    if path.len() > 1 && path.ends_with('/') {
+        let trimmed = path.trim_end_matches('/');
+        let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
+        let rebuilt = match request.uri().query() {
+            Some(q) => format!("{trimmed}?{q}"),
+            None => trimmed.to_string(),
+        };
+        if let Ok(uri) = rebuilt.parse() {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
+}
+
+/// The whole API.
+pub fn router(state: AppState) -> App {
+    tower::ServiceExt::map_request(routes(state), trim_trailing_slash as fn(Request) -> Request)
+}
+
+fn routes(state: AppState) -> Router {
     let v1 = Router::new()
         .route("/", get(root::v1))
         .merge(cluster_templates::routes())

@@ -37,6 +37,12 @@ async fn root_documents(backend: Backend) {
     let r = app.get("/v1", &Who::Default).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
     assert_eq!(r.body["id"], "v1");
+    let slash = app.get("/v1/", &Who::Default).await;
+    assert_eq!(slash.body, r.body, "a trailing slash is the same resource");
+    let r2 = app
+        .get("/v1/clustertemplates/?limit=5", &Who::Default)
+        .await;
+    assert_eq!(r2.status, StatusCode::OK, "{}", r2.raw);
     assert_eq!(
         r.body["clustertemplates"][0]["href"],
         "http://magnum.test:9511/v1/clustertemplates/"

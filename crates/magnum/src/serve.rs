@@ -201,7 +201,7 @@ fn tls_config(conf: &Config) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>
 /// Serve the API on `listener`, over TLS when `[api] enabled_ssl` is set.
 async fn serve_api(listener: tokio::net::TcpListener, state: AppState) -> anyhow::Result<()> {
     let tls = tls_config(&state.conf)?;
-    let app = router(state);
+    let app = axum::ServiceExt::<axum::extract::Request>::into_make_service(router(state));
     if let Some(tls) = tls {
         let listener = crate::tls::TlsListener::new(listener, tls)?;
         return axum::serve(listener, app)

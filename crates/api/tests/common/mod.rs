@@ -8,9 +8,8 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
-use axum::Router;
 use http_body_util::BodyExt;
-use magnum_api::{router, AppState};
+use magnum_api::{router, App, AppState};
 use magnum_core::cloud::NoCloud;
 use magnum_core::config::Config;
 use magnum_core::policy::Enforcer;
@@ -78,7 +77,7 @@ pub fn admin(project: &str) -> Who {
 }
 
 pub struct TestApp {
-    pub router: Router,
+    pub router: App,
     pub db: Database,
     pub backend: Backend,
     _testdb: TestDb,

@@ -117,6 +117,11 @@ impl TestDb {
         }
     }
 
+    /// The database's name on its server.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Connect to it (not migrated).
     pub async fn connect(&self) -> Database {
         Database::connect(&self.url)

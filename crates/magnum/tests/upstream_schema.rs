@@ -7,29 +7,16 @@
 
 #![allow(clippy::unwrap_used)] // tests fail by panicking
 
-use std::path::PathBuf;
+mod support;
+
 use std::process::Command;
+
+use support::venv;
 
 use magnum_db::schema::TABLES;
 use magnum_db::testing::{mysql_server, postgres_server, TestDb};
 use magnum_db::{Backend, HEAD_REVISION};
 use sqlx::{Connection, Row};
-
-/// The peers virtualenv: `MAGNUM_PEER_VENV`, else made by `scripts/peers.sh`.
-fn venv() -> PathBuf {
-    if let Some(v) = std::env::var_os("MAGNUM_PEER_VENV") {
-        return PathBuf::from(v);
-    }
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/peers.sh");
-    let out = Command::new("bash").arg(&script).output().unwrap();
-    assert!(
-        out.status.success(),
-        "scripts/peers.sh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    PathBuf::from(stdout.lines().last().unwrap_or_default().trim())
-}
 
 fn db_manage(venv: &std::path::Path, url: &str, args: &[&str]) -> std::process::Output {
     let tool = venv.join("bin/magnum-db-manage");

@@ -1,0 +1,235 @@
+//! The real `openstack coe cluster template …` commands (python-openstackclient
+//! and python-magnumclient from PyPI, unchanged) against a running
+//! `magnum all-in-one`, without Keystone.
+
+#![allow(clippy::unwrap_used)] // tests fail by panicking
+
+mod support;
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use support::*;
+
+/// Run `openstack <args>` against `endpoint`, isolated from the caller's
+/// OS_* environment.
+fn osc(endpoint: &str, args: &[&str]) -> Output {
+    let openstack = venv().join("bin/openstack");
+    assert!(
+        openstack.exists(),
+        "{} is missing: run scripts/peers.sh",
+        openstack.display()
+    );
+    let mut cmd = Command::new(openstack);
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", std::env::temp_dir())
+        .env("LANG", "C.UTF-8")
+        .args(["--os-auth-type", "none", "--os-endpoint", endpoint])
+        .args(args);
+    run(&mut cmd)
+}
+
+fn ok_json(endpoint: &str, args: &[&str]) -> Value {
+    let out = osc(endpoint, args);
+    assert!(
+        out.status.success(),
+        "openstack {args:?} failed:\n{}",
+        text(&out)
+    );
+    // `create` prints a line of its own before the document.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let start = stdout.find(['{', '[']).unwrap_or(0);
+    serde_json::from_str(&stdout[start..])
+        .unwrap_or_else(|e| panic!("openstack {args:?}: not JSON ({e}):\n{}", text(&out)))
+}
+
+#[test]
+fn cluster_template_commands() {
+    let dir = tempdir("osc");
+    let conf = write_conf(&dir, "[api]\nport = 0\n");
+    let server = start(&[
+        "--config-file",
+        conf.to_str().unwrap(),
+        "all-in-one",
+        "--data-dir",
+        dir.join("data").to_str().unwrap(),
+    ]);
+    let endpoint = format!("{}/v1", server.url);
+    let ep = endpoint.as_str();
+
+    let created = ok_json(
+        ep,
+        &[
+            "coe",
+            "cluster",
+            "template",
+            "create",
+            "k8s-a",
+            "--coe",
+            "kubernetes",
+            "--image",
+            "ubuntu-22.04",
+            "--external-network",
+            "public",
+            "--flavor",
+            "m1.small",
+            "--master-flavor",
+            "m1.medium",
+            "--network-driver",
+            "calico",
+            "--docker-volume-size",
+            "5",
+            "--labels",
+            "kube_tag=v1.30,foo=bar",
+            "--driver",
+            "k8s_ubuntu_v1",
+            "-f",
+            "json",
+        ],
+    );
+    assert_eq!(created["name"], "k8s-a", "{created}");
+
+    let list = ok_json(ep, &["coe", "cluster", "template", "list", "-f", "json"]);
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(names, ["k8s-a"]);
+
+    let shown = ok_json(
+        ep,
+        &["coe", "cluster", "template", "show", "k8s-a", "-f", "json"],
+    );
+    assert_eq!(shown["coe"], "kubernetes");
+    assert_eq!(shown["image_id"], "ubuntu-22.04");
+    assert_eq!(shown["external_network_id"], "public");
+    assert_eq!(shown["flavor_id"], "m1.small");
+    assert_eq!(shown["master_flavor_id"], "m1.medium");
+    assert_eq!(shown["network_driver"], "calico");
+    assert_eq!(shown["docker_volume_size"], 5);
+    assert_eq!(shown["labels"]["kube_tag"], "v1.30");
+    assert_eq!(shown["labels"]["foo"], "bar");
+    assert_eq!(shown["driver"], "k8s_ubuntu_v1");
+    assert_eq!(shown["project_id"], "default");
+
+    let updated = ok_json(
+        ep,
+        &[
+            "coe",
+            "cluster",
+            "template",
+            "update",
+            "k8s-a",
+            "--name",
+            "k8s-b",
+            "--docker-volume-size",
+            "10",
+            "--label",
+            "extra=1",
+            "-f",
+            "json",
+        ],
+    );
+    assert_eq!(updated["name"], "k8s-b", "{updated}");
+    assert_eq!(updated["docker_volume_size"], 10);
+    assert_eq!(updated["labels"]["extra"], "1");
+    let updated = ok_json(
+        ep,
+        &[
+            "coe",
+            "cluster",
+            "template",
+            "update",
+            "k8s-b",
+            "--no-label",
+            "foo",
+            "-f",
+            "json",
+        ],
+    );
+    assert!(updated["labels"].get("foo").is_none(), "{updated}");
+    assert_eq!(updated["labels"]["kube_tag"], "v1.30");
+
+    // Without an os_distro the default driver for the COE is taken.
+    let public = ok_json(
+        ep,
+        &[
+            "coe",
+            "cluster",
+            "template",
+            "create",
+            "shared",
+            "--coe",
+            "kubernetes",
+            "--image",
+            "fedora-coreos-40",
+            "--external-network",
+            "public",
+            "--public",
+            "-f",
+            "json",
+        ],
+    );
+    assert_eq!(public["public"], true);
+    assert_eq!(public["driver"], "k8s_fedora_coreos_v1");
+
+    // Refusals come back with our error text and a non-zero exit.
+    let out = osc(
+        ep,
+        &[
+            "coe",
+            "cluster",
+            "template",
+            "create",
+            "bad",
+            "--coe",
+            "dcos",
+            "--image",
+            "i",
+            "--external-network",
+            "public",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("Requested COE type dcos is not supported"),
+        "{}",
+        text(&out)
+    );
+    let out = osc(
+        ep,
+        &[
+            "coe",
+            "cluster",
+            "template",
+            "update",
+            "k8s-b",
+            "--network-driver",
+            "docker",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("Network driver type docker is not supported"),
+        "{}",
+        text(&out)
+    );
+
+    let out = osc(ep, &["coe", "cluster", "template", "delete", "k8s-b"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = osc(ep, &["coe", "cluster", "template", "show", "k8s-b"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("ClusterTemplate k8s-b could not be found"),
+        "{}",
+        text(&out)
+    );
+    let list = ok_json(ep, &["coe", "cluster", "template", "list", "-f", "json"]);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+
+    drop(server);
+    std::fs::remove_dir_all(dir).ok();
+}

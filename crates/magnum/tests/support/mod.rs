@@ -1,0 +1,183 @@
+//! Helpers shared by the program-level tests: running `magnum` and other
+//! programs with deadlines, plain HTTP exchanges, the peers virtualenv.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const MAGNUM: &str = env!("CARGO_BIN_EXE_magnum");
+
+pub fn bin(name: &str) -> PathBuf {
+    Path::new(MAGNUM).with_file_name(name)
+}
+
+pub fn tempdir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("magnum-{tag}-{}", uuid_str()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub fn uuid_str() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    format!("{}-{}", std::process::id(), t.as_nanos())
+}
+
+/// Run a program to completion with a deadline.
+pub fn run(cmd: &mut Command) -> Output {
+    let mut child = cmd
+        .env_remove("MAGNUM_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{cmd:?} did not finish in time");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A running server, killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+    pub log: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start `magnum <args>` and wait for its "listening on" line.
+pub fn start(args: &[&str]) -> Server {
+    let mut child = Command::new(MAGNUM)
+        .args(args)
+        .env_remove("MAGNUM_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut log = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) => {
+                log.push_str(&line);
+                log.push('\n');
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let url = rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap()
+                        .trim_end_matches('/')
+                        .to_string();
+                    // Keep draining stderr so the server never blocks on it.
+                    std::thread::spawn(move || while rx.recv().is_ok() {});
+                    return Server { child, url, log };
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if let Some(status) = child.try_wait().unwrap() {
+                    panic!("magnum exited early ({status}):\n{log}");
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("magnum did not start listening:\n{log}");
+}
+
+/// A plain HTTP/1.1 exchange over any stream; (status, body).
+pub fn exchange(
+    stream: &mut (impl Read + Write),
+    host: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, String) {
+    let body = body.unwrap_or("");
+    // A peer that hangs up early (plain HTTP on the TLS port) is an answer too.
+    let _ = write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let raw = String::from_utf8_lossy(&raw).to_string();
+    let status = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+pub fn http(url: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let host = url.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    exchange(&mut s, host, method, path, body)
+}
+
+pub fn write_conf(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("magnum.conf");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The peers virtualenv: `MAGNUM_PEER_VENV`, else made by `scripts/peers.sh`.
+pub fn venv() -> PathBuf {
+    if let Some(v) = std::env::var_os("MAGNUM_PEER_VENV") {
+        return PathBuf::from(v);
+    }
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/peers.sh");
+    let out = Command::new("bash").arg(&script).output().unwrap();
+    assert!(
+        out.status.success(),
+        "scripts/peers.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    PathBuf::from(stdout.lines().last().unwrap_or_default().trim())
+}

@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::Value;
 
 use crate::error::ApiError;
@@ -72,10 +72,4 @@ fn parse_json(bytes: &Bytes) -> Result<Value, ApiError> {
     }
     serde_json::from_slice(bytes)
         .map_err(|e| ApiError::BadRequest(format!("Request is not valid JSON: {e}.")))
-}
-
-impl IntoResponse for RequestId {
-    fn into_response(self) -> Response {
-        self.0.into_response()
-    }
 }

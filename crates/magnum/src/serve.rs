@@ -125,8 +125,26 @@ async fn shutdown_signal() {
     tracing::info!("stopping");
 }
 
-async fn listen(conf: &Config) -> anyhow::Result<tokio::net::TcpListener> {
-    tls_config(conf)?;
+/// Where the API serves: a bound socket, and TLS when enabled.
+struct Listener {
+    tcp: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl Listener {
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+}
+
+/// Bind `[api] host`:`[api] port`, with the TLS configuration read first so
+/// a bad certificate stops start-up before anything is announced.
+async fn listen(conf: &Config) -> anyhow::Result<Listener> {
+    let tls = tls_config(conf)?;
     let host = conf
         .str("api", "host")
         .unwrap_or_else(|| "127.0.0.1".into());
@@ -136,9 +154,10 @@ async fn listen(conf: &Config) -> anyhow::Result<tokio::net::TcpListener> {
     } else {
         format!("{host}:{port}")
     };
-    tokio::net::TcpListener::bind(&addr)
+    let tcp = tokio::net::TcpListener::bind(&addr)
         .await
-        .with_context(|| format!("cannot listen on {addr}"))
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    Ok(Listener { tcp, tls })
 }
 
 /// The host name services report as (`[DEFAULT] host`, else the machine's).
@@ -171,17 +190,7 @@ fn report_interval(conf: &Config) -> Duration {
     Duration::from_secs(conf.int("DEFAULT", "report_interval").unwrap_or(10).max(1) as u64)
 }
 
-/// The scheme the API is served with.
-fn scheme(conf: &Config) -> &'static str {
-    if conf.bool("api", "enabled_ssl") {
-        "https"
-    } else {
-        "http"
-    }
-}
-
-/// The TLS configuration when `[api] enabled_ssl` is set, read before
-/// anything is served so a bad certificate stops start-up.
+/// The TLS configuration when `[api] enabled_ssl` is set.
 fn tls_config(conf: &Config) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
     if !conf.bool("api", "enabled_ssl") {
         return Ok(None);
@@ -199,17 +208,17 @@ fn tls_config(conf: &Config) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>
 }
 
 /// Serve the API on `listener`, over TLS when `[api] enabled_ssl` is set.
-async fn serve_api(listener: tokio::net::TcpListener, state: AppState) -> anyhow::Result<()> {
-    let tls = tls_config(&state.conf)?;
+async fn serve_api(listener: Listener, state: AppState) -> anyhow::Result<()> {
+    let Listener { tcp, tls } = listener;
     let app = axum::ServiceExt::<axum::extract::Request>::into_make_service(router(state));
     if let Some(tls) = tls {
-        let listener = crate::tls::TlsListener::new(listener, tls)?;
+        let listener = crate::tls::TlsListener::new(tcp, tls)?;
         return axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
             .await
             .context("API server failed");
     }
-    axum::serve(listener, app)
+    axum::serve(tcp, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("API server failed")
@@ -241,8 +250,8 @@ pub async fn all_in_one(conf: Config, data_dir: Option<PathBuf>) -> anyhow::Resu
     let host = host_name(&conf);
     let heartbeat = spawn_heartbeat(db.clone(), host, report_interval(&conf));
     let listener = listen(&conf).await?;
-    let addr = listener.local_addr()?;
-    let scheme = scheme(&conf);
+    let addr = listener.tcp.local_addr()?;
+    let scheme = listener.scheme();
     let state = state(conf, db.clone())?;
     tracing::info!("magnum all-in-one listening on {scheme}://{addr}/ ; data in {where_data}; no authentication");
     eprintln!("magnum all-in-one: listening on {scheme}://{addr}/ ; data in {where_data}");
@@ -255,8 +264,8 @@ pub async fn all_in_one(conf: Config, data_dir: Option<PathBuf>) -> anyhow::Resu
 pub async fn api(conf: Config) -> anyhow::Result<()> {
     let db = connect_current(&conf).await?;
     let listener = listen(&conf).await?;
-    let addr = listener.local_addr()?;
-    let scheme = scheme(&conf);
+    let addr = listener.tcp.local_addr()?;
+    let scheme = listener.scheme();
     let state = state(conf, db.clone())?;
     tracing::info!(
         "magnum-api listening on {scheme}://{addr}/ ; database {}",

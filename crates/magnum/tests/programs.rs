@@ -170,6 +170,28 @@ async fn db_manage_and_the_upstream_names() {
     }
 }
 
+/// GET over TLS, trusting only `ca`.
+fn https_get(
+    addr: &str,
+    ca: &rustls_pki_types::CertificateDer<'static>,
+    path: &str,
+) -> (u16, String) {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.clone()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    exchange(&mut tls, addr, "GET", path, None)
+}
+
 #[test]
 fn https_when_enabled_ssl() {
     let dir = tempdir("tls");
@@ -194,21 +216,7 @@ fn https_when_enabled_ssl() {
     assert!(server.url.starts_with("https://"), "{}", server.log);
     let addr = server.url.trim_start_matches("https://").to_string();
 
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert.cert.der().clone()).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
-    let tcp = std::net::TcpStream::connect(&addr).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
-    let (status, body) = exchange(&mut tls, &addr, "GET", "/v1", None);
+    let (status, body) = https_get(&addr, cert.cert.der(), "/v1");
     assert_eq!(status, 200, "{body}");
     assert!(
         body.contains("https://"),
@@ -218,24 +226,7 @@ fn https_when_enabled_ssl() {
     // Plain HTTP on the TLS port gets no answer, and does not stop the server.
     let plain = http(&format!("http://{addr}"), "GET", "/v1", None);
     assert_ne!(plain.0, 200);
-    let tcp = std::net::TcpStream::connect(&addr).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert.cert.der().clone()).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let conn = rustls::ClientConnection::new(
-        std::sync::Arc::new(config),
-        rustls_pki_types::ServerName::try_from("localhost").unwrap(),
-    )
-    .unwrap();
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
-    assert_eq!(exchange(&mut tls, &addr, "GET", "/", None).0, 200);
+    assert_eq!(https_get(&addr, cert.cert.der(), "/").0, 200);
     drop(server);
 
     // A missing key stops start-up with a message naming the option.

@@ -51,6 +51,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => 415,
             ApiError::BadVersionHeader(_) | ApiError::VersionUnsupported(_) => 406,
             ApiError::Db(DbError::Duplicate) => 409,
+            ApiError::Db(DbError::ValueRejected(_)) => 400,
             ApiError::Db(_) => 500,
         };
         StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
@@ -58,11 +59,14 @@ impl ApiError {
 
     /// Invalid input for one attribute, in wsme's words.
     pub fn invalid_input(field: &str, value: &Value, reason: impl std::fmt::Display) -> ApiError {
-        let shown = match value {
+        let mut shown = match value {
             Value::String(s) => s.clone(),
             Value::Null => "None".to_string(),
             other => other.to_string(),
         };
+        if shown.chars().count() > 200 {
+            shown = shown.chars().take(200).collect::<String>() + "...";
+        }
         ApiError::BadRequest(format!(
             "Invalid input for field/attribute {field}. Value: '{shown}'. {reason}"
         ))

@@ -62,6 +62,12 @@ impl Field {
     }
 }
 
+/// The most a TEXT column holds on every backend (MariaDB's limit).
+pub const MAX_TEXT: usize = 65535;
+
+/// The largest integer an INTEGER column holds on every backend.
+pub const MAX_INT: i64 = i32::MAX as i64;
+
 /// `s` as a canonical (lowercase, hyphenated) UUID, if it is one in any
 /// of the spellings upstream's `is_uuid_like` accepts.
 pub fn canonical_uuid(s: &str) -> Option<String> {
@@ -154,6 +160,7 @@ pub fn check(field: &Field, value: &Value) -> Result<Value, ApiError> {
                 _ => None,
             }
             .ok_or_else(|| bad(wrong_type("int", value)))?;
+            let max = Some(max.unwrap_or(MAX_INT).min(MAX_INT));
             if let Some(min) = min {
                 if n < min {
                     return Err(bad(format!("Value should be greater or equal to {min}")));
@@ -185,7 +192,14 @@ pub fn check(field: &Field, value: &Value) -> Result<Value, ApiError> {
                     return Err(bad(wrong_type("str", v)));
                 }
             }
-            Ok(Value::Object(magnum_core::objects::normalize_labels(map)))
+            let labels = Value::Object(magnum_core::objects::normalize_labels(map));
+            // Stored as JSON in a TEXT column, which holds 65535 bytes on MariaDB.
+            if labels.to_string().len() > MAX_TEXT {
+                return Err(bad(format!(
+                    "Labels may take at most {MAX_TEXT} bytes as JSON"
+                )));
+            }
+            Ok(labels)
         }
         Kind::DnsList => {
             let s = value

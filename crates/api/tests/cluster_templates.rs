@@ -14,6 +14,7 @@ on_all_backends!(
     create_refuses_bad_input_and_writes_nothing,
     create_resolves_drivers,
     duplicate_uuid_conflicts,
+    values_the_database_cannot_hold,
     show_by_uuid_or_name,
     list_pages_and_sorts,
     list_refuses_bad_paging,
@@ -118,6 +119,8 @@ async fn create_refuses_bad_input_and_writes_nothing(backend: Backend) {
         (with(json!({"apiserver_port": 80})), 400, "Value should be greater or equal to 1024"),
         (with(json!({"apiserver_port": "port"})), 400, "Wrong type"),
         (with(json!({"docker_volume_size": 0})), 400, "Value should be greater or equal to 1"),
+        (with(json!({"docker_volume_size": 3_000_000_000u64})), 400, "Value should be lower or equal to 2147483647"),
+        (with(json!({"labels": {"big": "x".repeat(70_000)}})), 400, "Labels may take at most 65535 bytes"),
         (with(json!({"dns_nameserver": "8.8.8.8,dns.example"})), 400, "Expected a single dns address or comma separated dns list"),
         (with(json!({"uuid": "not-a-uuid"})), 400, "Expected a uuid but received not-a-uuid."),
         (with(json!({"name": "n".repeat(256)})), 400, "maximum character requirement of 255"),
@@ -197,6 +200,26 @@ async fn create_resolves_drivers(backend: Backend) {
         .post("/v1/clustertemplates", &Who::Default, k8s("t"))
         .await;
     r.error(400);
+}
+
+async fn values_the_database_cannot_hold(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    // Upstream's MariaDB tables are utf8mb3: no 4-byte characters. The
+    // database refuses them there, which is a 400, never a 500.
+    let r = app
+        .post(
+            "/v1/clustertemplates",
+            &Who::Default,
+            k8s("rocket-\u{1F680}"),
+        )
+        .await;
+    if backend == Backend::MySql {
+        assert!(r.error(400).contains("cannot store"), "{}", r.raw);
+        assert_eq!(app.template_count().await, 0);
+    } else {
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
+        assert_eq!(r.body["name"], "rocket-\u{1F680}");
+    }
 }
 
 async fn duplicate_uuid_conflicts(backend: Backend) {

@@ -70,6 +70,10 @@ pub enum DbError {
     NotMigrated,
     #[error("a row with this unique key already exists")]
     Duplicate,
+    /// The database refused a value its column cannot hold (too long, out
+    /// of range, characters outside the column's character set).
+    #[error("the database cannot store this value: {0}")]
+    ValueRejected(String),
     #[error("stored value in {table}.{column} is not valid: {reason}")]
     Corrupt {
         table: &'static str,
@@ -85,6 +89,14 @@ impl DbError {
         if let sqlx::Error::Database(db) = &err {
             if db.is_unique_violation() {
                 return DbError::Duplicate;
+            }
+            // SQLSTATE class 22 is "data exception" (too long, out of
+            // range, bad format) on PostgreSQL and MariaDB; MySQL reports a
+            // string outside a column's character set (4-byte UTF-8 in
+            // utf8mb3) as HY000 with this text.
+            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+            if code.starts_with("22") || db.message().contains("Incorrect string value") {
+                return DbError::ValueRejected(db.message().to_string());
             }
         }
         DbError::Sql(err)

@@ -48,7 +48,7 @@ impl ListQuery {
                         ApiError::invalid_input(
                             "marker",
                             &Value::String(value.to_string()),
-                            format!("Expected a uuid but received {value}."),
+                            format!("unable to convert to uuid. Error: Expected a uuid but received {value}."),
                         )
                     })?;
                     q.marker = Some(uuid);

@@ -70,6 +70,8 @@ fn parse_json(bytes: &Bytes) -> Result<Value, ApiError> {
             "Missing argument: the request body is empty.".into(),
         ));
     }
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::BadRequest(format!("Request is not valid JSON: {e}.")))
+    serde_json::from_slice(bytes).map_err(|e| {
+        tracing::debug!("malformed JSON body: {e}");
+        ApiError::BadRequest("Request is not in valid JSON format".into())
+    })
 }

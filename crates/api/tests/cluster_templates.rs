@@ -797,7 +797,7 @@ async fn delete_and_templates_in_use(backend: Backend) {
 }
 
 async fn operator_policy_file_applies(backend: Backend) {
-    let dir = std::env::temp_dir().join(format!("magnum-policy-{}", uuid_like()));
+    let dir = std::env::temp_dir().join(format!("magnum-policy-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("policy.yaml");
     std::fs::write(
@@ -822,8 +822,4 @@ async fn operator_policy_file_applies(backend: Backend) {
         StatusCode::OK
     );
     std::fs::remove_dir_all(dir).ok();
-}
-
-fn uuid_like() -> String {
-    format!("{:?}", std::time::SystemTime::now()).replace([' ', '{', '}', ':', ','], "")
 }

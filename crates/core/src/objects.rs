@@ -126,3 +126,123 @@ mod tests {
         assert_eq!(ct, back);
     }
 }
+
+/// Upstream's cluster (and node group) status values.
+pub mod status {
+    pub const CREATE_IN_PROGRESS: &str = "CREATE_IN_PROGRESS";
+    pub const CREATE_FAILED: &str = "CREATE_FAILED";
+    pub const CREATE_COMPLETE: &str = "CREATE_COMPLETE";
+    pub const UPDATE_IN_PROGRESS: &str = "UPDATE_IN_PROGRESS";
+    pub const UPDATE_FAILED: &str = "UPDATE_FAILED";
+    pub const UPDATE_COMPLETE: &str = "UPDATE_COMPLETE";
+    pub const DELETE_IN_PROGRESS: &str = "DELETE_IN_PROGRESS";
+    pub const DELETE_FAILED: &str = "DELETE_FAILED";
+    pub const DELETE_COMPLETE: &str = "DELETE_COMPLETE";
+    pub const RESUME_COMPLETE: &str = "RESUME_COMPLETE";
+    pub const RESUME_FAILED: &str = "RESUME_FAILED";
+    pub const RESTORE_COMPLETE: &str = "RESTORE_COMPLETE";
+    pub const ROLLBACK_IN_PROGRESS: &str = "ROLLBACK_IN_PROGRESS";
+    pub const ROLLBACK_FAILED: &str = "ROLLBACK_FAILED";
+    pub const ROLLBACK_COMPLETE: &str = "ROLLBACK_COMPLETE";
+    pub const SNAPSHOT_COMPLETE: &str = "SNAPSHOT_COMPLETE";
+    pub const CHECK_COMPLETE: &str = "CHECK_COMPLETE";
+    pub const ADOPT_COMPLETE: &str = "ADOPT_COMPLETE";
+
+    /// Every status, in upstream's order.
+    pub const ALL: [&str; 18] = [
+        CREATE_IN_PROGRESS,
+        CREATE_FAILED,
+        CREATE_COMPLETE,
+        UPDATE_IN_PROGRESS,
+        UPDATE_FAILED,
+        UPDATE_COMPLETE,
+        DELETE_IN_PROGRESS,
+        DELETE_FAILED,
+        DELETE_COMPLETE,
+        RESUME_COMPLETE,
+        RESUME_FAILED,
+        RESTORE_COMPLETE,
+        ROLLBACK_IN_PROGRESS,
+        ROLLBACK_FAILED,
+        ROLLBACK_COMPLETE,
+        SNAPSHOT_COMPLETE,
+        CHECK_COMPLETE,
+        ADOPT_COMPLETE,
+    ];
+
+    /// Statuses in which an operation is running.
+    pub const IN_PROGRESS: [&str; 4] = [
+        CREATE_IN_PROGRESS,
+        UPDATE_IN_PROGRESS,
+        DELETE_IN_PROGRESS,
+        ROLLBACK_IN_PROGRESS,
+    ];
+}
+
+/// A cluster: what a ClusterTemplate became, with its node groups.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Cluster {
+    pub id: i64,
+    pub uuid: String,
+    pub name: Option<String>,
+    pub project_id: Option<String>,
+    pub user_id: Option<String>,
+    pub cluster_template_id: Option<String>,
+    pub keypair: Option<String>,
+    pub docker_volume_size: Option<i64>,
+    pub labels: Option<Labels>,
+    pub master_flavor_id: Option<String>,
+    pub flavor_id: Option<String>,
+    pub stack_id: Option<String>,
+    pub status: Option<String>,
+    pub status_reason: Option<String>,
+    pub health_status: Option<String>,
+    pub health_status_reason: Option<Labels>,
+    pub create_timeout: Option<i64>,
+    pub api_address: Option<String>,
+    pub discovery_url: Option<String>,
+    pub ca_cert_ref: Option<String>,
+    pub magnum_cert_ref: Option<String>,
+    pub etcd_ca_cert_ref: Option<String>,
+    pub front_proxy_ca_cert_ref: Option<String>,
+    pub coe_version: Option<String>,
+    pub container_version: Option<String>,
+    pub fixed_network: Option<String>,
+    pub fixed_subnet: Option<String>,
+    pub floating_ip_enabled: Option<bool>,
+    pub master_lb_enabled: Option<bool>,
+    pub created_at: Option<NaiveDateTime>,
+    pub updated_at: Option<NaiveDateTime>,
+}
+
+/// A node group: a set of like nodes of a cluster (its masters, its
+/// default workers, or extra groups).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NodeGroup {
+    pub id: i64,
+    pub uuid: String,
+    pub name: String,
+    /// The UUID of the cluster it belongs to.
+    pub cluster_id: String,
+    pub project_id: String,
+    pub docker_volume_size: Option<i64>,
+    pub labels: Option<Labels>,
+    pub flavor_id: Option<String>,
+    pub image_id: Option<String>,
+    pub node_addresses: Option<Vec<String>>,
+    pub node_count: Option<i64>,
+    pub max_node_count: Option<i64>,
+    pub min_node_count: Option<i64>,
+    pub role: Option<String>,
+    pub is_default: Option<bool>,
+    pub stack_id: Option<String>,
+    pub status: Option<String>,
+    pub status_reason: Option<String>,
+    pub version: Option<String>,
+    pub node_labels: Option<Labels>,
+    pub node_taints: Option<Vec<Value>>,
+    pub created_at: Option<NaiveDateTime>,
+    pub updated_at: Option<NaiveDateTime>,
+}

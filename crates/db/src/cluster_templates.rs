@@ -175,7 +175,7 @@ fn c(name: &str) -> Expr {
 }
 
 /// Rows owned by the caller (upstream's `_add_tenant_filters`).
-fn tenant_filter(ctx: &RequestContext) -> Option<SimpleExpr> {
+pub(crate) fn tenant_filter(ctx: &RequestContext) -> Option<SimpleExpr> {
     if ctx.is_admin && ctx.all_tenants {
         return None;
     }

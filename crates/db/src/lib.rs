@@ -8,11 +8,13 @@
 //! head of our migrations, recorded in upstream's `alembic_version` table.
 
 mod cluster_templates;
+mod clusters;
 mod migrate;
 mod paginate;
+mod records;
 pub mod schema;
 mod services;
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod url;
 
@@ -24,6 +26,7 @@ use sea_query_binder::SqlxBinder;
 use sqlx::{mysql::MySqlRow, postgres::PgRow, sqlite::SqliteRow, FromRow};
 
 pub use cluster_templates::{ClusterTemplateFilter, TemplateInUse};
+pub use clusters::ClusterFilter;
 pub use migrate::{MigrationOutcome, HEAD_REVISION, REVISIONS};
 pub use paginate::{Page, SortDir};
 pub use services::ServiceRecord;
@@ -321,6 +324,38 @@ impl Database {
         done.map_err(DbError::from_sql)
     }
 
+    /// Rows of `m.table` as field maps.
+    pub(crate) async fn fetch_maps(
+        &self,
+        stmt: &SelectStatement,
+        m: &records::Mapping,
+    ) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, DbError> {
+        let (sql, values) = stmt.render(self.backend());
+        macro_rules! run {
+            ($pool:expr) => {{
+                let rows = sqlx::query_with(&sql, values)
+                    .fetch_all($pool)
+                    .await
+                    .map_err(DbError::from_sql)?;
+                rows.iter().map(|r| records::decode(r, m)).collect()
+            }};
+        }
+        match &self.pool {
+            Pool::Sqlite(p) => run!(p),
+            Pool::Postgres(p) => run!(p),
+            Pool::MySql(p) => run!(p),
+        }
+    }
+
+    /// Start a transaction.
+    pub(crate) async fn begin(&self) -> Result<Tx, DbError> {
+        Ok(match &self.pool {
+            Pool::Sqlite(p) => Tx::Sqlite(p.begin().await?),
+            Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
+            Pool::MySql(p) => Tx::MySql(p.begin().await?),
+        })
+    }
+
     /// Run plain SQL without parameters (DDL).
     pub(crate) async fn execute_raw(&self, sql: &str) -> Result<(), DbError> {
         match &self.pool {
@@ -339,6 +374,52 @@ impl Database {
         }
         let row: Option<Count> = self.fetch_optional(stmt).await?;
         Ok(row.map(|c| c.n).unwrap_or(0))
+    }
+}
+
+/// A transaction on any backend; rolled back when dropped uncommitted.
+pub(crate) enum Tx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    MySql(sqlx::Transaction<'static, sqlx::MySql>),
+}
+
+impl Tx {
+    fn backend(&self) -> Backend {
+        match self {
+            Tx::Sqlite(_) => Backend::Sqlite,
+            Tx::Postgres(_) => Backend::Postgres,
+            Tx::MySql(_) => Backend::MySql,
+        }
+    }
+
+    /// Run a statement; the number of rows it touched.
+    pub(crate) async fn execute(&mut self, stmt: &impl Statement) -> Result<u64, DbError> {
+        let (sql, values) = stmt.render(self.backend());
+        let done = match self {
+            Tx::Sqlite(t) => sqlx::query_with(&sql, values)
+                .execute(&mut **t)
+                .await
+                .map(|r| r.rows_affected()),
+            Tx::Postgres(t) => sqlx::query_with(&sql, values)
+                .execute(&mut **t)
+                .await
+                .map(|r| r.rows_affected()),
+            Tx::MySql(t) => sqlx::query_with(&sql, values)
+                .execute(&mut **t)
+                .await
+                .map(|r| r.rows_affected()),
+        };
+        done.map_err(DbError::from_sql)
+    }
+
+    pub(crate) async fn commit(self) -> Result<(), DbError> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await,
+            Tx::Postgres(t) => t.commit().await,
+            Tx::MySql(t) => t.commit().await,
+        }
+        .map_err(DbError::from_sql)
     }
 }
 

@@ -1,0 +1,478 @@
+//! Clusters and their node groups.
+//!
+//! A cluster and its node groups are created, and destroyed, in one
+//! transaction. Status changes are conditional updates (`UPDATE … WHERE
+//! status IN (…)`): of two workers racing to move a cluster out of a state,
+//! exactly one wins, which is what lets many conductors run at once.
+
+use magnum_core::objects::{Cluster, NodeGroup};
+use magnum_core::RequestContext;
+use sea_query::{Alias, Cond, Expr, Query, SelectStatement, SimpleExpr, Value};
+
+use crate::cluster_templates::tenant_filter;
+use crate::paginate::{self, Page};
+use crate::records::{self, Mapping};
+use crate::schema::{CLUSTER, NODEGROUP};
+use crate::{now, Database, DbError};
+
+const CLUSTERS: Mapping = Mapping {
+    table: &CLUSTER,
+    json: &["labels", "health_status_reason"],
+};
+
+const NODEGROUPS: Mapping = Mapping {
+    table: &NODEGROUP,
+    json: &["labels", "node_addresses", "node_labels", "node_taints"],
+};
+
+/// Filters of a cluster listing (upstream's `_add_clusters_filters`).
+#[derive(Debug, Clone, Default)]
+pub struct ClusterFilter {
+    pub name: Option<String>,
+    pub project_id: Option<String>,
+    pub cluster_template_id: Option<String>,
+    /// Any of these statuses.
+    pub status: Vec<String>,
+}
+
+fn c(name: &str) -> Expr {
+    Expr::col(Alias::new(name))
+}
+
+fn select(m: &Mapping) -> SelectStatement {
+    Query::select()
+        .columns(m.table.columns.iter().map(|c| Alias::new(c.name)))
+        .from(Alias::new(m.table.name))
+        .to_owned()
+}
+
+fn insert(
+    m: &Mapping,
+    fields: &serde_json::Map<String, serde_json::Value>,
+) -> sea_query::InsertStatement {
+    let mut values = records::values(m, fields);
+    values.push(("created_at", Value::ChronoDateTime(Some(Box::new(now())))));
+    let (cols, vals): (Vec<_>, Vec<_>) = values.into_iter().unzip();
+    Query::insert()
+        .into_table(Alias::new(m.table.name))
+        .columns(cols.into_iter().map(Alias::new))
+        .values_panic(vals.into_iter().map(SimpleExpr::Value))
+        .to_owned()
+}
+
+fn owned(ctx: &RequestContext, cond: Cond) -> Cond {
+    match tenant_filter(ctx) {
+        Some(t) => cond.add(t),
+        None => cond,
+    }
+}
+
+impl Database {
+    async fn clusters_where(&self, q: &SelectStatement) -> Result<Vec<Cluster>, DbError> {
+        self.fetch_maps(q, &CLUSTERS)
+            .await?
+            .into_iter()
+            .map(|m| records::from_fields(&CLUSTERS, m))
+            .collect()
+    }
+
+    async fn nodegroups_where(&self, q: &SelectStatement) -> Result<Vec<NodeGroup>, DbError> {
+        self.fetch_maps(q, &NODEGROUPS)
+            .await?
+            .into_iter()
+            .map(|m| records::from_fields(&NODEGROUPS, m))
+            .collect()
+    }
+
+    /// Store a new cluster with its node groups, all or nothing.
+    pub async fn cluster_create(
+        &self,
+        cluster: &Cluster,
+        nodegroups: &[NodeGroup],
+    ) -> Result<Cluster, DbError> {
+        let mut tx = self.begin().await?;
+        tx.execute(&insert(&CLUSTERS, &records::to_fields(cluster)))
+            .await?;
+        for ng in nodegroups {
+            tx.execute(&insert(&NODEGROUPS, &records::to_fields(ng)))
+                .await?;
+        }
+        tx.commit().await?;
+        self.cluster_get(&cluster.uuid)
+            .await?
+            .ok_or(DbError::Sql(sqlx::Error::RowNotFound))
+    }
+
+    /// The cluster with this UUID, whoever owns it (for the conductor).
+    pub async fn cluster_get(&self, uuid: &str) -> Result<Option<Cluster>, DbError> {
+        let q = select(&CLUSTERS).and_where(c("uuid").eq(uuid)).to_owned();
+        Ok(self.clusters_where(&q).await?.into_iter().next())
+    }
+
+    /// The cluster with this UUID, if the caller owns it.
+    pub async fn cluster_by_uuid(
+        &self,
+        ctx: &RequestContext,
+        uuid: &str,
+    ) -> Result<Option<Cluster>, DbError> {
+        let q = select(&CLUSTERS)
+            .cond_where(owned(ctx, Cond::all().add(c("uuid").eq(uuid))))
+            .to_owned();
+        Ok(self.clusters_where(&q).await?.into_iter().next())
+    }
+
+    /// Clusters of the caller with this name (more than one: ambiguous).
+    pub async fn clusters_by_name(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+    ) -> Result<Vec<Cluster>, DbError> {
+        let q = select(&CLUSTERS)
+            .cond_where(owned(ctx, Cond::all().add(c("name").eq(name))))
+            .limit(2)
+            .to_owned();
+        self.clusters_where(&q).await
+    }
+
+    /// Whether `key` is a column clusters can be sorted by.
+    pub fn cluster_sort_key_valid(key: &str) -> bool {
+        paginate::valid_sort_key(&CLUSTER, key)
+    }
+
+    /// One page of the caller's clusters.
+    pub async fn cluster_list(
+        &self,
+        ctx: &RequestContext,
+        filter: &ClusterFilter,
+        page: &Page,
+    ) -> Result<Vec<Cluster>, DbError> {
+        let mut cond = Cond::all();
+        if let Some(v) = &filter.name {
+            cond = cond.add(c("name").eq(v.as_str()));
+        }
+        if let Some(v) = &filter.project_id {
+            cond = cond.add(c("project_id").eq(v.as_str()));
+        }
+        if let Some(v) = &filter.cluster_template_id {
+            cond = cond.add(c("cluster_template_id").eq(v.as_str()));
+        }
+        if !filter.status.is_empty() {
+            cond = cond.add(c("status").is_in(filter.status.iter().map(String::as_str)));
+        }
+        let mut q = select(&CLUSTERS).cond_where(owned(ctx, cond)).to_owned();
+        paginate::apply(&mut q, &CLUSTER, page);
+        self.clusters_where(&q).await
+    }
+
+    /// Clusters in any of these statuses, whoever owns them (reconcilers).
+    pub async fn clusters_in_status(&self, statuses: &[&str]) -> Result<Vec<Cluster>, DbError> {
+        let q = select(&CLUSTERS)
+            .and_where(c("status").is_in(statuses.iter().copied()))
+            .order_by(Alias::new("id"), sea_query::Order::Asc)
+            .to_owned();
+        self.clusters_where(&q).await
+    }
+
+    /// Move a cluster to `to` if, and only if, it is in one of `from`.
+    /// `Ok(true)`: this caller made the change; `Ok(false)`: the cluster is
+    /// gone or in another state (someone else won).
+    pub async fn cluster_transition(
+        &self,
+        uuid: &str,
+        from: &[&str],
+        to: &str,
+        reason: Option<&str>,
+    ) -> Result<bool, DbError> {
+        let q = Query::update()
+            .table(Alias::new(CLUSTER.name))
+            .value(Alias::new("status"), to)
+            .value(Alias::new("status_reason"), reason.map(str::to_string))
+            .value(Alias::new("updated_at"), now())
+            .and_where(c("uuid").eq(uuid))
+            .and_where(c("status").is_in(from.iter().copied()))
+            .to_owned();
+        Ok(self.execute(&q).await? == 1)
+    }
+
+    /// Write every field of `cluster` if its stored status is still
+    /// `expected_status` (optimistic concurrency). `Ok(false)`: it changed.
+    pub async fn cluster_save(
+        &self,
+        cluster: &Cluster,
+        expected_status: Option<&str>,
+    ) -> Result<bool, DbError> {
+        let mut q = Query::update()
+            .table(Alias::new(CLUSTER.name))
+            .value(Alias::new("updated_at"), now())
+            .and_where(c("uuid").eq(cluster.uuid.as_str()))
+            .to_owned();
+        for (k, v) in records::values(&CLUSTERS, &records::to_fields(cluster)) {
+            if k != "uuid" {
+                q.value(Alias::new(k), SimpleExpr::Value(v));
+            }
+        }
+        match expected_status {
+            Some(s) => q.and_where(c("status").eq(s)),
+            None => q.and_where(c("status").is_null()),
+        };
+        Ok(self.execute(&q).await? == 1)
+    }
+
+    /// Delete a cluster and its node groups. `Ok(false)`: already gone.
+    pub async fn cluster_destroy(&self, uuid: &str) -> Result<bool, DbError> {
+        let mut tx = self.begin().await?;
+        tx.execute(
+            &Query::delete()
+                .from_table(Alias::new(NODEGROUP.name))
+                .and_where(c("cluster_id").eq(uuid))
+                .to_owned(),
+        )
+        .await?;
+        let n = tx
+            .execute(
+                &Query::delete()
+                    .from_table(Alias::new(CLUSTER.name))
+                    .and_where(c("uuid").eq(uuid))
+                    .to_owned(),
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
+    /// The node groups of a cluster, by id.
+    pub async fn nodegroups_of(&self, cluster_uuid: &str) -> Result<Vec<NodeGroup>, DbError> {
+        let q = select(&NODEGROUPS)
+            .and_where(c("cluster_id").eq(cluster_uuid))
+            .order_by(Alias::new("id"), sea_query::Order::Asc)
+            .to_owned();
+        self.nodegroups_where(&q).await
+    }
+
+    /// Add a node group; a name already used in the cluster is `Duplicate`.
+    pub async fn nodegroup_create(&self, ng: &NodeGroup) -> Result<NodeGroup, DbError> {
+        self.execute(&insert(&NODEGROUPS, &records::to_fields(ng)))
+            .await?;
+        let q = select(&NODEGROUPS)
+            .and_where(c("uuid").eq(ng.uuid.as_str()))
+            .to_owned();
+        self.nodegroups_where(&q)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or(DbError::Sql(sqlx::Error::RowNotFound))
+    }
+
+    /// Move a node group to `to` if it is in one of `from`.
+    pub async fn nodegroup_transition(
+        &self,
+        uuid: &str,
+        from: &[&str],
+        to: &str,
+        reason: Option<&str>,
+    ) -> Result<bool, DbError> {
+        let q = Query::update()
+            .table(Alias::new(NODEGROUP.name))
+            .value(Alias::new("status"), to)
+            .value(Alias::new("status_reason"), reason.map(str::to_string))
+            .value(Alias::new("updated_at"), now())
+            .and_where(c("uuid").eq(uuid))
+            .and_where(c("status").is_in(from.iter().copied()))
+            .to_owned();
+        Ok(self.execute(&q).await? == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestDb;
+    use crate::Backend;
+    use magnum_core::objects::status::*;
+    use serde_json::json;
+
+    fn cluster(uuid: &str, project: &str) -> Cluster {
+        Cluster {
+            uuid: uuid.into(),
+            name: Some("c1".into()),
+            project_id: Some(project.into()),
+            user_id: Some("u".into()),
+            cluster_template_id: Some("t".into()),
+            status: Some(CREATE_IN_PROGRESS.into()),
+            labels: json!({"a": "1"}).as_object().cloned(),
+            health_status_reason: json!({"api": "ok"}).as_object().cloned(),
+            create_timeout: Some(60),
+            floating_ip_enabled: Some(true),
+            ..Default::default()
+        }
+    }
+
+    fn nodegroup(uuid: &str, cluster: &str, name: &str, role: &str) -> NodeGroup {
+        NodeGroup {
+            uuid: uuid.into(),
+            name: name.into(),
+            cluster_id: cluster.into(),
+            project_id: "p".into(),
+            role: Some(role.into()),
+            node_count: Some(3),
+            min_node_count: Some(0),
+            is_default: Some(true),
+            node_addresses: Some(vec!["10.0.0.1".into()]),
+            node_labels: json!({"zone": "a"}).as_object().cloned(),
+            node_taints: Some(vec![
+                json!({"key": "k", "value": "v", "effect": "NoSchedule"}),
+            ]),
+            status: Some(CREATE_IN_PROGRESS.into()),
+            ..Default::default()
+        }
+    }
+
+    fn ctx(project: &str) -> RequestContext {
+        RequestContext {
+            project_id: Some(project.into()),
+            ..Default::default()
+        }
+    }
+
+    async fn round_trip(backend: Backend) {
+        let t = TestDb::create(backend).await;
+        let db = t.migrated().await;
+        let id = "11111111-1111-1111-1111-111111111111";
+        let ngs = [
+            nodegroup(
+                "21111111-1111-1111-1111-111111111111",
+                id,
+                "default-master",
+                "master",
+            ),
+            nodegroup(
+                "31111111-1111-1111-1111-111111111111",
+                id,
+                "default-worker",
+                "worker",
+            ),
+        ];
+        let stored = db.cluster_create(&cluster(id, "p"), &ngs).await.unwrap();
+        assert_eq!(stored.labels, cluster(id, "p").labels);
+        assert_eq!(
+            stored.health_status_reason,
+            cluster(id, "p").health_status_reason
+        );
+        assert!(stored.created_at.is_some() && stored.id > 0);
+        let back = db.nodegroups_of(id).await.unwrap();
+        assert_eq!(back.len(), 2);
+        assert_eq!(back[0].node_taints, ngs[0].node_taints);
+        assert_eq!(back[0].node_addresses, ngs[0].node_addresses);
+        assert_eq!(back[1].role.as_deref(), Some("worker"));
+
+        // Tenancy.
+        assert!(db.cluster_by_uuid(&ctx("p"), id).await.unwrap().is_some());
+        assert!(db.cluster_by_uuid(&ctx("q"), id).await.unwrap().is_none());
+        assert_eq!(db.clusters_by_name(&ctx("p"), "c1").await.unwrap().len(), 1);
+        let filter = ClusterFilter {
+            status: vec![CREATE_IN_PROGRESS.into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            db.cluster_list(&ctx("p"), &filter, &Page::default())
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(db
+            .cluster_list(&ctx("q"), &filter, &Page::default())
+            .await
+            .unwrap()
+            .is_empty());
+
+        // A node group name is unique within its cluster; nothing half-made
+        // stays behind when a create fails.
+        let dup = nodegroup(
+            "41111111-1111-1111-1111-111111111111",
+            id,
+            "default-worker",
+            "worker",
+        );
+        assert!(matches!(
+            db.nodegroup_create(&dup).await,
+            Err(DbError::Duplicate)
+        ));
+        let other = "51111111-1111-1111-1111-111111111111";
+        let bad = [
+            nodegroup("61111111-1111-1111-1111-111111111111", other, "x", "worker"),
+            nodegroup("71111111-1111-1111-1111-111111111111", other, "x", "worker"),
+        ];
+        assert!(db.cluster_create(&cluster(other, "p"), &bad).await.is_err());
+        assert!(
+            db.cluster_get(other).await.unwrap().is_none(),
+            "the transaction rolled back"
+        );
+
+        // Saves are conditional on the status read.
+        let mut c = db.cluster_get(id).await.unwrap().unwrap();
+        c.api_address = Some("https://10.0.0.1:6443".into());
+        assert!(db.cluster_save(&c, Some(CREATE_IN_PROGRESS)).await.unwrap());
+        assert!(!db.cluster_save(&c, Some(UPDATE_IN_PROGRESS)).await.unwrap());
+        assert_eq!(
+            db.cluster_get(id).await.unwrap().unwrap().api_address,
+            c.api_address
+        );
+
+        assert!(db.cluster_destroy(id).await.unwrap());
+        assert!(!db.cluster_destroy(id).await.unwrap());
+        assert!(db.nodegroups_of(id).await.unwrap().is_empty());
+    }
+
+    /// Many workers race to move one cluster out of CREATE_IN_PROGRESS:
+    /// exactly one wins.
+    async fn transitions_have_one_winner(backend: Backend) {
+        let t = TestDb::create(backend).await;
+        let db = t.migrated().await;
+        let id = "81111111-1111-1111-1111-111111111111";
+        db.cluster_create(&cluster(id, "p"), &[]).await.unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let db = db.clone();
+            tasks.push(tokio::spawn(async move {
+                let to = if i % 2 == 0 {
+                    CREATE_COMPLETE
+                } else {
+                    CREATE_FAILED
+                };
+                db.cluster_transition(id, &[CREATE_IN_PROGRESS], to, Some("done"))
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut winners = 0;
+        for t in tasks {
+            if t.await.unwrap() {
+                winners += 1;
+            }
+        }
+        assert_eq!(winners, 1);
+        let c = db.cluster_get(id).await.unwrap().unwrap();
+        assert!(matches!(
+            c.status.as_deref(),
+            Some(CREATE_COMPLETE | CREATE_FAILED)
+        ));
+        assert_eq!(c.status_reason.as_deref(), Some("done"));
+        // A transition from a state the cluster is not in changes nothing.
+        assert!(!db
+            .cluster_transition(id, &[DELETE_IN_PROGRESS], DELETE_COMPLETE, None)
+            .await
+            .unwrap());
+        let in_progress = db.clusters_in_status(&IN_PROGRESS).await.unwrap();
+        assert!(in_progress.is_empty());
+    }
+
+    macro_rules! backends {
+        ($($name:ident),*) => {
+            mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(crate::Backend::Sqlite).await } )* }
+            mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(crate::Backend::Postgres).await } )* }
+            mod mysql { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(crate::Backend::MySql).await } )* }
+        };
+    }
+    backends!(round_trip, transitions_have_one_winner);
+}

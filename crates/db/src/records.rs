@@ -1,0 +1,119 @@
+//! Rows as JSON objects, driven by the schema declaration: any table's row
+//! decodes into a map keyed by column name (JSON-encoded text columns
+//! parsed), and any object's fields encode into the column values of an
+//! `INSERT`/`UPDATE`. Domain structs convert to and from these maps with
+//! serde, so a new table needs no hand-written row type.
+
+use chrono::NaiveDateTime;
+use sea_query::Value;
+use serde_json::{Map, Value as Json};
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+use crate::schema::{ColType, Table};
+use crate::DbError;
+
+/// A table and which of its text columns hold JSON.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Mapping {
+    pub table: &'static Table,
+    pub json: &'static [&'static str],
+}
+
+fn ts(t: NaiveDateTime) -> Json {
+    Json::String(t.format("%Y-%m-%dT%H:%M:%S").to_string())
+}
+
+/// Decode one row into a map of column name to JSON value.
+pub(crate) fn decode<'r, R>(row: &'r R, m: &Mapping) -> Result<Map<String, Json>, DbError>
+where
+    R: Row,
+    &'r str: ColumnIndex<R>,
+    Option<String>: Decode<'r, R::Database>,
+    String: Type<R::Database>,
+    Option<i32>: Decode<'r, R::Database>,
+    i32: Type<R::Database>,
+    Option<bool>: Decode<'r, R::Database>,
+    bool: Type<R::Database>,
+    Option<NaiveDateTime>: Decode<'r, R::Database>,
+    NaiveDateTime: Type<R::Database>,
+{
+    let mut out = Map::new();
+    for c in m.table.columns {
+        let v = match c.ty {
+            ColType::Serial | ColType::Int => {
+                row.try_get::<Option<i32>, _>(c.name)?.map(Json::from)
+            }
+            ColType::Bool => row.try_get::<Option<bool>, _>(c.name)?.map(Json::Bool),
+            ColType::DateTime => row.try_get::<Option<NaiveDateTime>, _>(c.name)?.map(ts),
+            ColType::Varchar(_) | ColType::Text => {
+                let s = row.try_get::<Option<String>, _>(c.name)?;
+                match s {
+                    Some(text) if m.json.contains(&c.name) => {
+                        Some(serde_json::from_str(&text).map_err(|e| DbError::Corrupt {
+                            table: m.table.name,
+                            column: c.name,
+                            reason: e.to_string(),
+                        })?)
+                    }
+                    other => other.map(Json::String),
+                }
+            }
+        };
+        out.insert(c.name.to_string(), v.unwrap_or(Json::Null));
+    }
+    Ok(out)
+}
+
+/// The stored value of one field, typed by its column.
+fn encode(m: &Mapping, ty: ColType, name: &str, v: &Json) -> Value {
+    match ty {
+        ColType::Serial | ColType::Int => {
+            Value::Int(v.as_i64().and_then(|n| i32::try_from(n).ok()))
+        }
+        ColType::Bool => Value::Bool(v.as_bool()),
+        ColType::DateTime => Value::ChronoDateTime(
+            v.as_str()
+                .and_then(|s| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S").ok())
+                .map(Box::new),
+        ),
+        ColType::Varchar(_) | ColType::Text => Value::String(match v {
+            Json::Null => None,
+            Json::String(s) if !m.json.contains(&name) => Some(Box::new(s.clone())),
+            other => Some(Box::new(other.to_string())),
+        }),
+    }
+}
+
+/// The column values of an object's fields: every column but the row id
+/// and the timestamps, which the database layer manages.
+pub(crate) fn values(m: &Mapping, fields: &Map<String, Json>) -> Vec<(&'static str, Value)> {
+    m.table
+        .columns
+        .iter()
+        .filter(|c| !matches!(c.name, "id" | "created_at" | "updated_at"))
+        .map(|c| {
+            let v = fields.get(c.name).unwrap_or(&Json::Null);
+            (c.name, encode(m, c.ty, c.name, v))
+        })
+        .collect()
+}
+
+/// A serde struct as a field map.
+pub(crate) fn to_fields<T: serde::Serialize>(obj: &T) -> Map<String, Json> {
+    match serde_json::to_value(obj) {
+        Ok(Json::Object(map)) => map,
+        _ => Map::new(),
+    }
+}
+
+/// A field map as a serde struct.
+pub(crate) fn from_fields<T: serde::de::DeserializeOwned>(
+    m: &Mapping,
+    map: Map<String, Json>,
+) -> Result<T, DbError> {
+    serde_json::from_value(Json::Object(map)).map_err(|e| DbError::Corrupt {
+        table: m.table.name,
+        column: "*",
+        reason: e.to_string(),
+    })
+}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make sure the local servers the tests use are up: PostgreSQL on
-# 127.0.0.1:5432 and MariaDB on 127.0.0.1:3306. A server that is down is
+# 127.0.0.1:5432, MariaDB on 127.0.0.1:3306 and RabbitMQ on 127.0.0.1:5672. A server that is down is
 # started when this machine can start it; otherwise this fails, naming it.
 set -uo pipefail
 
@@ -13,6 +13,7 @@ wait_for() { # name, check command...
 
 pg_up() { (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; }
 my_up() { (exec 3<>/dev/tcp/127.0.0.1/3306) 2>/dev/null; }
+mq_up() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
 
 status=0
 if ! pg_up; then
@@ -24,5 +25,10 @@ if ! my_up; then
   echo "services: starting MariaDB" >&2
   command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] && start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
   wait_for "MariaDB at 127.0.0.1:3306" my_up || status=1
+fi
+if ! mq_up; then
+  echo "services: starting RabbitMQ" >&2
+  command -v rabbitmq-server >/dev/null && rabbitmq-server -detached
+  wait_for "RabbitMQ at 127.0.0.1:5672" mq_up || status=1
 fi
 exit $status

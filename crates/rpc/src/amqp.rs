@@ -1,0 +1,474 @@
+//! The RabbitMQ side of oslo.messaging's rabbit driver.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_lite::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use serde_json::{Map, Value};
+use tokio::sync::oneshot;
+
+use crate::envelope::{new_id, RemoteError, Reply, Request};
+
+/// Lifetime of reply and fanout queues nobody consumes, as oslo's
+/// `rabbit_transient_queues_ttl` default (30 minutes).
+const TRANSIENT_QUEUE_TTL_MS: i64 = 1_800_000;
+
+/// RPC failures.
+#[derive(Debug, thiserror::Error)]
+pub enum RpcError {
+    #[error("invalid transport_url: {0}")]
+    BadUrl(String),
+    #[error("message bus unreachable at {target}: {source}")]
+    Connect {
+        target: String,
+        #[source]
+        source: lapin::Error,
+    },
+    #[error("message bus error: {0}")]
+    Amqp(#[from] lapin::Error),
+    #[error("no reply to {method} within {timeout:?}")]
+    Timeout { method: String, timeout: Duration },
+    #[error("remote error: {0}")]
+    Remote(Box<RemoteError>),
+}
+
+/// A parsed `transport_url`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransportUrl {
+    /// AMQP URIs, one per broker host, tried in order.
+    pub uris: Vec<String>,
+    /// The same without passwords, for logs.
+    pub display: String,
+}
+
+/// Parse `rabbit://user:pass@host:port[,user:pass@host2:port]/vhost`.
+pub fn parse_transport_url(url: &str) -> Result<TransportUrl, RpcError> {
+    let bad = || RpcError::BadUrl(mask(url));
+    let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
+    if scheme != "rabbit" && scheme != "amqp" {
+        return Err(bad());
+    }
+    let rest = rest.split('?').next().unwrap_or("");
+    let (hosts, vhost) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => (rest, ""),
+    };
+    let vhost = if vhost.is_empty() {
+        "%2f".to_string()
+    } else {
+        vhost.to_string()
+    };
+    let mut uris = Vec::new();
+    let mut shown = Vec::new();
+    for host in hosts.split(',').filter(|h| !h.is_empty()) {
+        let (auth, hostport) = match host.rsplit_once('@') {
+            Some((a, h)) => (Some(a), h),
+            None => (None, host),
+        };
+        if hostport.is_empty() {
+            return Err(bad());
+        }
+        let hostport = if hostport.contains(':') && !hostport.ends_with(']') {
+            hostport.to_string()
+        } else {
+            format!("{hostport}:5672")
+        };
+        let auth = auth.unwrap_or("guest:guest");
+        uris.push(format!("amqp://{auth}@{hostport}/{vhost}"));
+        let user = auth.split(':').next().unwrap_or("");
+        shown.push(format!("{user}@{hostport}"));
+    }
+    if uris.is_empty() {
+        return Err(bad());
+    }
+    Ok(TransportUrl {
+        uris,
+        display: format!("rabbit://{}/{vhost}", shown.join(",")),
+    })
+}
+
+fn mask(url: &str) -> String {
+    match (url.split_once("://"), url.rsplit_once('@')) {
+        (Some((scheme, _)), Some((_, host))) => format!("{scheme}://****@{host}"),
+        _ => url.to_string(),
+    }
+}
+
+/// Where a message goes: a topic, and optionally one server of it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Target {
+    pub topic: String,
+    pub server: Option<String>,
+    pub namespace: Option<String>,
+    pub version: Option<String>,
+}
+
+/// The outcome of handling one request.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Value, RemoteError>> + Send>>;
+
+/// What a server does with the requests it receives.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(
+        &self,
+        context: Map<String, Value>,
+        method: String,
+        args: Map<String, Value>,
+    ) -> HandlerFuture;
+}
+
+type Waiters = Arc<Mutex<HashMap<String, oneshot::Sender<Reply>>>>;
+
+/// A connection to the bus that calls, casts and serves.
+pub struct Rpc {
+    _conn: Connection,
+    channel: Channel,
+    exchange: String,
+    reply_q: String,
+    waiters: Waiters,
+}
+
+fn properties(timeout: Option<Duration>) -> BasicProperties {
+    let p = BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_content_encoding("utf-8".into());
+    match timeout {
+        Some(t) => p.with_expiration(t.as_millis().to_string().into()),
+        None => p,
+    }
+}
+
+fn transient_args() -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-expires".into(),
+        AMQPValue::LongLongInt(TRANSIENT_QUEUE_TTL_MS),
+    );
+    args
+}
+
+impl Rpc {
+    /// Connect to the first reachable broker of `transport_url`; RPC
+    /// topics live in the topic exchange `control_exchange`.
+    pub async fn connect(transport_url: &str, control_exchange: &str) -> Result<Rpc, RpcError> {
+        let url = parse_transport_url(transport_url)?;
+        let mut last = None;
+        let mut conn = None;
+        for uri in &url.uris {
+            match Connection::connect(uri, ConnectionProperties::default()).await {
+                Ok(c) => {
+                    conn = Some(c);
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let conn = match (conn, last) {
+            (Some(c), _) => c,
+            (None, Some(source)) => {
+                return Err(RpcError::Connect {
+                    target: url.display,
+                    source,
+                })
+            }
+            (None, None) => return Err(RpcError::BadUrl(url.display)),
+        };
+        let channel = conn.create_channel().await?;
+        channel
+            .exchange_declare(
+                control_exchange.into(),
+                ExchangeKind::Topic,
+                ExchangeDeclareOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        // Our reply queue, on the default exchange as oslo.messaging 18 does.
+        let reply_q = format!("reply_{}", new_id());
+        channel
+            .queue_declare(
+                reply_q.as_str().into(),
+                QueueDeclareOptions::default(),
+                transient_args(),
+            )
+            .await?;
+        let waiters: Waiters = Arc::new(Mutex::new(HashMap::new()));
+        let mut consumer = channel
+            .basic_consume(
+                reply_q.as_str().into(),
+                "".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        let w = waiters.clone();
+        tokio::spawn(async move {
+            while let Some(delivery) = consumer.next().await {
+                let Ok(delivery) = delivery else { break };
+                match Reply::decode(&delivery.data) {
+                    Ok(reply) => {
+                        let waiter = w.lock().ok().and_then(|mut m| m.remove(&reply.msg_id));
+                        match waiter {
+                            Some(tx) => {
+                                let _ = tx.send(reply);
+                            }
+                            None => tracing::debug!("reply to unknown call {}", reply.msg_id),
+                        }
+                    }
+                    Err(e) => tracing::warn!("malformed reply dropped: {e}"),
+                }
+            }
+        });
+        Ok(Rpc {
+            _conn: conn,
+            channel,
+            exchange: control_exchange.to_string(),
+            reply_q,
+            waiters,
+        })
+    }
+
+    fn routing_key(target: &Target) -> String {
+        match &target.server {
+            Some(s) => format!("{}.{}", target.topic, s),
+            None => target.topic.clone(),
+        }
+    }
+
+    fn request(
+        target: &Target,
+        method: &str,
+        args: Map<String, Value>,
+        context: Map<String, Value>,
+    ) -> Request {
+        Request {
+            method: method.to_string(),
+            args,
+            namespace: target.namespace.clone(),
+            version: target.version.clone(),
+            context,
+            unique_id: new_id(),
+            ..Default::default()
+        }
+    }
+
+    /// Call `method` on a server of `target` and wait for its result.
+    pub async fn call(
+        &self,
+        target: &Target,
+        method: &str,
+        args: Map<String, Value>,
+        context: Map<String, Value>,
+        timeout: Duration,
+    ) -> Result<Value, RpcError> {
+        let mut req = Self::request(target, method, args, context);
+        let msg_id = new_id();
+        req.msg_id = Some(msg_id.clone());
+        req.reply_q = Some(self.reply_q.clone());
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut w) = self.waiters.lock() {
+            w.insert(msg_id.clone(), tx);
+        }
+        let sent = self
+            .channel
+            .basic_publish(
+                self.exchange.as_str().into(),
+                Self::routing_key(target).as_str().into(),
+                BasicPublishOptions::default(),
+                &req.encode(),
+                properties(Some(timeout)),
+            )
+            .await;
+        if let Err(e) = sent {
+            if let Ok(mut w) = self.waiters.lock() {
+                w.remove(&msg_id);
+            }
+            return Err(e.into());
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(reply)) => match reply.failure {
+                Some(f) => Err(RpcError::Remote(Box::new(f))),
+                None => Ok(reply.result),
+            },
+            _ => {
+                if let Ok(mut w) = self.waiters.lock() {
+                    w.remove(&msg_id);
+                }
+                Err(RpcError::Timeout {
+                    method: method.to_string(),
+                    timeout,
+                })
+            }
+        }
+    }
+
+    /// Send `method` to a server of `target` without waiting.
+    pub async fn cast(
+        &self,
+        target: &Target,
+        method: &str,
+        args: Map<String, Value>,
+        context: Map<String, Value>,
+    ) -> Result<(), RpcError> {
+        let req = Self::request(target, method, args, context);
+        self.channel
+            .basic_publish(
+                self.exchange.as_str().into(),
+                Self::routing_key(target).as_str().into(),
+                BasicPublishOptions::default(),
+                &req.encode(),
+                properties(None),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Serve `topic` as `host`: requests to the topic (shared with every
+    /// server of it), to `topic.host` (this server only) and to the
+    /// topic's fanout reach `handler`; calls get their reply.
+    pub async fn serve(
+        &self,
+        topic: &str,
+        host: &str,
+        handler: Arc<dyn Handler>,
+    ) -> Result<(), RpcError> {
+        let ch = &self.channel;
+        let fanout_exchange = format!("{topic}_fanout");
+        ch.exchange_declare(
+            fanout_exchange.as_str().into(),
+            ExchangeKind::Fanout,
+            ExchangeDeclareOptions {
+                auto_delete: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+        let direct = format!("{topic}.{host}");
+        let fanout_q = format!("{topic}_fanout_{}", new_id());
+        let queues = [
+            (
+                topic.to_string(),
+                self.exchange.clone(),
+                topic.to_string(),
+                FieldTable::default(),
+            ),
+            (
+                direct.clone(),
+                self.exchange.clone(),
+                direct,
+                FieldTable::default(),
+            ),
+            (
+                fanout_q,
+                fanout_exchange,
+                topic.to_string(),
+                transient_args(),
+            ),
+        ];
+        for (queue, exchange, key, args) in queues {
+            ch.queue_declare(queue.as_str().into(), QueueDeclareOptions::default(), args)
+                .await?;
+            ch.queue_bind(
+                queue.as_str().into(),
+                exchange.as_str().into(),
+                key.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+            let mut consumer = ch
+                .basic_consume(
+                    queue.as_str().into(),
+                    "".into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+            let channel = ch.clone();
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                while let Some(delivery) = consumer.next().await {
+                    let Ok(delivery) = delivery else { break };
+                    // Acknowledged on receipt, as oslo's RPC servers do.
+                    let _ = delivery.ack(BasicAckOptions::default()).await;
+                    let req = match Request::decode(&delivery.data) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            tracing::warn!("malformed request dropped: {e}");
+                            continue;
+                        }
+                    };
+                    let channel = channel.clone();
+                    let handler = handler.clone();
+                    tokio::spawn(async move {
+                        let outcome = handler.handle(req.context, req.method, req.args).await;
+                        let (Some(msg_id), Some(reply_q)) = (req.msg_id, req.reply_q) else {
+                            return;
+                        };
+                        let reply = match outcome {
+                            Ok(result) => Reply {
+                                msg_id,
+                                result,
+                                failure: None,
+                                ending: true,
+                            },
+                            Err(f) => Reply {
+                                msg_id,
+                                result: Value::Null,
+                                failure: Some(f),
+                                ending: true,
+                            },
+                        };
+                        if let Err(e) = channel
+                            .basic_publish(
+                                "".into(),
+                                reply_q.as_str().into(),
+                                BasicPublishOptions::default(),
+                                &reply.encode(),
+                                properties(None),
+                            )
+                            .await
+                        {
+                            tracing::warn!("reply to {reply_q} failed: {e}");
+                        }
+                    });
+                }
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transport_urls() {
+        let u = parse_transport_url("rabbit://guest:guest@127.0.0.1:5672/").unwrap();
+        assert_eq!(u.uris, ["amqp://guest:guest@127.0.0.1:5672/%2f"]);
+        assert!(!u.display.contains("guest:guest"));
+        let u = parse_transport_url("rabbit://a:pw@h1,b:pw2@h2:5673/magnum").unwrap();
+        assert_eq!(
+            u.uris,
+            ["amqp://a:pw@h1:5672/magnum", "amqp://b:pw2@h2:5673/magnum"]
+        );
+        assert!(parse_transport_url("kafka://h/").is_err());
+        assert!(parse_transport_url("rabbit:///").is_err());
+        let e = parse_transport_url("nats://u:secret@h/")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("secret"));
+    }
+}

@@ -9,6 +9,7 @@ pub mod drivers;
 pub mod error;
 pub mod names;
 pub mod objects;
+pub mod ovo;
 pub mod policy;
 
 pub use context::RequestContext;

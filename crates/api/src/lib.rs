@@ -16,6 +16,7 @@ pub mod patch;
 pub mod pyliteral;
 pub mod request;
 pub mod root;
+pub mod services;
 pub mod version;
 
 use std::sync::Arc;
@@ -110,6 +111,7 @@ fn routes(state: AppState) -> Router {
     let v1 = Router::new()
         .route("/", get(root::v1))
         .merge(cluster_templates::routes())
+        .merge(services::routes())
         .fallback(request::not_found)
         .method_not_allowed_fallback(request::method_not_allowed)
         .layer(axum::middleware::from_fn(version::negotiate));

@@ -240,6 +240,29 @@ impl Database {
         Ok(n == 1)
     }
 
+    /// (clusters, nodes) of one project, or of all: upstream's stats.
+    pub async fn cluster_stats(&self, project_id: Option<&str>) -> Result<(i64, i64), DbError> {
+        let mut clusters = Query::select()
+            .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
+            .from(Alias::new(CLUSTER.name))
+            .to_owned();
+        // SUM is DECIMAL on MySQL and BIGINT on PostgreSQL: cast to one type.
+        let sum = match self.backend() {
+            crate::Backend::MySql => "CAST(COALESCE(SUM(node_count), 0) AS SIGNED)",
+            crate::Backend::Postgres => "CAST(COALESCE(SUM(node_count), 0) AS BIGINT)",
+            crate::Backend::Sqlite => "COALESCE(SUM(node_count), 0)",
+        };
+        let mut nodes = Query::select()
+            .expr_as(Expr::cust(sum), Alias::new("n"))
+            .from(Alias::new(NODEGROUP.name))
+            .to_owned();
+        if let Some(p) = project_id {
+            clusters.and_where(c("project_id").eq(p));
+            nodes.and_where(c("project_id").eq(p));
+        }
+        Ok((self.count(&clusters).await?, self.count(&nodes).await?))
+    }
+
     /// The node groups of a cluster, by id.
     pub async fn nodegroups_of(&self, cluster_uuid: &str) -> Result<Vec<NodeGroup>, DbError> {
         let q = select(&NODEGROUPS)
@@ -419,6 +442,9 @@ mod tests {
             c.api_address
         );
 
+        assert_eq!(db.cluster_stats(Some("p")).await.unwrap(), (1, 6));
+        assert_eq!(db.cluster_stats(Some("q")).await.unwrap(), (0, 0));
+        assert_eq!(db.cluster_stats(None).await.unwrap(), (1, 6));
         assert!(db.cluster_destroy(id).await.unwrap());
         assert!(!db.cluster_destroy(id).await.unwrap());
         assert!(db.nodegroups_of(id).await.unwrap().is_empty());

@@ -193,3 +193,17 @@ pub async fn insert_cluster_row(
         .to_owned();
     db.execute(&q).await.expect("insert cluster row");
 }
+
+/// Pretend the service (host, binary) was last seen `seconds` ago.
+pub async fn age_service(db: &Database, host: &str, binary: &str, seconds: i64) {
+    use sea_query::{Alias, Expr, Query};
+    let then = crate::now() - chrono::Duration::seconds(seconds);
+    let q = Query::update()
+        .table(Alias::new("magnum_service"))
+        .value(Alias::new("last_seen_up"), then)
+        .value(Alias::new("updated_at"), then)
+        .and_where(Expr::col(Alias::new("host")).eq(host))
+        .and_where(Expr::col(Alias::new("binary")).eq(binary))
+        .to_owned();
+    db.execute(&q).await.expect("age service row");
+}

@@ -230,6 +230,15 @@ fn cluster_template_commands() {
     let list = ok_json(ep, &["coe", "cluster", "template", "list", "-f", "json"]);
     assert_eq!(list.as_array().unwrap().len(), 1);
 
+    // The all-in-one's conductor heartbeats, so it is listed as up.
+    let services = ok_json(ep, &["coe", "service", "list", "-f", "json"]);
+    let first = &services.as_array().unwrap()[0];
+    assert_eq!(first["binary"], "magnum-conductor", "{services}");
+    assert_eq!(first["state"], "up");
+    let out = osc(ep, &["coe", "stats", "list", "default"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("clusters"), "{}", text(&out));
+
     drop(server);
     std::fs::remove_dir_all(dir).ok();
 }

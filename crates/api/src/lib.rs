@@ -14,6 +14,7 @@ pub mod links;
 pub mod pagination;
 pub mod patch;
 pub mod pyliteral;
+pub mod quotas;
 pub mod request;
 pub mod root;
 pub mod services;
@@ -112,6 +113,7 @@ fn routes(state: AppState) -> Router {
         .route("/", get(root::v1))
         .merge(cluster_templates::routes())
         .merge(services::routes())
+        .merge(quotas::routes())
         .fallback(request::not_found)
         .method_not_allowed_fallback(request::method_not_allowed)
         .layer(axum::middleware::from_fn(version::negotiate));

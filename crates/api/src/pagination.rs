@@ -20,10 +20,27 @@ pub struct ListQuery {
     pub extra: Vec<(String, String)>,
 }
 
+/// What a resource's `marker` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker {
+    Uuid,
+    /// An integer row id (quotas).
+    Id,
+}
+
 impl ListQuery {
     /// Parse a query string; `accepted` names the resource's own filters.
     /// Unknown arguments are refused, as upstream's framework does.
     pub fn parse(raw: Option<&str>, accepted: &[&str]) -> Result<ListQuery, ApiError> {
+        Self::parse_with(raw, accepted, Marker::Uuid)
+    }
+
+    /// As [`ListQuery::parse`], for a resource whose marker is `marker`.
+    pub fn parse_with(
+        raw: Option<&str>,
+        accepted: &[&str],
+        marker: Marker,
+    ) -> Result<ListQuery, ApiError> {
         let mut q = ListQuery {
             limit: None,
             marker: None,
@@ -42,6 +59,16 @@ impl ListQuery {
                         )
                     })?;
                     q.limit = Some(n);
+                }
+                "marker" if marker == Marker::Id => {
+                    value.trim().parse::<i64>().map_err(|_| {
+                        ApiError::invalid_input(
+                            "marker",
+                            &Value::String(value.to_string()),
+                            "unable to convert to int",
+                        )
+                    })?;
+                    q.marker = Some(value.trim().to_string());
                 }
                 "marker" => {
                     let uuid = canonical_uuid(&value).ok_or_else(|| {

@@ -11,6 +11,7 @@ mod cluster_templates;
 mod clusters;
 mod migrate;
 mod paginate;
+mod quotas;
 mod records;
 pub mod schema;
 mod services;
@@ -29,6 +30,7 @@ pub use cluster_templates::{ClusterTemplateFilter, TemplateInUse};
 pub use clusters::ClusterFilter;
 pub use migrate::{MigrationOutcome, HEAD_REVISION, REVISIONS};
 pub use paginate::{Page, SortDir};
+pub use quotas::Quota;
 pub use services::ServiceRecord;
 pub use url::{parse_url, DbUrl};
 

@@ -35,6 +35,8 @@ pub enum RpcError {
     },
     #[error("message bus error: {0}")]
     Amqp(#[from] lapin::Error),
+    #[error("message bus at {0} is unavailable; reconnecting")]
+    Unavailable(String),
     #[error("no reply to {method} within {timeout:?}")]
     Timeout { method: String, timeout: Duration },
     #[error("remote error: {0}")]
@@ -127,13 +129,34 @@ pub trait Handler: Send + Sync + 'static {
 
 type Waiters = Arc<Mutex<HashMap<String, oneshot::Sender<Reply>>>>;
 
-/// A connection to the bus that calls, casts and serves.
-pub struct Rpc {
-    _conn: Connection,
-    channel: Channel,
+/// A topic this process serves, re-declared after every reconnection.
+#[derive(Clone)]
+struct Served {
+    topic: String,
+    host: String,
+    handler: Arc<dyn Handler>,
+}
+
+/// What survives reconnections.
+struct Inner {
+    url: TransportUrl,
     exchange: String,
     reply_q: String,
+    retry: Duration,
     waiters: Waiters,
+    served: Mutex<Vec<Served>>,
+    /// The live connection and channel; `None` while reconnecting.
+    link: tokio::sync::RwLock<Option<(Connection, Channel)>>,
+    /// Woken when the connection fails.
+    broken: tokio::sync::Notify,
+}
+
+/// A connection to the bus that calls, casts and serves. It reconnects by
+/// itself when the broker goes away, re-declaring its reply queue and every
+/// topic it serves; calls made while the bus is down fail fast.
+#[derive(Clone)]
+pub struct Rpc {
+    inner: Arc<Inner>,
 }
 
 fn properties(timeout: Option<Duration>) -> BasicProperties {
@@ -155,14 +178,14 @@ fn transient_args() -> FieldTable {
     args
 }
 
-impl Rpc {
-    /// Connect to the first reachable broker of `transport_url`; RPC
-    /// topics live in the topic exchange `control_exchange`.
-    pub async fn connect(transport_url: &str, control_exchange: &str) -> Result<Rpc, RpcError> {
-        let url = parse_transport_url(transport_url)?;
+impl Inner {
+    /// Connect to the first reachable broker and declare everything this
+    /// process needs: the control exchange, its reply queue and consumer,
+    /// and the topics it serves.
+    async fn establish(self: &Arc<Self>) -> Result<(Connection, Channel), RpcError> {
         let mut last = None;
         let mut conn = None;
-        for uri in &url.uris {
+        for uri in &self.url.uris {
             match Connection::connect(uri, ConnectionProperties::default()).await {
                 Ok(c) => {
                     conn = Some(c);
@@ -175,34 +198,45 @@ impl Rpc {
             (Some(c), _) => c,
             (None, Some(source)) => {
                 return Err(RpcError::Connect {
-                    target: url.display,
+                    target: self.url.display.clone(),
                     source,
                 })
             }
-            (None, None) => return Err(RpcError::BadUrl(url.display)),
+            (None, None) => return Err(RpcError::BadUrl(self.url.display.clone())),
         };
+        let weak = Arc::downgrade(self);
+        let mut events = conn.events_listener();
+        tokio::spawn(async move {
+            while let Some(event) = events.next().await {
+                if let lapin::Event::Error(e) = event {
+                    tracing::warn!("message bus connection lost: {e}");
+                    if let Some(inner) = weak.upgrade() {
+                        inner.broken.notify_one();
+                    }
+                    break;
+                }
+            }
+        });
         let channel = conn.create_channel().await?;
         channel
             .exchange_declare(
-                control_exchange.into(),
+                self.exchange.as_str().into(),
                 ExchangeKind::Topic,
                 ExchangeDeclareOptions::default(),
                 FieldTable::default(),
             )
             .await?;
         // Our reply queue, on the default exchange as oslo.messaging 18 does.
-        let reply_q = format!("reply_{}", new_id());
         channel
             .queue_declare(
-                reply_q.as_str().into(),
+                self.reply_q.as_str().into(),
                 QueueDeclareOptions::default(),
                 transient_args(),
             )
             .await?;
-        let waiters: Waiters = Arc::new(Mutex::new(HashMap::new()));
         let mut consumer = channel
             .basic_consume(
-                reply_q.as_str().into(),
+                self.reply_q.as_str().into(),
                 "".into(),
                 BasicConsumeOptions {
                     no_ack: true,
@@ -211,13 +245,16 @@ impl Rpc {
                 FieldTable::default(),
             )
             .await?;
-        let w = waiters.clone();
+        let waiters = self.waiters.clone();
         tokio::spawn(async move {
             while let Some(delivery) = consumer.next().await {
                 let Ok(delivery) = delivery else { break };
                 match Reply::decode(&delivery.data) {
                     Ok(reply) => {
-                        let waiter = w.lock().ok().and_then(|mut m| m.remove(&reply.msg_id));
+                        let waiter = waiters
+                            .lock()
+                            .ok()
+                            .and_then(|mut m| m.remove(&reply.msg_id));
                         match waiter {
                             Some(tx) => {
                                 let _ = tx.send(reply);
@@ -229,13 +266,185 @@ impl Rpc {
                 }
             }
         });
-        Ok(Rpc {
-            _conn: conn,
-            channel,
+        let served: Vec<Served> = self.served.lock().map(|s| s.clone()).unwrap_or_default();
+        for s in served {
+            declare_server(&channel, &self.exchange, &s).await?;
+        }
+        Ok((conn, channel))
+    }
+
+    /// Keep the link up: after a failure, retry every `retry` until the
+    /// broker is back, then restore everything declared.
+    async fn supervise(self: Arc<Self>) {
+        loop {
+            self.broken.notified().await;
+            *self.link.write().await = None;
+            loop {
+                tokio::time::sleep(self.retry).await;
+                match self.establish().await {
+                    Ok(link) => {
+                        tracing::info!("message bus reconnected at {}", self.url.display);
+                        *self.link.write().await = Some(link);
+                        break;
+                    }
+                    Err(e) => tracing::debug!("message bus still unreachable: {e}"),
+                }
+            }
+        }
+    }
+
+    async fn channel(&self) -> Result<Channel, RpcError> {
+        match &*self.link.read().await {
+            Some((_, ch)) => Ok(ch.clone()),
+            None => Err(RpcError::Unavailable(self.url.display.clone())),
+        }
+    }
+}
+
+/// Declare and consume the queues of one served topic.
+async fn declare_server(ch: &Channel, exchange: &str, s: &Served) -> Result<(), RpcError> {
+    let topic = s.topic.as_str();
+    let fanout_exchange = format!("{topic}_fanout");
+    ch.exchange_declare(
+        fanout_exchange.as_str().into(),
+        ExchangeKind::Fanout,
+        ExchangeDeclareOptions {
+            auto_delete: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await?;
+    let direct = format!("{topic}.{}", s.host);
+    let fanout_q = format!("{topic}_fanout_{}", new_id());
+    let queues = [
+        (
+            topic.to_string(),
+            exchange.to_string(),
+            topic.to_string(),
+            FieldTable::default(),
+        ),
+        (
+            direct.clone(),
+            exchange.to_string(),
+            direct,
+            FieldTable::default(),
+        ),
+        (
+            fanout_q,
+            fanout_exchange,
+            topic.to_string(),
+            transient_args(),
+        ),
+    ];
+    for (queue, exchange, key, args) in queues {
+        ch.queue_declare(queue.as_str().into(), QueueDeclareOptions::default(), args)
+            .await?;
+        ch.queue_bind(
+            queue.as_str().into(),
+            exchange.as_str().into(),
+            key.as_str().into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+        let mut consumer = ch
+            .basic_consume(
+                queue.as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let channel = ch.clone();
+        let handler = s.handler.clone();
+        tokio::spawn(async move {
+            while let Some(delivery) = consumer.next().await {
+                let Ok(delivery) = delivery else { break };
+                // Acknowledged on receipt, as oslo's RPC servers do.
+                let _ = delivery.ack(BasicAckOptions::default()).await;
+                let req = match Request::decode(&delivery.data) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!("malformed request dropped: {e}");
+                        continue;
+                    }
+                };
+                let channel = channel.clone();
+                let handler = handler.clone();
+                tokio::spawn(async move {
+                    let outcome = handler.handle(req.context, req.method, req.args).await;
+                    let (Some(msg_id), Some(reply_q)) = (req.msg_id, req.reply_q) else {
+                        return;
+                    };
+                    let reply = match outcome {
+                        Ok(result) => Reply {
+                            msg_id,
+                            result,
+                            failure: None,
+                            ending: true,
+                        },
+                        Err(f) => Reply {
+                            msg_id,
+                            result: Value::Null,
+                            failure: Some(f),
+                            ending: true,
+                        },
+                    };
+                    if let Err(e) = channel
+                        .basic_publish(
+                            "".into(),
+                            reply_q.as_str().into(),
+                            BasicPublishOptions::default(),
+                            &reply.encode(),
+                            properties(None),
+                        )
+                        .await
+                    {
+                        tracing::warn!("reply to {reply_q} failed: {e}");
+                    }
+                });
+            }
+        });
+    }
+    Ok(())
+}
+
+impl Rpc {
+    /// Connect to the first reachable broker of `transport_url`; RPC
+    /// topics live in the topic exchange `control_exchange`. Fails when no
+    /// broker answers now; later outages are ridden out, retrying every
+    /// `retry`.
+    pub async fn connect(transport_url: &str, control_exchange: &str) -> Result<Rpc, RpcError> {
+        Self::connect_with(transport_url, control_exchange, Duration::from_secs(1)).await
+    }
+
+    /// As [`Rpc::connect`], retrying every `retry` after a failure
+    /// (`[oslo_messaging_rabbit] rabbit_retry_interval`).
+    pub async fn connect_with(
+        transport_url: &str,
+        control_exchange: &str,
+        retry: Duration,
+    ) -> Result<Rpc, RpcError> {
+        let inner = Arc::new(Inner {
+            url: parse_transport_url(transport_url)?,
             exchange: control_exchange.to_string(),
-            reply_q,
-            waiters,
-        })
+            reply_q: format!("reply_{}", new_id()),
+            retry,
+            waiters: Arc::new(Mutex::new(HashMap::new())),
+            served: Mutex::new(Vec::new()),
+            link: tokio::sync::RwLock::new(None),
+            broken: tokio::sync::Notify::new(),
+        });
+        let link = inner.establish().await?;
+        *inner.link.write().await = Some(link);
+        tokio::spawn(inner.clone().supervise());
+        Ok(Rpc { inner })
+    }
+
+    /// Whether the bus is connected right now.
+    pub async fn connected(&self) -> bool {
+        self.inner.link.read().await.is_some()
     }
 
     fn routing_key(target: &Target) -> String {
@@ -271,18 +480,24 @@ impl Rpc {
         context: Map<String, Value>,
         timeout: Duration,
     ) -> Result<Value, RpcError> {
+        let channel = self.inner.channel().await?;
         let mut req = Self::request(target, method, args, context);
         let msg_id = new_id();
         req.msg_id = Some(msg_id.clone());
-        req.reply_q = Some(self.reply_q.clone());
+        req.reply_q = Some(self.inner.reply_q.clone());
         let (tx, rx) = oneshot::channel();
-        if let Ok(mut w) = self.waiters.lock() {
+        let waiters = &self.inner.waiters;
+        if let Ok(mut w) = waiters.lock() {
             w.insert(msg_id.clone(), tx);
         }
-        let sent = self
-            .channel
+        let forget = || {
+            if let Ok(mut w) = waiters.lock() {
+                w.remove(&msg_id);
+            }
+        };
+        let sent = channel
             .basic_publish(
-                self.exchange.as_str().into(),
+                self.inner.exchange.as_str().into(),
                 Self::routing_key(target).as_str().into(),
                 BasicPublishOptions::default(),
                 &req.encode(),
@@ -290,9 +505,7 @@ impl Rpc {
             )
             .await;
         if let Err(e) = sent {
-            if let Ok(mut w) = self.waiters.lock() {
-                w.remove(&msg_id);
-            }
+            forget();
             return Err(e.into());
         }
         match tokio::time::timeout(timeout, rx).await {
@@ -301,9 +514,7 @@ impl Rpc {
                 None => Ok(reply.result),
             },
             _ => {
-                if let Ok(mut w) = self.waiters.lock() {
-                    w.remove(&msg_id);
-                }
+                forget();
                 Err(RpcError::Timeout {
                     method: method.to_string(),
                     timeout,
@@ -320,10 +531,11 @@ impl Rpc {
         args: Map<String, Value>,
         context: Map<String, Value>,
     ) -> Result<(), RpcError> {
+        let channel = self.inner.channel().await?;
         let req = Self::request(target, method, args, context);
-        self.channel
+        channel
             .basic_publish(
-                self.exchange.as_str().into(),
+                self.inner.exchange.as_str().into(),
                 Self::routing_key(target).as_str().into(),
                 BasicPublishOptions::default(),
                 &req.encode(),
@@ -335,118 +547,24 @@ impl Rpc {
 
     /// Serve `topic` as `host`: requests to the topic (shared with every
     /// server of it), to `topic.host` (this server only) and to the
-    /// topic's fanout reach `handler`; calls get their reply.
+    /// topic's fanout reach `handler`; calls get their reply. Kept across
+    /// reconnections.
     pub async fn serve(
         &self,
         topic: &str,
         host: &str,
         handler: Arc<dyn Handler>,
     ) -> Result<(), RpcError> {
-        let ch = &self.channel;
-        let fanout_exchange = format!("{topic}_fanout");
-        ch.exchange_declare(
-            fanout_exchange.as_str().into(),
-            ExchangeKind::Fanout,
-            ExchangeDeclareOptions {
-                auto_delete: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
-        let direct = format!("{topic}.{host}");
-        let fanout_q = format!("{topic}_fanout_{}", new_id());
-        let queues = [
-            (
-                topic.to_string(),
-                self.exchange.clone(),
-                topic.to_string(),
-                FieldTable::default(),
-            ),
-            (
-                direct.clone(),
-                self.exchange.clone(),
-                direct,
-                FieldTable::default(),
-            ),
-            (
-                fanout_q,
-                fanout_exchange,
-                topic.to_string(),
-                transient_args(),
-            ),
-        ];
-        for (queue, exchange, key, args) in queues {
-            ch.queue_declare(queue.as_str().into(), QueueDeclareOptions::default(), args)
-                .await?;
-            ch.queue_bind(
-                queue.as_str().into(),
-                exchange.as_str().into(),
-                key.as_str().into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-            let mut consumer = ch
-                .basic_consume(
-                    queue.as_str().into(),
-                    "".into(),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
-                .await?;
-            let channel = ch.clone();
-            let handler = handler.clone();
-            tokio::spawn(async move {
-                while let Some(delivery) = consumer.next().await {
-                    let Ok(delivery) = delivery else { break };
-                    // Acknowledged on receipt, as oslo's RPC servers do.
-                    let _ = delivery.ack(BasicAckOptions::default()).await;
-                    let req = match Request::decode(&delivery.data) {
-                        Ok(r) => r,
-                        Err(e) => {
-                            tracing::warn!("malformed request dropped: {e}");
-                            continue;
-                        }
-                    };
-                    let channel = channel.clone();
-                    let handler = handler.clone();
-                    tokio::spawn(async move {
-                        let outcome = handler.handle(req.context, req.method, req.args).await;
-                        let (Some(msg_id), Some(reply_q)) = (req.msg_id, req.reply_q) else {
-                            return;
-                        };
-                        let reply = match outcome {
-                            Ok(result) => Reply {
-                                msg_id,
-                                result,
-                                failure: None,
-                                ending: true,
-                            },
-                            Err(f) => Reply {
-                                msg_id,
-                                result: Value::Null,
-                                failure: Some(f),
-                                ending: true,
-                            },
-                        };
-                        if let Err(e) = channel
-                            .basic_publish(
-                                "".into(),
-                                reply_q.as_str().into(),
-                                BasicPublishOptions::default(),
-                                &reply.encode(),
-                                properties(None),
-                            )
-                            .await
-                        {
-                            tracing::warn!("reply to {reply_q} failed: {e}");
-                        }
-                    });
-                }
-            });
+        let served = Served {
+            topic: topic.to_string(),
+            host: host.to_string(),
+            handler,
+        };
+        if let Ok(mut s) = self.inner.served.lock() {
+            s.push(served.clone());
         }
-        Ok(())
+        let channel = self.inner.channel().await?;
+        declare_server(&channel, &self.inner.exchange, &served).await
     }
 }
 

@@ -28,7 +28,8 @@ if ! my_up; then
 fi
 if ! mq_up; then
   echo "services: starting RabbitMQ" >&2
-  command -v rabbitmq-server >/dev/null && rabbitmq-server -detached
+  # The node may be up with its application stopped; else start the node.
+  rabbitmqctl start_app >/dev/null 2>&1 || { command -v rabbitmq-server >/dev/null && rabbitmq-server -detached; }
   wait_for "RabbitMQ at 127.0.0.1:5672" mq_up || status=1
 fi
 exit $status

@@ -7,12 +7,12 @@
 
 use magnum_core::objects::{Cluster, NodeGroup};
 use magnum_core::RequestContext;
-use sea_query::{Alias, Cond, Expr, Query, SelectStatement, SimpleExpr, Value};
+use sea_query::{Alias, Cond, Expr, Query, SelectStatement, SimpleExpr, UpdateStatement};
 
 use crate::cluster_templates::tenant_filter;
 use crate::paginate::{self, Page};
-use crate::records::{self, Mapping};
-use crate::schema::{CLUSTER, NODEGROUP};
+use crate::records::{self, insert, select, Mapping};
+use crate::schema::{Table, CLUSTER, NODEGROUP};
 use crate::{now, Database, DbError};
 
 const CLUSTERS: Mapping = Mapping {
@@ -39,24 +39,21 @@ fn c(name: &str) -> Expr {
     Expr::col(Alias::new(name))
 }
 
-fn select(m: &Mapping) -> SelectStatement {
-    Query::select()
-        .columns(m.table.columns.iter().map(|c| Alias::new(c.name)))
-        .from(Alias::new(m.table.name))
-        .to_owned()
-}
-
-fn insert(
-    m: &Mapping,
-    fields: &serde_json::Map<String, serde_json::Value>,
-) -> sea_query::InsertStatement {
-    let mut values = records::values(m, fields);
-    values.push(("created_at", Value::ChronoDateTime(Some(Box::new(now())))));
-    let (cols, vals): (Vec<_>, Vec<_>) = values.into_iter().unzip();
-    Query::insert()
-        .into_table(Alias::new(m.table.name))
-        .columns(cols.into_iter().map(Alias::new))
-        .values_panic(vals.into_iter().map(SimpleExpr::Value))
+/// Move the row `uuid` of `table` to status `to` if it is in one of `from`.
+fn transition(
+    table: &Table,
+    uuid: &str,
+    from: &[&str],
+    to: &str,
+    reason: Option<&str>,
+) -> UpdateStatement {
+    Query::update()
+        .table(Alias::new(table.name))
+        .value(Alias::new("status"), to)
+        .value(Alias::new("status_reason"), reason.map(str::to_string))
+        .value(Alias::new("updated_at"), now())
+        .and_where(c("uuid").eq(uuid))
+        .and_where(c("status").is_in(from.iter().copied()))
         .to_owned()
 }
 
@@ -183,14 +180,7 @@ impl Database {
         to: &str,
         reason: Option<&str>,
     ) -> Result<bool, DbError> {
-        let q = Query::update()
-            .table(Alias::new(CLUSTER.name))
-            .value(Alias::new("status"), to)
-            .value(Alias::new("status_reason"), reason.map(str::to_string))
-            .value(Alias::new("updated_at"), now())
-            .and_where(c("uuid").eq(uuid))
-            .and_where(c("status").is_in(from.iter().copied()))
-            .to_owned();
+        let q = transition(&CLUSTER, uuid, from, to, reason);
         Ok(self.execute(&q).await? == 1)
     }
 
@@ -294,14 +284,7 @@ impl Database {
         to: &str,
         reason: Option<&str>,
     ) -> Result<bool, DbError> {
-        let q = Query::update()
-            .table(Alias::new(NODEGROUP.name))
-            .value(Alias::new("status"), to)
-            .value(Alias::new("status_reason"), reason.map(str::to_string))
-            .value(Alias::new("updated_at"), now())
-            .and_where(c("uuid").eq(uuid))
-            .and_where(c("status").is_in(from.iter().copied()))
-            .to_owned();
+        let q = transition(&NODEGROUP, uuid, from, to, reason);
         Ok(self.execute(&q).await? == 1)
     }
 }

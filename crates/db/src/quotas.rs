@@ -1,10 +1,10 @@
 //! Quotas: a hard limit per (project, resource).
 
-use sea_query::{Alias, Expr, Query, SimpleExpr, Value};
+use sea_query::{Alias, Expr, Query, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::paginate::{self, Page};
-use crate::records::{self, Mapping};
+use crate::records::{self, insert, select, Mapping};
 use crate::schema::QUOTAS;
 use crate::{now, Database, DbError};
 
@@ -29,13 +29,6 @@ fn c(name: &str) -> Expr {
     Expr::col(Alias::new(name))
 }
 
-fn select() -> sea_query::SelectStatement {
-    Query::select()
-        .columns(QUOTAS.columns.iter().map(|c| Alias::new(c.name)))
-        .from(Alias::new(QUOTAS.name))
-        .to_owned()
-}
-
 impl Database {
     async fn quotas_where(&self, q: &sea_query::SelectStatement) -> Result<Vec<Quota>, DbError> {
         self.fetch_maps(q, &MAP)
@@ -47,14 +40,7 @@ impl Database {
 
     /// Store a quota; one already set for (project, resource) is `Duplicate`.
     pub async fn quota_create(&self, quota: &Quota) -> Result<Quota, DbError> {
-        let mut values = records::values(&MAP, &records::to_fields(quota));
-        values.push(("created_at", Value::ChronoDateTime(Some(Box::new(now())))));
-        let (cols, vals): (Vec<_>, Vec<_>) = values.into_iter().unzip();
-        let q = Query::insert()
-            .into_table(Alias::new(QUOTAS.name))
-            .columns(cols.into_iter().map(Alias::new))
-            .values_panic(vals.into_iter().map(SimpleExpr::Value))
-            .to_owned();
+        let q = insert(&MAP, &records::to_fields(quota));
         self.execute(&q).await?;
         self.quota_get(
             quota.project_id.as_deref().unwrap_or_default(),
@@ -69,7 +55,7 @@ impl Database {
         project_id: &str,
         resource: &str,
     ) -> Result<Option<Quota>, DbError> {
-        let q = select()
+        let q = select(&MAP)
             .and_where(c("project_id").eq(project_id))
             .and_where(c("resource").eq(resource))
             .to_owned();
@@ -77,7 +63,7 @@ impl Database {
     }
 
     pub async fn quota_by_id(&self, id: i64) -> Result<Option<Quota>, DbError> {
-        let q = select().and_where(c("id").eq(id)).to_owned();
+        let q = select(&MAP).and_where(c("id").eq(id)).to_owned();
         Ok(self.quotas_where(&q).await?.into_iter().next())
     }
 
@@ -92,7 +78,7 @@ impl Database {
         project_id: Option<&str>,
         page: &Page,
     ) -> Result<Vec<Quota>, DbError> {
-        let mut q = select();
+        let mut q = select(&MAP);
         if let Some(p) = project_id {
             q.and_where(c("project_id").eq(p));
         }

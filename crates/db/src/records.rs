@@ -5,7 +5,7 @@
 //! serde, so a new table needs no hand-written row type.
 
 use chrono::NaiveDateTime;
-use sea_query::Value;
+use sea_query::{Alias, InsertStatement, Query, SelectStatement, SimpleExpr, Value};
 use serde_json::{Map, Value as Json};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
@@ -116,4 +116,27 @@ pub(crate) fn from_fields<T: serde::de::DeserializeOwned>(
         column: "*",
         reason: e.to_string(),
     })
+}
+
+/// `SELECT <every column> FROM <table>`.
+pub(crate) fn select(m: &Mapping) -> SelectStatement {
+    Query::select()
+        .columns(m.table.columns.iter().map(|c| Alias::new(c.name)))
+        .from(Alias::new(m.table.name))
+        .to_owned()
+}
+
+/// `INSERT` of an object's fields, stamped with `created_at`.
+pub(crate) fn insert(m: &Mapping, fields: &Map<String, Json>) -> InsertStatement {
+    let mut values = values(m, fields);
+    values.push((
+        "created_at",
+        Value::ChronoDateTime(Some(Box::new(crate::now()))),
+    ));
+    let (cols, vals): (Vec<_>, Vec<_>) = values.into_iter().unzip();
+    Query::insert()
+        .into_table(Alias::new(m.table.name))
+        .columns(cols.into_iter().map(Alias::new))
+        .values_panic(vals.into_iter().map(SimpleExpr::Value))
+        .to_owned()
 }

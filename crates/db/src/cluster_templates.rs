@@ -6,158 +6,19 @@
 //! hidden, or — for admins — when it is public and hidden. Admins acting on
 //! all projects see every template.
 
-use chrono::NaiveDateTime;
-use magnum_core::objects::{ClusterTemplate, Labels};
+use magnum_core::objects::ClusterTemplate;
 use magnum_core::RequestContext;
 use sea_query::{Alias, Cond, Expr, Query, SelectStatement, SimpleExpr, Value};
 
 use crate::paginate::{self, Page};
+use crate::records::{self, Mapping};
 use crate::schema::{CLUSTER, CLUSTER_TEMPLATE};
 use crate::{now, Database, DbError};
 
-#[derive(Debug, sqlx::FromRow)]
-struct Row {
-    created_at: Option<NaiveDateTime>,
-    updated_at: Option<NaiveDateTime>,
-    id: i32,
-    uuid: Option<String>,
-    name: Option<String>,
-    flavor_id: Option<String>,
-    keypair_id: Option<String>,
-    image_id: Option<String>,
-    external_network_id: Option<String>,
-    dns_nameserver: Option<String>,
-    apiserver_port: Option<i32>,
-    project_id: Option<String>,
-    user_id: Option<String>,
-    docker_volume_size: Option<i32>,
-    fixed_network: Option<String>,
-    master_flavor_id: Option<String>,
-    cluster_distro: Option<String>,
-    coe: Option<String>,
-    http_proxy: Option<String>,
-    https_proxy: Option<String>,
-    no_proxy: Option<String>,
-    registry_enabled: Option<bool>,
-    network_driver: Option<String>,
-    labels: Option<String>,
-    tls_disabled: Option<bool>,
-    public: Option<bool>,
-    server_type: Option<String>,
-    volume_driver: Option<String>,
-    insecure_registry: Option<String>,
-    docker_storage_driver: Option<String>,
-    master_lb_enabled: Option<bool>,
-    fixed_subnet: Option<String>,
-    floating_ip_enabled: Option<bool>,
-    hidden: Option<bool>,
-    tags: Option<String>,
-    driver: Option<String>,
-}
-
-impl Row {
-    fn into_object(self) -> Result<ClusterTemplate, DbError> {
-        let labels = match self.labels.as_deref() {
-            None => None,
-            Some(text) => {
-                Some(
-                    serde_json::from_str::<Labels>(text).map_err(|e| DbError::Corrupt {
-                        table: "cluster_template",
-                        column: "labels",
-                        reason: e.to_string(),
-                    })?,
-                )
-            }
-        };
-        Ok(ClusterTemplate {
-            id: self.id.into(),
-            uuid: self.uuid.unwrap_or_default(),
-            name: self.name,
-            project_id: self.project_id,
-            user_id: self.user_id,
-            coe: self.coe,
-            image_id: self.image_id,
-            flavor_id: self.flavor_id,
-            master_flavor_id: self.master_flavor_id,
-            keypair_id: self.keypair_id,
-            external_network_id: self.external_network_id,
-            fixed_network: self.fixed_network,
-            fixed_subnet: self.fixed_subnet,
-            network_driver: self.network_driver,
-            volume_driver: self.volume_driver,
-            dns_nameserver: self.dns_nameserver,
-            apiserver_port: self.apiserver_port.map(i64::from),
-            docker_volume_size: self.docker_volume_size.map(i64::from),
-            docker_storage_driver: self.docker_storage_driver,
-            cluster_distro: self.cluster_distro,
-            http_proxy: self.http_proxy,
-            https_proxy: self.https_proxy,
-            no_proxy: self.no_proxy,
-            registry_enabled: self.registry_enabled,
-            tls_disabled: self.tls_disabled,
-            public: self.public,
-            hidden: self.hidden,
-            server_type: self.server_type,
-            insecure_registry: self.insecure_registry,
-            master_lb_enabled: self.master_lb_enabled,
-            floating_ip_enabled: self.floating_ip_enabled,
-            labels,
-            tags: self.tags,
-            driver: self.driver,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-        })
-    }
-}
-
-fn int(v: Option<i64>) -> Value {
-    Value::Int(v.and_then(|v| i32::try_from(v).ok()))
-}
-
-/// The stored value of every writable column of a template.
-fn column_values(ct: &ClusterTemplate) -> Vec<(&'static str, Value)> {
-    let s = |v: &Option<String>| Value::String(v.clone().map(Box::new));
-    let b = |v: Option<bool>| Value::Bool(v);
-    let labels = ct
-        .labels
-        .as_ref()
-        .map(|l| serde_json::Value::Object(l.clone()).to_string());
-    vec![
-        ("uuid", Value::String(Some(Box::new(ct.uuid.clone())))),
-        ("name", s(&ct.name)),
-        ("flavor_id", s(&ct.flavor_id)),
-        ("keypair_id", s(&ct.keypair_id)),
-        ("image_id", s(&ct.image_id)),
-        ("external_network_id", s(&ct.external_network_id)),
-        ("dns_nameserver", s(&ct.dns_nameserver)),
-        ("apiserver_port", int(ct.apiserver_port)),
-        ("project_id", s(&ct.project_id)),
-        ("user_id", s(&ct.user_id)),
-        ("docker_volume_size", int(ct.docker_volume_size)),
-        ("fixed_network", s(&ct.fixed_network)),
-        ("master_flavor_id", s(&ct.master_flavor_id)),
-        ("cluster_distro", s(&ct.cluster_distro)),
-        ("coe", s(&ct.coe)),
-        ("http_proxy", s(&ct.http_proxy)),
-        ("https_proxy", s(&ct.https_proxy)),
-        ("no_proxy", s(&ct.no_proxy)),
-        ("registry_enabled", b(ct.registry_enabled)),
-        ("network_driver", s(&ct.network_driver)),
-        ("labels", s(&labels)),
-        ("tls_disabled", b(ct.tls_disabled)),
-        ("public", b(ct.public)),
-        ("server_type", s(&ct.server_type)),
-        ("volume_driver", s(&ct.volume_driver)),
-        ("insecure_registry", s(&ct.insecure_registry)),
-        ("docker_storage_driver", s(&ct.docker_storage_driver)),
-        ("master_lb_enabled", b(ct.master_lb_enabled)),
-        ("fixed_subnet", s(&ct.fixed_subnet)),
-        ("floating_ip_enabled", b(ct.floating_ip_enabled)),
-        ("hidden", b(ct.hidden)),
-        ("tags", s(&ct.tags)),
-        ("driver", s(&ct.driver)),
-    ]
-}
+const MAP: Mapping = Mapping {
+    table: &CLUSTER_TEMPLATE,
+    json: &["labels"],
+};
 
 /// Filters a listing may apply (upstream's `_add_cluster_template_filters`).
 #[derive(Debug, Clone, Default)]
@@ -209,18 +70,16 @@ fn visible(ctx: &RequestContext, own: Cond) -> Cond {
 }
 
 fn select_all() -> SelectStatement {
-    let cols: Vec<Alias> = CLUSTER_TEMPLATE
-        .columns
-        .iter()
-        .map(|c| Alias::new(c.name))
-        .collect();
-    Query::select().columns(cols).from(table()).to_owned()
+    records::select(&MAP)
 }
 
 impl Database {
     async fn one_template(&self, q: &SelectStatement) -> Result<Vec<ClusterTemplate>, DbError> {
-        let rows: Vec<Row> = self.fetch_all(q).await?;
-        rows.into_iter().map(Row::into_object).collect()
+        self.fetch_maps(q, &MAP)
+            .await?
+            .into_iter()
+            .map(|m| records::from_fields(&MAP, m))
+            .collect()
     }
 
     /// The template with this UUID, if the caller may see it.
@@ -286,14 +145,7 @@ impl Database {
         &self,
         ct: &ClusterTemplate,
     ) -> Result<ClusterTemplate, DbError> {
-        let mut values = column_values(ct);
-        values.push(("created_at", Value::ChronoDateTime(Some(Box::new(now())))));
-        let (cols, vals): (Vec<_>, Vec<_>) = values.into_iter().unzip();
-        let q = Query::insert()
-            .into_table(table())
-            .columns(cols.into_iter().map(Alias::new))
-            .values_panic(vals.into_iter().map(SimpleExpr::Value))
-            .to_owned();
+        let q = records::insert(&MAP, &records::to_fields(ct));
         self.execute(&q).await?;
         let q = select_all()
             .and_where(c("uuid").eq(ct.uuid.as_str()))
@@ -336,8 +188,8 @@ impl Database {
         old: &ClusterTemplate,
         new: &ClusterTemplate,
     ) -> Result<Result<Option<ClusterTemplate>, TemplateInUse>, DbError> {
-        let before = column_values(old);
-        let changed: Vec<(&'static str, Value)> = column_values(new)
+        let before = records::values(&MAP, &records::to_fields(old));
+        let changed: Vec<(&'static str, Value)> = records::values(&MAP, &records::to_fields(new))
             .into_iter()
             .filter(|(k, v)| !before.iter().any(|(bk, bv)| bk == k && bv == v))
             .collect();

@@ -106,11 +106,13 @@ pub(crate) fn to_fields<T: serde::Serialize>(obj: &T) -> Map<String, Json> {
     }
 }
 
-/// A field map as a serde struct.
+/// A field map as a serde struct; NULL columns count as absent, so they
+/// take the field's default.
 pub(crate) fn from_fields<T: serde::de::DeserializeOwned>(
     m: &Mapping,
-    map: Map<String, Json>,
+    mut map: Map<String, Json>,
 ) -> Result<T, DbError> {
+    map.retain(|_, v| !v.is_null());
     serde_json::from_value(Json::Object(map)).map_err(|e| DbError::Corrupt {
         table: m.table.name,
         column: "*",

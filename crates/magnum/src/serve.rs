@@ -276,10 +276,38 @@ pub async fn api(conf: Config) -> anyhow::Result<()> {
     served
 }
 
+/// Serve the conductor's RPC endpoints on `[conductor] topic` as `host`
+/// when `[DEFAULT] transport_url` names a bus.
+async fn serve_rpc(conf: &Config, host: &str) -> anyhow::Result<Option<magnum_rpc::Rpc>> {
+    let Some(url) = conf.secret("DEFAULT", "transport_url") else {
+        return Ok(None);
+    };
+    let exchange = conf
+        .str("DEFAULT", "control_exchange")
+        .unwrap_or_else(|| "magnum".into());
+    let retry = conf
+        .int("oslo_messaging_rabbit", "rabbit_retry_interval")
+        .unwrap_or(1)
+        .max(1) as u64;
+    let rpc =
+        magnum_rpc::Rpc::connect_with(url.expose(), &exchange, Duration::from_secs(retry)).await?;
+    let topic = conf
+        .str("conductor", "topic")
+        .unwrap_or_else(|| "magnum-conductor".into());
+    rpc.serve(&topic, host, Arc::new(magnum_conductor::Conductor))
+        .await?;
+    tracing::info!(
+        "conductor serving RPC topic {topic} (and {topic}.{host}) on {}",
+        magnum_rpc::parse_transport_url(url.expose())?.display
+    );
+    Ok(Some(rpc))
+}
+
 pub async fn conductor(conf: Config) -> anyhow::Result<()> {
     let db = connect_current(&conf).await?;
     let host = host_name(&conf);
     tracing::info!("magnum-conductor on host {host}; database {}", db.display());
+    let _rpc = serve_rpc(&conf, &host).await?;
     let heartbeat = spawn_heartbeat(db.clone(), host, report_interval(&conf));
     shutdown_signal().await;
     heartbeat.abort();

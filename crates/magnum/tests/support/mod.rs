@@ -73,6 +73,12 @@ impl Drop for Server {
 
 /// Start `magnum <args>` and wait for its "listening on" line.
 pub fn start(args: &[&str]) -> Server {
+    start_until(args, "listening on ")
+}
+
+/// Start `magnum <args>` and wait for a stderr line containing `marker`;
+/// the URL after "listening on " (if any) is the server's.
+pub fn start_until(args: &[&str], marker: &str) -> Server {
     let mut child = Command::new(MAGNUM)
         .args(args)
         .env_remove("MAGNUM_LOG")
@@ -98,11 +104,12 @@ pub fn start(args: &[&str]) -> Server {
             Ok(line) => {
                 log.push_str(&line);
                 log.push('\n');
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    let url = rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap()
+                if line.contains(marker) {
+                    let url = line
+                        .split("listening on ")
+                        .nth(1)
+                        .and_then(|rest| rest.split_whitespace().next())
+                        .unwrap_or_default()
                         .trim_end_matches('/')
                         .to_string();
                     // Keep draining stderr so the server never blocks on it.
@@ -120,7 +127,7 @@ pub fn start(args: &[&str]) -> Server {
     }
     let _ = child.kill();
     let _ = child.wait();
-    panic!("magnum did not start listening:\n{log}");
+    panic!("magnum never logged {marker:?}:\n{log}");
 }
 
 /// A plain HTTP/1.1 exchange over any stream; (status, body).

@@ -7,6 +7,7 @@
 //! every resource.
 
 pub mod cluster_templates;
+pub mod clusters;
 pub mod context;
 pub mod error;
 pub mod fields;
@@ -112,6 +113,7 @@ fn routes(state: AppState) -> Router {
     let v1 = Router::new()
         .route("/", get(root::v1))
         .merge(cluster_templates::routes())
+        .merge(clusters::routes())
         .merge(services::routes())
         .merge(quotas::routes())
         .fallback(request::not_found)

@@ -30,6 +30,8 @@ pub enum MagnumError {
     ClusterTemplateReferenced(String),
     #[error("Not authorized to set public or hidden flag for cluster template.")]
     ClusterTemplatePublishDenied,
+    #[error("Cluster {0} could not be found.")]
+    ClusterNotFound(String),
     #[error("Cluster type ({server_type}, {os}, {coe}) not supported.")]
     ClusterTypeNotSupported {
         server_type: String,
@@ -81,7 +83,9 @@ impl MagnumError {
             | NotAuthorized(_)
             | ClusterTemplatePublishDenied
             | ImageNotAuthorized(_) => 403,
-            NotFound(_) | ClusterTemplateNotFound(_) | KeyPairNotFound(_) => 404,
+            NotFound(_) | ClusterTemplateNotFound(_) | ClusterNotFound(_) | KeyPairNotFound(_) => {
+                404
+            }
             Conflict(_) | ClusterTemplateAlreadyExists(_) => 409,
             Internal(_) => 500,
         }

@@ -179,7 +179,7 @@ fn view(c: &Cluster, x: &Extras, base: &BaseUrl, expand: bool, version_minor: u3
 }
 
 /// Find a cluster by UUID or name among the caller's.
-async fn find(db: &Database, ctx: &Ctx, ident: &str) -> ApiResult<Cluster> {
+pub async fn find(db: &Database, ctx: &Ctx, ident: &str) -> ApiResult<Cluster> {
     let not_found = || MagnumError::ClusterNotFound(ident.to_string());
     if let Some(uuid) = canonical_uuid(ident) {
         return db

@@ -26,6 +26,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("The method specified is not allowed for this resource.")]
     MethodNotAllowed,
+    /// The resource exists from a later microversion (406).
+    #[error("Version {version} was requested but the requested API {api} is not supported for this version.")]
+    NotInVersion { version: String, api: &'static str },
     #[error("Request is too large. The limit is {0} bytes.")]
     TooLarge(usize),
     #[error("{0}")]
@@ -47,6 +50,7 @@ impl ApiError {
             ApiError::BadRequest(_) => 400,
             ApiError::NotFound(_) => 404,
             ApiError::MethodNotAllowed => 405,
+            ApiError::NotInVersion { .. } => 406,
             ApiError::TooLarge(_) => 413,
             ApiError::UnsupportedMediaType(_) => 415,
             ApiError::BadVersionHeader(_) | ApiError::VersionUnsupported(_) => 406,

@@ -12,6 +12,7 @@ pub mod context;
 pub mod error;
 pub mod fields;
 pub mod links;
+pub mod nodegroups;
 pub mod pagination;
 pub mod patch;
 pub mod pyliteral;
@@ -114,6 +115,7 @@ fn routes(state: AppState) -> Router {
         .route("/", get(root::v1))
         .merge(cluster_templates::routes())
         .merge(clusters::routes())
+        .merge(nodegroups::routes())
         .merge(services::routes())
         .merge(quotas::routes())
         .fallback(request::not_found)

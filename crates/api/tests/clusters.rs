@@ -12,11 +12,11 @@ use common::*;
 use magnum_core::objects::{Cluster, NodeGroup};
 use serde_json::{json, Value};
 
-on_all_backends!(cluster_views, cluster_access_and_paging);
+on_all_backends!(cluster_views, cluster_access_and_paging, nodegroup_views);
 
 fn ng(cluster: &str, i: u32, role: &str, count: i64, addrs: &[&str], status: &str) -> NodeGroup {
     NodeGroup {
-        uuid: format!("{}-{i:04}", &cluster[..31]),
+        uuid: format!("{}{i:04}", &cluster[..32]),
         name: format!("default-{role}-{i}"),
         cluster_id: cluster.into(),
         project_id: "p1".into(),
@@ -249,4 +249,114 @@ async fn cluster_access_and_paging(backend: Backend) {
     .await
     .error(404);
     let _: Value = r.body;
+}
+
+async fn nodegroup_views(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let t = template(&app).await;
+    add(&app, C1, "one", "p1", &t, "CREATE_COMPLETE").await;
+    let v19 = [("OpenStack-API-Version", "container-infra 1.9")];
+    let get = |path: String, who: Who| {
+        let app = &app;
+        async move { app.send(Method::GET, &path, &who, &v19, None).await }
+    };
+
+    // Node groups exist from 1.9.
+    let r = app
+        .get(&format!("/v1/clusters/{C1}/nodegroups"), &member("p1"))
+        .await;
+    assert!(
+        r.error(406).contains("is not supported for this version"),
+        "{}",
+        r.raw
+    );
+
+    let r = get(format!("/v1/clusters/{C1}/nodegroups"), member("p1")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    let items = r.body["nodegroups"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    let mut keys: Vec<&str> = items[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "flavor_id",
+            "image_id",
+            "is_default",
+            "name",
+            "node_count",
+            "role",
+            "stack_id",
+            "status",
+            "uuid"
+        ]
+    );
+    let r = get(
+        format!("/v1/clusters/one/nodegroups?role=master"),
+        member("p1"),
+    )
+    .await;
+    assert_eq!(r.body["nodegroups"].as_array().unwrap().len(), 1);
+    assert_eq!(r.body["nodegroups"][0]["role"], "master");
+    let r = get(
+        format!("/v1/clusters/{C1}/nodegroups?limit=1"),
+        member("p1"),
+    )
+    .await;
+    let next = r.body["next"].as_str().unwrap();
+    assert!(
+        next.contains(&format!(
+            "/v1/clusters/{C1}/nodegroups?sort_key=id&sort_dir=asc&limit=1&marker="
+        )),
+        "{next}"
+    );
+
+    let r = get(
+        format!("/v1/clusters/{C1}/nodegroups/default-worker-2"),
+        member("p1"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    let b = &r.body;
+    assert_eq!(b["node_addresses"], json!(["10.0.0.2", "10.0.0.3"]));
+    assert_eq!(b["cluster_id"], C1);
+    assert_eq!(
+        b["labels_skipped"],
+        json!({"a": "1", "b": "9", "d": "4"}),
+        "differences from the cluster's labels"
+    );
+    let uuid = b["uuid"].as_str().unwrap().to_string();
+    assert_eq!(
+        b["links"][0]["href"],
+        format!("http://magnum.test:9511/v1/clusters/{C1}/nodegroups/{uuid}")
+    );
+    let id = b["id"].as_i64().unwrap();
+    assert_eq!(
+        get(format!("/v1/clusters/{C1}/nodegroups/{uuid}"), member("p1"))
+            .await
+            .body,
+        r.body
+    );
+    assert_eq!(
+        get(format!("/v1/clusters/{C1}/nodegroups/{id}"), member("p1"))
+            .await
+            .body,
+        r.body
+    );
+    let r = get(format!("/v1/clusters/{C1}/nodegroups/nope"), member("p1")).await;
+    assert_eq!(r.error(404), "Nodegroup nope could not be found.");
+    get(format!("/v1/clusters/{C1}/nodegroups"), member("p2"))
+        .await
+        .error(404);
+    assert_eq!(
+        get(format!("/v1/clusters/{C1}/nodegroups"), admin("ops"))
+            .await
+            .status,
+        StatusCode::OK
+    );
 }

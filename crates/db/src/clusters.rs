@@ -57,6 +57,11 @@ fn transition(
         .to_owned()
 }
 
+fn uuid_like(s: &str) -> bool {
+    let hex: String = s.chars().filter(|c| *c != '-').collect();
+    hex.len() == 32 && hex.chars().all(|c| c.is_ascii_hexdigit())
+}
+
 fn owned(ctx: &RequestContext, cond: Cond) -> Cond {
     match tenant_filter(ctx) {
         Some(t) => cond.add(t),
@@ -259,6 +264,59 @@ impl Database {
             .and_where(c("cluster_id").eq(cluster_uuid))
             .order_by(Alias::new("id"), sea_query::Order::Asc)
             .to_owned();
+        self.nodegroups_where(&q).await
+    }
+
+    /// Whether `key` is a column node groups can be sorted by.
+    pub fn nodegroup_sort_key_valid(key: &str) -> bool {
+        paginate::valid_sort_key(&NODEGROUP, key)
+    }
+
+    /// One page of a cluster's node groups; non-admins see their
+    /// project's only (upstream's rule), optionally of one role.
+    pub async fn nodegroup_list(
+        &self,
+        ctx: &RequestContext,
+        cluster_uuid: &str,
+        role: Option<&str>,
+        page: &Page,
+    ) -> Result<Vec<NodeGroup>, DbError> {
+        let mut q = select(&NODEGROUPS)
+            .and_where(c("cluster_id").eq(cluster_uuid))
+            .to_owned();
+        if !ctx.is_admin {
+            q.and_where(c("project_id").eq(ctx.project_id.clone().unwrap_or_default()));
+        }
+        if let Some(r) = role {
+            q.and_where(c("role").eq(r));
+        }
+        paginate::apply(&mut q, &NODEGROUP, page);
+        self.nodegroups_where(&q).await
+    }
+
+    /// A cluster's node group by id, UUID or name (as upstream's
+    /// `NodeGroup.get`); several with the name answer all of them.
+    pub async fn nodegroup_find(
+        &self,
+        ctx: &RequestContext,
+        cluster_uuid: &str,
+        ident: &str,
+    ) -> Result<Vec<NodeGroup>, DbError> {
+        let key = if ident.parse::<i64>().is_ok() {
+            c("id").eq(ident.parse::<i64>().unwrap_or_default())
+        } else if uuid_like(ident) {
+            c("uuid").eq(ident.to_lowercase())
+        } else {
+            c("name").eq(ident)
+        };
+        let mut q = select(&NODEGROUPS)
+            .and_where(c("cluster_id").eq(cluster_uuid))
+            .and_where(key)
+            .limit(2)
+            .to_owned();
+        if !ctx.is_admin {
+            q.and_where(c("project_id").eq(ctx.project_id.clone().unwrap_or_default()));
+        }
         self.nodegroups_where(&q).await
     }
 

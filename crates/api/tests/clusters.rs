@@ -297,7 +297,7 @@ async fn nodegroup_views(backend: Backend) {
         ]
     );
     let r = get(
-        format!("/v1/clusters/one/nodegroups?role=master"),
+        "/v1/clusters/one/nodegroups?role=master".to_string(),
         member("p1"),
     )
     .await;

@@ -230,6 +230,19 @@ fn cluster_template_commands() {
     let list = ok_json(ep, &["coe", "cluster", "template", "list", "-f", "json"]);
     assert_eq!(list.as_array().unwrap().len(), 1);
 
+    // Clusters can be listed (none yet), and a missing one is reported.
+    assert_eq!(
+        ok_json(ep, &["coe", "cluster", "list", "-f", "json"]),
+        serde_json::json!([])
+    );
+    let out = osc(ep, &["coe", "cluster", "show", "nope"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("Cluster nope could not be found"),
+        "{}",
+        text(&out)
+    );
+
     // The all-in-one's conductor heartbeats, so it is listed as up.
     let services = ok_json(ep, &["coe", "service", "list", "-f", "json"]);
     let first = &services.as_array().unwrap()[0];

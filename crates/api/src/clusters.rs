@@ -1,12 +1,12 @@
 //! `/v1/clusters`, read side: list (summary view), detail and show (full
 //! view), per microversion. Counts and addresses come from the cluster's
-//! node groups; label differences from its template's labels. Creating,
-//! updating and deleting clusters arrive with the conductor (issue 3).
+//! node groups; label differences from its template's labels. The write
+//! side is in [`crate::cluster_ops`].
 
 use std::collections::HashMap;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use magnum_core::objects::{Cluster, Labels, NodeGroup};
 use magnum_core::MagnumError;
@@ -19,13 +19,26 @@ use crate::error::ApiResult;
 use crate::fields::canonical_uuid;
 use crate::links::BaseUrl;
 use crate::pagination::ListQuery;
-use crate::AppState;
+use crate::{cluster_ops, AppState};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/clusters", get(list))
+        .route("/clusters", get(list).post(cluster_ops::create))
         .route("/clusters/detail", get(detail))
-        .route("/clusters/{ident}", get(show))
+        .route(
+            "/clusters/{ident}",
+            get(show)
+                .patch(cluster_ops::update)
+                .delete(cluster_ops::delete),
+        )
+        .route(
+            "/clusters/{ident}/actions/resize",
+            post(cluster_ops::resize),
+        )
+        .route(
+            "/clusters/{ident}/actions/upgrade",
+            post(cluster_ops::upgrade),
+        )
 }
 
 /// Statuses upstream reports faults for.
@@ -196,6 +209,22 @@ pub async fn find(db: &Database, ctx: &Ctx, ident: &str) -> ApiResult<Cluster> {
         )
         .into()),
     }
+}
+
+/// The template a cluster was built from.
+pub async fn template_of(
+    db: &Database,
+    c: &Cluster,
+) -> ApiResult<magnum_core::objects::ClusterTemplate> {
+    let admin = magnum_core::RequestContext {
+        is_admin: true,
+        all_tenants: true,
+        ..Default::default()
+    };
+    let id = c.cluster_template_id.clone().unwrap_or_default();
+    db.cluster_template_by_uuid(&admin, &id)
+        .await?
+        .ok_or_else(|| MagnumError::ClusterTemplateNotFound(id).into())
 }
 
 async fn template_labels(

@@ -28,6 +28,17 @@ pub enum Kind {
     DnsList,
     /// Free text, only ever set by the server.
     Text,
+    /// A name matching `^[a-zA-Z][a-zA-Z0-9_.-]*$`, of `min`..=`max` characters.
+    Name {
+        min: usize,
+        max: usize,
+    },
+    /// A list of strings.
+    StrList,
+    /// A map of string keys to string values.
+    StrMap,
+    /// A list of objects of string values (node taints).
+    ObjList,
 }
 
 /// One attribute of a resource.
@@ -215,6 +226,53 @@ pub fn check(field: &Field, value: &Value) -> Result<Value, ApiError> {
             }
         }
         Kind::Text => Ok(value.clone()),
+        Kind::Name { min, max } => {
+            let v = check(&Field::new(field.name, Kind::Str { min, max }), value)?;
+            let s = v.as_str().unwrap_or_default();
+            let mut chars = s.chars();
+            let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+                && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+            if !ok {
+                return Err(bad(
+                    "Value should match the pattern ^[a-zA-Z][a-zA-Z0-9_.-]*$".to_string(),
+                ));
+            }
+            Ok(v)
+        }
+        Kind::StrList => {
+            let items = value
+                .as_array()
+                .ok_or_else(|| bad(wrong_type("list", value)))?;
+            for v in items {
+                if !v.is_string() {
+                    return Err(bad(wrong_type("str", v)));
+                }
+            }
+            Ok(value.clone())
+        }
+        Kind::StrMap => {
+            let map = value
+                .as_object()
+                .ok_or_else(|| bad(wrong_type("dict", value)))?;
+            for v in map.values() {
+                if !v.is_string() {
+                    return Err(bad(wrong_type("str", v)));
+                }
+            }
+            Ok(value.clone())
+        }
+        Kind::ObjList => {
+            let items = value
+                .as_array()
+                .ok_or_else(|| bad(wrong_type("list", value)))?;
+            for v in items {
+                let m = v.as_object().ok_or_else(|| bad(wrong_type("dict", v)))?;
+                if let Some(x) = m.values().find(|x| !x.is_string()) {
+                    return Err(bad(wrong_type("str", x)));
+                }
+            }
+            Ok(value.clone())
+        }
     }
 }
 

@@ -6,8 +6,10 @@
 //! pagination and JSON-patch — live in their own modules and are shared by
 //! every resource.
 
+pub mod cluster_ops;
 pub mod cluster_templates;
 pub mod clusters;
+pub mod conduct;
 pub mod context;
 pub mod error;
 pub mod fields;
@@ -56,6 +58,9 @@ pub struct AppState {
     pub max_limit: u64,
     /// `[oslo_middleware] max_request_body_size`.
     pub max_body: usize,
+    /// How operations reach conductors. `None`: no bus; queued operations
+    /// wait for a conductor's sweep.
+    pub conductor: Option<Arc<dyn magnum_rpc::Client>>,
 }
 
 impl AppState {
@@ -80,7 +85,14 @@ impl AppState {
             auth: AuthMode::NoAuth,
             max_limit,
             max_body,
+            conductor: None,
         }
+    }
+
+    /// Send operations to conductors through `client`.
+    pub fn with_conductor(mut self, client: Arc<dyn magnum_rpc::Client>) -> Self {
+        self.conductor = Some(client);
+        self
     }
 }
 

@@ -62,6 +62,16 @@ fn valid_path(path: &str) -> bool {
 
 /// Validate a patch document against a resource's non-removable attributes.
 pub fn parse(body: &Value, non_removable: &[&str]) -> Result<Vec<Op>, ApiError> {
+    parse_with(body, non_removable, &[])
+}
+
+/// [`parse`] for a resource with more internal attributes than the common
+/// ones.
+pub fn parse_with(
+    body: &Value,
+    non_removable: &[&str],
+    internal: &[&str],
+) -> Result<Vec<Op>, ApiError> {
     let items = body.as_array().ok_or_else(|| {
         ApiError::invalid_input("patch", body, "A JSON patch must be a list of operations")
     })?;
@@ -139,7 +149,7 @@ pub fn parse(body: &Value, non_removable: &[&str]) -> Result<Vec<Op>, ApiError> 
                 ))
             }
         };
-        if INTERNAL.contains(&path.as_str()) {
+        if INTERNAL.contains(&path.as_str()) || internal.contains(&path.as_str()) {
             return Err(ApiError::BadRequest(format!(
                 "'{path}' is an internal attribute and can not be updated"
             )));

@@ -1,16 +1,47 @@
-//! The conductor's RPC endpoints, under upstream's method names so that
-//! upstream's `magnum.conductor.api` clients can call them.
+//! Magnum's conductor: it runs cluster and node group operations through
+//! the cluster's driver and keeps each cluster's status true.
 //!
-//! Implemented so far: `ping_conductor` (upstream's `ListenerAPI`). The
-//! cluster, node group, certificate, credential and federation operations
-//! are recognised and answered with a clear "not available yet" failure
-//! until they land; anything else gets oslo.messaging's `NoSuchMethod`.
+//! Work arrives two ways. Our API queues every operation in the database
+//! (`rs_cluster_operation`, see `magnum_db::Operation`) and casts it under
+//! upstream's RPC method name with the operation's id in the context; any
+//! conductor that receives the cast runs it. Upstream's API casts the same
+//! methods without queueing; we queue them on arrival ("adopt" them) and
+//! run them alike. Either way an operation is claimed under a lease, so
+//! many conductors can run at once: each operation runs on one of them, and
+//! when a conductor dies its lease runs out and another one's sweep takes
+//! the operation over ([`Conductor::tick`]).
+//!
+//! A driver operation only starts work; the periodic status sync asks the
+//! driver where it stands and moves the cluster to `*_COMPLETE` or
+//! `*_FAILED`, enforcing `create_timeout` (module `sync`).
 
+mod ops;
+mod sync;
+
+pub mod notify;
+
+#[cfg(feature = "fake-driver")]
+#[path = "../tests/fake_driver/mod.rs"]
+pub mod fake_driver;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use magnum_core::config::Config;
+use magnum_core::drivers::DriverRegistry;
+use magnum_core::{MagnumError, RequestContext};
+use magnum_db::{Database, DbError};
 use magnum_rpc::{Handler, HandlerFuture, RemoteError};
 use serde_json::{Map, Value};
 
-/// The methods upstream's conductor serves.
-pub const UPSTREAM_METHODS: &[&str] = &[
+pub use notify::Notifier;
+pub use ops::{gate_for, refusal};
+
+/// The context key naming the queued operation a cast is about.
+pub const OPERATION_KEY: &str = "magnum_rs_operation";
+
+/// The cluster and node group operations, by upstream method name.
+pub const OPERATIONS: &[&str] = &[
     "cluster_create",
     "cluster_delete",
     "cluster_update",
@@ -19,6 +50,11 @@ pub const UPSTREAM_METHODS: &[&str] = &[
     "nodegroup_create",
     "nodegroup_update",
     "nodegroup_delete",
+];
+
+/// Upstream conductor methods that come with later work (certificates,
+/// trusts, federations, remote objects).
+pub const NOT_YET: &[&str] = &[
     "sign_certificate",
     "get_ca_certificate",
     "rotate_ca_certificate",
@@ -29,12 +65,67 @@ pub const UPSTREAM_METHODS: &[&str] = &[
     "object_class_action_versions",
     "object_action",
     "object_backport_versions",
-    "ping_conductor",
 ];
 
-/// The conductor's endpoints.
-#[derive(Debug, Default, Clone)]
-pub struct Conductor;
+/// Timings of a conductor.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The name this conductor claims operations under.
+    pub host: String,
+    /// Seconds a claim lasts between renewals.
+    pub lease: i64,
+    /// Seconds a queued operation waits for its cast before a sweep takes it.
+    pub grace: i64,
+    /// Time between sweeps and status syncs.
+    pub sync_interval: Duration,
+    /// Time between health syncs.
+    pub health_interval: Duration,
+}
+
+impl Settings {
+    pub fn from_conf(conf: &Config, host: &str) -> Self {
+        let int = |s: &str, k: &str, d: i64| conf.int(s, k).unwrap_or(d);
+        Settings {
+            host: host.to_string(),
+            lease: int("conductor", "operation_lease", 30).max(2),
+            grace: int("conductor", "operation_grace", 10).max(0),
+            sync_interval: Duration::from_secs(int("conductor", "sync_interval", 10).max(1) as u64),
+            health_interval: Duration::from_secs(
+                int("kubernetes", "health_polling_interval", 60).max(1) as u64,
+            ),
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub db: Database,
+    pub drivers: DriverRegistry,
+    pub settings: Settings,
+    pub notifier: Notifier,
+}
+
+/// The conductor's endpoints and background work.
+#[derive(Clone)]
+pub struct Conductor {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Conductor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conductor")
+            .field("host", &self.inner.settings.host)
+            .finish()
+    }
+}
+
+/// Why an operation could not run (reported to RPC callers).
+#[derive(Debug, thiserror::Error)]
+pub enum ConductorError {
+    #[error(transparent)]
+    Magnum(#[from] MagnumError),
+    #[error("database: {0}")]
+    Db(#[from] DbError),
+}
 
 fn failure(class: &str, module: &str, message: String) -> RemoteError {
     RemoteError {
@@ -45,18 +136,135 @@ fn failure(class: &str, module: &str, message: String) -> RemoteError {
     }
 }
 
+impl From<ConductorError> for RemoteError {
+    fn from(e: ConductorError) -> Self {
+        match e {
+            ConductorError::Magnum(m) => {
+                let class = match m.code() {
+                    404 => "ClusterNotFound",
+                    409 => "Conflict",
+                    403 => "NotAuthorized",
+                    _ => "InvalidParameterValue",
+                };
+                failure(class, "magnum.common.exception", m.to_string())
+            }
+            ConductorError::Db(d) => failure(
+                "MagnumException",
+                "magnum.common.exception",
+                format!("database: {d}"),
+            ),
+        }
+    }
+}
+
+impl Conductor {
+    pub fn new(
+        db: Database,
+        drivers: DriverRegistry,
+        settings: Settings,
+        notifier: Notifier,
+    ) -> Self {
+        Conductor {
+            inner: Arc::new(Inner {
+                db,
+                drivers,
+                settings,
+                notifier,
+            }),
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// Sweep due operations, then sync the status of clusters in progress.
+    /// Every conductor runs this every `sync_interval`.
+    pub async fn tick(&self) {
+        match self
+            .inner
+            .db
+            .operations_due(self.inner.settings.grace)
+            .await
+        {
+            Ok(due) => {
+                for op in due {
+                    tracing::info!(
+                        "taking over {} of cluster {} (attempt {})",
+                        op.method,
+                        op.cluster_uuid,
+                        op.attempts + 1
+                    );
+                    if let Err(e) = self.work(&op.uuid).await {
+                        tracing::warn!("{} of cluster {}: {e}", op.method, op.cluster_uuid);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!("cannot read queued operations: {e}"),
+        }
+        self.sync_status().await;
+    }
+
+    /// Run [`Conductor::tick`] every `sync_interval` and the health sync
+    /// every `health_interval`, until the task is dropped.
+    pub fn spawn_background(&self) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(me.inner.settings.sync_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut health = tokio::time::interval(me.inner.settings.health_interval);
+            health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => me.tick().await,
+                    _ = health.tick() => me.sync_health().await,
+                }
+            }
+        })
+    }
+
+    async fn dispatch(
+        &self,
+        context: Map<String, Value>,
+        method: &str,
+        args: Map<String, Value>,
+    ) -> Result<Value, ConductorError> {
+        let op_uuid = context
+            .get(OPERATION_KEY)
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let op_uuid = match op_uuid {
+            Some(u) => u,
+            None => {
+                let ctx = RequestContext::from_wire(&context);
+                match self.adopt(&ctx, context, method, args).await? {
+                    Some(u) => u,
+                    None => return Ok(Value::Null),
+                }
+            }
+        };
+        let cluster = self.work(&op_uuid).await?;
+        Ok(cluster.map_or(Value::Null, |c| magnum_core::ovo::encode(&c)))
+    }
+}
+
 impl Handler for Conductor {
     fn handle(
         &self,
-        _context: Map<String, Value>,
+        context: Map<String, Value>,
         method: String,
-        _args: Map<String, Value>,
+        args: Map<String, Value>,
     ) -> HandlerFuture {
+        let me = self.clone();
         Box::pin(async move {
             match method.as_str() {
                 // Upstream's listener: "I am alive".
                 "ping_conductor" => Ok(Value::Bool(true)),
-                m if UPSTREAM_METHODS.contains(&m) => {
+                m if OPERATIONS.contains(&m) => me
+                    .dispatch(context, m, args)
+                    .await
+                    .map_err(RemoteError::from),
+                m if NOT_YET.contains(&m) => {
                     tracing::warn!("conductor method {m} called; not available yet");
                     Err(failure(
                         "NotImplementedError",
@@ -71,31 +279,5 @@ impl Handler for Conductor {
                 )),
             }
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn answers_ping_and_refuses_the_rest_clearly() {
-        let c = Conductor;
-        assert_eq!(
-            c.handle(Map::new(), "ping_conductor".into(), Map::new())
-                .await
-                .unwrap(),
-            Value::Bool(true)
-        );
-        let e = c
-            .handle(Map::new(), "cluster_create".into(), Map::new())
-            .await
-            .unwrap_err();
-        assert_eq!(e.class, "NotImplementedError");
-        let e = c
-            .handle(Map::new(), "bogus".into(), Map::new())
-            .await
-            .unwrap_err();
-        assert_eq!(e.class, "NoSuchMethod");
     }
 }

@@ -41,4 +41,65 @@ impl RequestContext {
             "system_scope": Value::Null,
         })
     }
+
+    /// The context as oslo.messaging carries it (upstream's
+    /// `RequestContext.to_dict()` keys). No token: none is kept here.
+    pub fn to_wire(&self) -> serde_json::Map<String, Value> {
+        let v = json!({
+            "auth_token": Value::Null,
+            "auth_url": Value::Null,
+            "auth_token_info": Value::Null,
+            "domain_id": self.domain_id,
+            "domain_name": Value::Null,
+            "user_name": self.user_name,
+            "user_id": self.user_id,
+            "user_domain_id": self.user_domain_id,
+            "user_domain_name": self.user_domain_name,
+            "project_name": self.project_name,
+            "project_id": self.project_id,
+            "roles": self.roles,
+            "is_admin": self.is_admin,
+            "read_only": false,
+            "show_deleted": false,
+            "request_id": self.request_id,
+            "all_tenants": self.all_tenants,
+            "trust_id": Value::Null,
+            "password": Value::Null,
+        });
+        match v {
+            Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        }
+    }
+
+    /// A context from its wire form (missing keys stay empty).
+    pub fn from_wire(m: &serde_json::Map<String, Value>) -> Self {
+        let s = |k: &str| m.get(k).and_then(Value::as_str).map(str::to_string);
+        RequestContext {
+            request_id: s("request_id").unwrap_or_default(),
+            user_id: s("user_id").or_else(|| s("user")),
+            user_name: s("user_name"),
+            project_id: s("project_id").or_else(|| s("tenant")),
+            project_name: s("project_name"),
+            domain_id: s("domain_id"),
+            user_domain_id: s("user_domain_id"),
+            user_domain_name: s("user_domain_name"),
+            project_domain_id: s("project_domain_id"),
+            roles: m
+                .get("roles")
+                .and_then(Value::as_array)
+                .map(|r| {
+                    r.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            is_admin: m.get("is_admin").and_then(Value::as_bool).unwrap_or(false),
+            all_tenants: m
+                .get("all_tenants")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        }
+    }
 }

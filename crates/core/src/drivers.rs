@@ -7,10 +7,118 @@
 //! template the way upstream does: by the template's `driver` field when set,
 //! otherwise by the kind it asks for.
 
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::objects::{Cluster, ClusterTemplate, NodeGroup};
 use crate::MagnumError;
+
+/// What a driver operation returns.
+pub type DriverFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, DriverError>> + Send + 'a>>;
+
+/// Why a driver operation did not happen.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DriverError {
+    /// The driver cannot do this (yet); nothing was touched.
+    #[error("{0}")]
+    NotAvailable(String),
+    /// The operation was tried and failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Everything a driver sees of a cluster.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterSpec {
+    pub cluster: Cluster,
+    pub template: ClusterTemplate,
+    pub nodegroups: Vec<NodeGroup>,
+}
+
+impl ClusterSpec {
+    /// The default group of this role.
+    pub fn default_group(&self, role: &str) -> Option<&NodeGroup> {
+        self.nodegroups
+            .iter()
+            .find(|n| n.is_default.unwrap_or(false) && n.role.as_deref() == Some(role))
+            .or_else(|| {
+                self.nodegroups.iter().find(|n| {
+                    let master = n.role.as_deref() == Some("master");
+                    master == (role == "master")
+                })
+            })
+    }
+}
+
+/// The stage an operation of the underlying orchestration is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    InProgress,
+    Complete,
+    Failed(String),
+}
+
+/// Which operation the orchestration last ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Create,
+    Update,
+    Delete,
+    Rollback,
+}
+
+impl Action {
+    /// Upstream's status name stem (`CREATE`, `UPDATE`, …).
+    pub fn stem(self) -> &'static str {
+        match self {
+            Action::Create => "CREATE",
+            Action::Update => "UPDATE",
+            Action::Delete => "DELETE",
+            Action::Rollback => "ROLLBACK",
+        }
+    }
+}
+
+/// What a status sync found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    pub action: Action,
+    pub progress: Progress,
+    pub api_address: Option<String>,
+    pub coe_version: Option<String>,
+    pub container_version: Option<String>,
+    /// Node addresses by node group UUID.
+    pub node_addresses: HashMap<String, Vec<String>>,
+}
+
+impl Observed {
+    pub fn new(action: Action, progress: Progress) -> Self {
+        Observed {
+            action,
+            progress,
+            api_address: None,
+            coe_version: None,
+            container_version: None,
+            node_addresses: HashMap::new(),
+        }
+    }
+}
+
+/// What a health sync found: upstream's `health_status` and its reasons.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    pub status: String,
+    pub reason: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The answer of an operation a driver has not got.
+fn not_available<T: Send + 'static>(driver: &str, what: &str) -> DriverFuture<'static, T> {
+    let msg = format!("{what} is not available with the {driver} driver yet");
+    Box::pin(async move { Err(DriverError::NotAvailable(msg)) })
+}
 
 /// One kind of cluster a driver can build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,8 +128,12 @@ pub struct ClusterKind {
     pub coe: &'static str,
 }
 
-/// What every cluster driver declares. The operations a driver performs are
-/// added with the issues that bring them.
+/// What a cluster driver declares and does. Operations start work in the
+/// underlying orchestration and return; [`Driver::status`] tells later how
+/// it went (the conductor's status sync asks). Every operation must be safe
+/// to repeat: a conductor that takes over from a dead one runs the
+/// operation again. An operation a driver lacks answers
+/// [`DriverError::NotAvailable`].
 pub trait Driver: Send + Sync + std::fmt::Debug {
     /// The name templates refer to in their `driver` field.
     fn name(&self) -> &'static str;
@@ -30,6 +142,68 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
     /// Beta drivers must be enabled with `[drivers] enabled_beta_drivers`.
     fn beta(&self) -> bool {
         false
+    }
+    /// Refuse a master count this driver cannot build.
+    fn validate_master_size(&self, _count: i64) -> Result<(), MagnumError> {
+        Ok(())
+    }
+    /// Refuse resizing the masters to `count`.
+    fn validate_master_resize(&self, _count: i64) -> Result<(), MagnumError> {
+        Err(MagnumError::Invalid(
+            "Resizing a nodegroup with role master is not supported.".into(),
+        ))
+    }
+    /// Start building the cluster; the orchestration's id (`stack_id`).
+    fn create(&self, _spec: &ClusterSpec, _timeout_minutes: i64) -> DriverFuture<'_, String> {
+        not_available(self.name(), "Creating a cluster")
+    }
+    /// Apply the cluster's stored node counts and settings.
+    fn update(&self, _spec: &ClusterSpec, _rollback: bool) -> DriverFuture<'_, ()> {
+        not_available(self.name(), "Updating a cluster")
+    }
+    /// Resize one node group to `node_count`, removing these nodes first.
+    fn resize(
+        &self,
+        _spec: &ClusterSpec,
+        _nodegroup: &NodeGroup,
+        _node_count: i64,
+        _nodes_to_remove: &[String],
+    ) -> DriverFuture<'_, ()> {
+        not_available(self.name(), "Resizing a cluster")
+    }
+    /// Upgrade a node group to the template's versions.
+    fn upgrade(
+        &self,
+        _spec: &ClusterSpec,
+        _template: &ClusterTemplate,
+        _max_batch_size: i64,
+        _nodegroup: &NodeGroup,
+    ) -> DriverFuture<'_, ()> {
+        not_available(self.name(), "Upgrading a cluster")
+    }
+    /// Start tearing the cluster down.
+    fn delete(&self, _spec: &ClusterSpec) -> DriverFuture<'_, ()> {
+        not_available(self.name(), "Deleting a cluster")
+    }
+    /// Add a node group to a built cluster.
+    fn create_nodegroup(&self, _spec: &ClusterSpec, _ng: &NodeGroup) -> DriverFuture<'_, ()> {
+        not_available(self.name(), "Creating a node group")
+    }
+    /// Apply a node group's stored settings.
+    fn update_nodegroup(&self, _spec: &ClusterSpec, _ng: &NodeGroup) -> DriverFuture<'_, ()> {
+        not_available(self.name(), "Updating a node group")
+    }
+    /// Remove a node group.
+    fn delete_nodegroup(&self, _spec: &ClusterSpec, _ng: &NodeGroup) -> DriverFuture<'_, ()> {
+        not_available(self.name(), "Deleting a node group")
+    }
+    /// Where the last operation stands.
+    fn status(&self, _spec: &ClusterSpec) -> DriverFuture<'_, Observed> {
+        not_available(self.name(), "Syncing cluster status")
+    }
+    /// The cluster's health as its COE reports it; `None`: unknown.
+    fn health(&self, _spec: &ClusterSpec) -> DriverFuture<'_, Option<Health>> {
+        Box::pin(async { Ok(None) })
     }
 }
 
@@ -82,10 +256,22 @@ pub struct DriverRegistry {
 /// The registry for this configuration: every driver this build ships that
 /// `[drivers] disabled_drivers` does not name.
 pub fn registry(conf: &Config) -> DriverRegistry {
-    let shipped = HEAT_DRIVERS
+    registry_with(Vec::new(), conf)
+}
+
+/// The drivers a release build ships.
+pub fn shipped() -> Vec<Arc<dyn Driver>> {
+    HEAT_DRIVERS
         .iter()
-        .map(|(name, provides)| Arc::new(HeatDriver { name, provides }) as Arc<dyn Driver>);
-    DriverRegistry::new(shipped.collect(), conf)
+        .map(|(name, provides)| Arc::new(HeatDriver { name, provides }) as Arc<dyn Driver>)
+        .collect()
+}
+
+/// The registry of the shipped drivers plus `extra` (tests add theirs).
+pub fn registry_with(extra: Vec<Arc<dyn Driver>>, conf: &Config) -> DriverRegistry {
+    let mut all = shipped();
+    all.extend(extra);
+    DriverRegistry::new(all, conf)
 }
 
 impl DriverRegistry {
@@ -106,6 +292,16 @@ impl DriverRegistry {
 
     pub fn drivers(&self) -> &[Arc<dyn Driver>] {
         &self.drivers
+    }
+
+    /// The driver for a template (`select` on its fields).
+    pub fn for_template(&self, t: &ClusterTemplate) -> Result<Arc<dyn Driver>, MagnumError> {
+        self.select(
+            t.server_type.as_deref().unwrap_or("vm"),
+            t.cluster_distro.as_deref(),
+            t.coe.as_deref().unwrap_or_default(),
+            t.driver.as_deref().filter(|d| !d.is_empty()),
+        )
     }
 
     pub fn by_name(&self, name: &str) -> Option<&Arc<dyn Driver>> {

@@ -56,6 +56,27 @@ pub enum MagnumError {
     FixedNetworkNotFound(String),
     #[error("Unable to find fixed subnet {0}.")]
     FixedSubnetNotFound(String),
+    /// Upstream's `NotSupported` family: the text is the whole message.
+    #[error("{0}")]
+    NotSupportedMsg(String),
+    #[error("{0} is not supported.")]
+    NotSupported(String),
+    #[error("Resource limit exceeded: {0}")]
+    ResourceLimitExceeded(String),
+    #[error("Nodegroup {0} could not be found.")]
+    NodeGroupNotFound(String),
+    #[error("A node group with name {name} already exists in the cluster {cluster}.")]
+    NodeGroupAlreadyExists { name: String, cluster: String },
+    #[error("Resizing {nodegroup} outside the allowed range: min_node_count = {min}, max_node_count = {max}")]
+    NgResizeOutBounds {
+        nodegroup: String,
+        min: String,
+        max: String,
+    },
+    #[error("Cluster Template is not valid for upgrade: {0}")]
+    InvalidClusterTemplateForUpgrade(String),
+    #[error("Cluster API address is not available yet")]
+    ClusterApiAddressUnavailable,
     /// Something went wrong on our side; the text is logged, never sent.
     #[error("{0}")]
     Internal(String),
@@ -78,15 +99,25 @@ impl MagnumError {
             | FlavorNotFound(_)
             | ExternalNetworkNotFound(_)
             | FixedNetworkNotFound(_)
-            | FixedSubnetNotFound(_) => 400,
+            | FixedSubnetNotFound(_)
+            | NotSupportedMsg(_)
+            | NotSupported(_)
+            | NgResizeOutBounds { .. } => 400,
             PolicyNotAuthorized(_)
             | NotAuthorized(_)
             | ClusterTemplatePublishDenied
-            | ImageNotAuthorized(_) => 403,
-            NotFound(_) | ClusterTemplateNotFound(_) | ClusterNotFound(_) | KeyPairNotFound(_) => {
-                404
-            }
-            Conflict(_) | ClusterTemplateAlreadyExists(_) => 409,
+            | ImageNotAuthorized(_)
+            | ResourceLimitExceeded(_) => 403,
+            NotFound(_)
+            | ClusterTemplateNotFound(_)
+            | ClusterNotFound(_)
+            | KeyPairNotFound(_)
+            | NodeGroupNotFound(_) => 404,
+            Conflict(_)
+            | ClusterTemplateAlreadyExists(_)
+            | NodeGroupAlreadyExists { .. }
+            | InvalidClusterTemplateForUpgrade(_)
+            | ClusterApiAddressUnavailable => 409,
             Internal(_) => 500,
         }
     }

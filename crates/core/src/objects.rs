@@ -170,6 +170,34 @@ pub mod status {
         ADOPT_COMPLETE,
     ];
 
+    /// Statuses from which a cluster may be updated or upgraded
+    /// (upstream's `allow_update_status`).
+    pub const UPDATABLE: [&str; 8] = [
+        CREATE_COMPLETE,
+        UPDATE_COMPLETE,
+        RESUME_COMPLETE,
+        RESTORE_COMPLETE,
+        ROLLBACK_COMPLETE,
+        SNAPSHOT_COMPLETE,
+        CHECK_COMPLETE,
+        ADOPT_COMPLETE,
+    ];
+
+    /// Statuses from which a cluster may be resized: also after a failed
+    /// or during a running update (the cluster autoscaler's case).
+    pub const RESIZABLE: [&str; 10] = [
+        CREATE_COMPLETE,
+        UPDATE_COMPLETE,
+        RESUME_COMPLETE,
+        RESTORE_COMPLETE,
+        ROLLBACK_COMPLETE,
+        SNAPSHOT_COMPLETE,
+        CHECK_COMPLETE,
+        ADOPT_COMPLETE,
+        UPDATE_FAILED,
+        UPDATE_IN_PROGRESS,
+    ];
+
     /// Statuses in which an operation is running.
     pub const IN_PROGRESS: [&str; 4] = [
         CREATE_IN_PROGRESS,
@@ -245,4 +273,69 @@ pub struct NodeGroup {
     pub node_taints: Option<Vec<Value>>,
     pub created_at: Option<NaiveDateTime>,
     pub updated_at: Option<NaiveDateTime>,
+}
+
+/// The default node group of a role for a new cluster, as upstream's
+/// conductor makes them: `default-master` / `default-worker`, inheriting the
+/// cluster's labels, flavors and volume size (else the template's).
+pub fn default_nodegroup(
+    cluster: &Cluster,
+    template: &ClusterTemplate,
+    node_count: i64,
+    master: bool,
+) -> NodeGroup {
+    let role = if master { "master" } else { "worker" };
+    let labels = cluster.labels.clone().unwrap_or_default();
+    let min_node_count = if master {
+        None
+    } else {
+        labels
+            .get("min_node_count")
+            .map(label_string)
+            .and_then(|s| s.parse::<i64>().ok())
+    };
+    let flavor = if master {
+        cluster
+            .master_flavor_id
+            .clone()
+            .or_else(|| template.master_flavor_id.clone())
+    } else {
+        cluster
+            .flavor_id
+            .clone()
+            .or_else(|| template.flavor_id.clone())
+    };
+    NodeGroup {
+        uuid: uuid_v4(),
+        name: format!("default-{role}"),
+        cluster_id: cluster.uuid.clone(),
+        project_id: cluster.project_id.clone().unwrap_or_default(),
+        docker_volume_size: cluster.docker_volume_size.or(template.docker_volume_size),
+        labels: Some(labels),
+        flavor_id: flavor,
+        image_id: template.image_id.clone(),
+        node_count: Some(node_count),
+        min_node_count: Some(min_node_count.unwrap_or(0)),
+        role: Some(role.into()),
+        is_default: Some(true),
+        status: Some(status::CREATE_IN_PROGRESS.into()),
+        ..Default::default()
+    }
+}
+
+/// A random UUID in its canonical text form.
+pub fn uuid_v4() -> String {
+    let b: [u8; 16] = rand::random();
+    let mut b = b;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }

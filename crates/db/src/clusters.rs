@@ -15,12 +15,12 @@ use crate::records::{self, insert, select, Mapping};
 use crate::schema::{Table, CLUSTER, NODEGROUP};
 use crate::{now, Database, DbError};
 
-const CLUSTERS: Mapping = Mapping {
+pub(crate) const CLUSTERS: Mapping = Mapping {
     table: &CLUSTER,
     json: &["labels", "health_status_reason"],
 };
 
-const NODEGROUPS: Mapping = Mapping {
+pub(crate) const NODEGROUPS: Mapping = Mapping {
     table: &NODEGROUP,
     json: &["labels", "node_addresses", "node_labels", "node_taints"],
 };
@@ -211,6 +211,90 @@ impl Database {
             None => q.and_where(c("status").is_null()),
         };
         Ok(self.execute(&q).await? == 1)
+    }
+
+    /// Write some fields of a cluster (by column name), if its status is
+    /// one of `only_in` (any status when empty). `Ok(false)`: gone, or in
+    /// another state.
+    pub async fn cluster_update_fields(
+        &self,
+        uuid: &str,
+        fields: &serde_json::Map<String, serde_json::Value>,
+        only_in: &[&str],
+    ) -> Result<bool, DbError> {
+        let mut q = Query::update()
+            .table(Alias::new(CLUSTER.name))
+            .value(Alias::new("updated_at"), now())
+            .and_where(c("uuid").eq(uuid))
+            .to_owned();
+        for (k, v) in records::some_values(&CLUSTERS, fields) {
+            q.value(Alias::new(k), SimpleExpr::Value(v));
+        }
+        if !only_in.is_empty() {
+            q.and_where(c("status").is_in(only_in.iter().copied()));
+        }
+        Ok(self.execute(&q).await? == 1)
+    }
+
+    /// A node group by UUID, whoever owns it.
+    pub async fn nodegroup_get(&self, uuid: &str) -> Result<Option<NodeGroup>, DbError> {
+        let q = select(&NODEGROUPS).and_where(c("uuid").eq(uuid)).to_owned();
+        Ok(self.nodegroups_where(&q).await?.into_iter().next())
+    }
+
+    /// Write some fields of a node group (by column name).
+    pub async fn nodegroup_update_fields(
+        &self,
+        uuid: &str,
+        fields: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<bool, DbError> {
+        let mut q = Query::update()
+            .table(Alias::new(NODEGROUP.name))
+            .value(Alias::new("updated_at"), now())
+            .and_where(c("uuid").eq(uuid))
+            .to_owned();
+        for (k, v) in records::some_values(&NODEGROUPS, fields) {
+            q.value(Alias::new(k), SimpleExpr::Value(v));
+        }
+        Ok(self.execute(&q).await? == 1)
+    }
+
+    /// Move every node group of a cluster that is in one of `from` to `to`.
+    pub async fn nodegroups_transition(
+        &self,
+        cluster_uuid: &str,
+        from: &[&str],
+        to: &str,
+        reason: Option<&str>,
+    ) -> Result<u64, DbError> {
+        let q = Query::update()
+            .table(Alias::new(NODEGROUP.name))
+            .value(Alias::new("status"), to)
+            .value(Alias::new("status_reason"), reason.map(str::to_string))
+            .value(Alias::new("updated_at"), now())
+            .and_where(c("cluster_id").eq(cluster_uuid))
+            .and_where(c("status").is_in(from.iter().copied()))
+            .to_owned();
+        self.execute(&q).await
+    }
+
+    /// Delete one node group. `Ok(false)`: already gone.
+    pub async fn nodegroup_destroy(&self, uuid: &str) -> Result<bool, DbError> {
+        let q = Query::delete()
+            .from_table(Alias::new(NODEGROUP.name))
+            .and_where(c("uuid").eq(uuid))
+            .to_owned();
+        Ok(self.execute(&q).await? == 1)
+    }
+
+    /// How many clusters a project has (quota checks).
+    pub async fn cluster_count(&self, project_id: &str) -> Result<i64, DbError> {
+        let q = Query::select()
+            .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
+            .from(Alias::new(CLUSTER.name))
+            .and_where(c("project_id").eq(project_id))
+            .to_owned();
+        self.count(&q).await
     }
 
     /// Delete a cluster and its node groups. `Ok(false)`: already gone.

@@ -10,6 +10,7 @@
 mod cluster_templates;
 mod clusters;
 mod migrate;
+mod operations;
 mod paginate;
 mod quotas;
 mod records;
@@ -29,6 +30,7 @@ use sqlx::{mysql::MySqlRow, postgres::PgRow, sqlite::SqliteRow, FromRow};
 pub use cluster_templates::{ClusterTemplateFilter, TemplateInUse};
 pub use clusters::ClusterFilter;
 pub use migrate::{MigrationOutcome, HEAD_REVISION, REVISIONS};
+pub use operations::{Gate, Operation};
 pub use paginate::{Page, SortDir};
 pub use quotas::Quota;
 pub use services::ServiceRecord;

@@ -81,7 +81,26 @@ impl Database {
             Some(v) if v == HEAD_REVISION => Ok(()),
             Some(v) if !REVISIONS.iter().any(|r| r.id == v) => Err(DbError::UnknownRevision(v)),
             _ => Err(DbError::NotMigrated),
+        }?;
+        for t in &schema::OWN_TABLES {
+            if !self.table_exists(t.name).await {
+                return Err(DbError::NotMigrated);
+            }
         }
+        Ok(())
+    }
+
+    /// Create those of our own tables that are missing.
+    async fn create_own_tables(&self) -> Result<Vec<&'static str>, DbError> {
+        let mut made = Vec::new();
+        for t in &schema::OWN_TABLES {
+            if !self.table_exists(t.name).await {
+                self.execute_raw(&schema::create_table(self.backend(), t))
+                    .await?;
+                made.push(t.name);
+            }
+        }
+        Ok(made)
     }
 
     /// Bring the database to [`HEAD_REVISION`], applying what is missing.
@@ -117,6 +136,9 @@ impl Database {
             self.record_version(current.as_deref(), rev.id).await?;
             current = Some(rev.id.to_string());
             applied.push(rev.id);
+        }
+        for t in self.create_own_tables().await? {
+            tracing::info!("created table {t}");
         }
         Ok(MigrationOutcome {
             from,

@@ -98,6 +98,21 @@ pub(crate) fn values(m: &Mapping, fields: &Map<String, Json>) -> Vec<(&'static s
         .collect()
 }
 
+/// The column values of just the given fields (columns the table lacks
+/// are ignored).
+pub(crate) fn some_values(m: &Mapping, fields: &Map<String, Json>) -> Vec<(&'static str, Value)> {
+    m.table
+        .columns
+        .iter()
+        .filter(|c| !matches!(c.name, "id" | "created_at" | "updated_at"))
+        .filter_map(|c| {
+            fields
+                .get(c.name)
+                .map(|v| (c.name, encode(m, c.ty, c.name, v)))
+        })
+        .collect()
+}
+
 /// A serde struct as a field map.
 pub(crate) fn to_fields<T: serde::Serialize>(obj: &T) -> Map<String, Json> {
     match serde_json::to_value(obj) {

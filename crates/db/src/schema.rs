@@ -288,6 +288,39 @@ pub const TABLES: [Table; 8] = [
     X509KEYPAIR,
 ];
 
+/// Our own tables, beside upstream's: upstream's code never reads them, so
+/// an upstream database we take over only gains them. They are created by
+/// `db-manage upgrade` whatever the alembic revision, and never recorded in
+/// `alembic_version` (upstream's `magnum-db-manage` keeps working).
+///
+/// `rs_cluster_operation` is the conductors' durable work queue: the API
+/// writes each cluster operation here in the same transaction as the
+/// cluster's new status, and a conductor claims it under a lease (`owner`,
+/// `lease_until`), so no operation is lost when a conductor, the broker or
+/// the database restarts.
+pub const CLUSTER_OPERATION: Table = Table {
+    name: "rs_cluster_operation",
+    columns: &[
+        ID,
+        req("uuid", Varchar(36)),
+        req("cluster_uuid", Varchar(36)),
+        req("method", Varchar(64)),
+        col("args", Text),
+        col("context", Text),
+        col("owner", Varchar(255)),
+        col("lease_until", DateTime),
+        req("attempts", Int),
+        CREATED,
+        UPDATED,
+    ],
+    primary_key: "id",
+    unique: &[("uniq_rs_cluster_operation0uuid", &["uuid"])],
+    charset: "utf8mb4",
+};
+
+/// Our own tables (see [`CLUSTER_OPERATION`]).
+pub const OWN_TABLES: [Table; 1] = [CLUSTER_OPERATION];
+
 fn quote(backend: Backend, ident: &str) -> String {
     match backend {
         Backend::MySql => format!("`{ident}`"),

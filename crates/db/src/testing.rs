@@ -207,3 +207,15 @@ pub async fn age_service(db: &Database, host: &str, binary: &str, seconds: i64) 
         .to_owned();
     db.execute(&q).await.expect("age service row");
 }
+
+/// Pretend the cluster was created `seconds` ago.
+pub async fn age_cluster(db: &Database, uuid: &str, seconds: i64) {
+    use sea_query::{Alias, Expr, Query};
+    let then = crate::now() - chrono::Duration::seconds(seconds);
+    let q = Query::update()
+        .table(Alias::new("cluster"))
+        .value(Alias::new("created_at"), then)
+        .and_where(Expr::col(Alias::new("uuid")).eq(uuid))
+        .to_owned();
+    db.execute(&q).await.expect("age cluster row");
+}

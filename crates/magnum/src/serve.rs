@@ -93,9 +93,63 @@ fn cloud(_conf: &Config) -> Arc<dyn CloudLookup> {
     Arc::new(NoCloud)
 }
 
+/// The drivers in force: the shipped ones, plus the test cloud driver in
+/// test builds (feature `fake-driver`, never in a release build).
+pub fn drivers(conf: &Config) -> magnum_core::drivers::DriverRegistry {
+    #[cfg(feature = "fake-driver")]
+    let extra: Vec<Arc<dyn magnum_core::drivers::Driver>> = vec![Arc::new(
+        magnum_conductor::fake_driver::FakeDriver::from_env(),
+    )];
+    #[cfg(not(feature = "fake-driver"))]
+    let extra: Vec<Arc<dyn magnum_core::drivers::Driver>> = Vec::new();
+    magnum_core::drivers::registry_with(extra, conf)
+}
+
+/// A connection to `[DEFAULT] transport_url`, when set.
+async fn bus(conf: &Config) -> anyhow::Result<Option<magnum_rpc::Rpc>> {
+    let Some(url) = conf.secret("DEFAULT", "transport_url") else {
+        return Ok(None);
+    };
+    let exchange = conf
+        .str("DEFAULT", "control_exchange")
+        .unwrap_or_else(|| "magnum".into());
+    let retry = conf
+        .int("oslo_messaging_rabbit", "rabbit_retry_interval")
+        .unwrap_or(1)
+        .max(1) as u64;
+    let rpc =
+        magnum_rpc::Rpc::connect_with(url.expose(), &exchange, Duration::from_secs(retry)).await?;
+    tracing::info!(
+        "connected to {}",
+        magnum_rpc::parse_transport_url(url.expose())?.display
+    );
+    Ok(Some(rpc))
+}
+
+fn conductor_topic(conf: &Config) -> String {
+    conf.str("conductor", "topic")
+        .unwrap_or_else(|| "magnum-conductor".into())
+}
+
+/// The conductor of this process.
+fn make_conductor(
+    conf: &Config,
+    db: &Database,
+    host: &str,
+    rpc: Option<magnum_rpc::Rpc>,
+) -> magnum_conductor::Conductor {
+    let notifier = magnum_conductor::Notifier::from_conf(conf, host, rpc);
+    magnum_conductor::Conductor::new(
+        db.clone(),
+        drivers(conf),
+        magnum_conductor::Settings::from_conf(conf, host),
+        notifier,
+    )
+}
+
 fn state(conf: Config, db: Database) -> anyhow::Result<AppState> {
     let policy = policy(&conf)?;
-    let drivers = magnum_core::drivers::registry(&conf);
+    let drivers = drivers(&conf);
     let cloud = cloud(&conf);
     Ok(AppState::new(
         db,
@@ -248,15 +302,22 @@ pub async fn all_in_one(conf: Config, data_dir: Option<PathBuf>) -> anyhow::Resu
         tracing::info!("database migrated to {}", outcome.to);
     }
     let host = host_name(&conf);
-    let heartbeat = spawn_heartbeat(db.clone(), host, report_interval(&conf));
+    let heartbeat = spawn_heartbeat(db.clone(), host.clone(), report_interval(&conf));
     let listener = listen(&conf).await?;
     let addr = listener.tcp.local_addr()?;
     let scheme = listener.scheme();
-    let state = state(conf, db.clone())?;
+    // Conductor work runs in this process; a bus, when configured, only
+    // carries notifications.
+    let rpc = bus(&conf).await?;
+    let conductor = make_conductor(&conf, &db, &host, rpc);
+    let background = conductor.spawn_background();
+    let client = magnum_rpc::LocalClient::new(Arc::new(conductor));
+    let state = state(conf, db.clone())?.with_conductor(Arc::new(client));
     tracing::info!("magnum all-in-one listening on {scheme}://{addr}/ ; data in {where_data}; no authentication");
     eprintln!("magnum all-in-one: listening on {scheme}://{addr}/ ; data in {where_data}");
     let served = serve_api(listener, state).await;
     heartbeat.abort();
+    background.abort();
     db.close().await;
     served
 }
@@ -266,7 +327,25 @@ pub async fn api(conf: Config) -> anyhow::Result<()> {
     let listener = listen(&conf).await?;
     let addr = listener.tcp.local_addr()?;
     let scheme = listener.scheme();
-    let state = state(conf, db.clone())?;
+    let mut state = state(conf.clone(), db.clone())?;
+    match bus(&conf).await? {
+        Some(rpc) => {
+            let timeout = conf
+                .int("DEFAULT", "rpc_response_timeout")
+                .unwrap_or(60)
+                .max(1) as u64;
+            let client = magnum_rpc::BusClient::new(
+                rpc,
+                &conductor_topic(&conf),
+                Duration::from_secs(timeout),
+            );
+            state = state.with_conductor(Arc::new(client));
+        }
+        None => tracing::warn!(
+            "no [DEFAULT] transport_url: operations are queued in the database and wait for a \
+             conductor's sweep ([conductor] operation_grace)"
+        ),
+    }
     tracing::info!(
         "magnum-api listening on {scheme}://{addr}/ ; database {}",
         db.display()
@@ -276,41 +355,28 @@ pub async fn api(conf: Config) -> anyhow::Result<()> {
     served
 }
 
-/// Serve the conductor's RPC endpoints on `[conductor] topic` as `host`
-/// when `[DEFAULT] transport_url` names a bus.
-async fn serve_rpc(conf: &Config, host: &str) -> anyhow::Result<Option<magnum_rpc::Rpc>> {
-    let Some(url) = conf.secret("DEFAULT", "transport_url") else {
-        return Ok(None);
-    };
-    let exchange = conf
-        .str("DEFAULT", "control_exchange")
-        .unwrap_or_else(|| "magnum".into());
-    let retry = conf
-        .int("oslo_messaging_rabbit", "rabbit_retry_interval")
-        .unwrap_or(1)
-        .max(1) as u64;
-    let rpc =
-        magnum_rpc::Rpc::connect_with(url.expose(), &exchange, Duration::from_secs(retry)).await?;
-    let topic = conf
-        .str("conductor", "topic")
-        .unwrap_or_else(|| "magnum-conductor".into());
-    rpc.serve(&topic, host, Arc::new(magnum_conductor::Conductor))
-        .await?;
-    tracing::info!(
-        "conductor serving RPC topic {topic} (and {topic}.{host}) on {}",
-        magnum_rpc::parse_transport_url(url.expose())?.display
-    );
-    Ok(Some(rpc))
-}
-
 pub async fn conductor(conf: Config) -> anyhow::Result<()> {
     let db = connect_current(&conf).await?;
     let host = host_name(&conf);
     tracing::info!("magnum-conductor on host {host}; database {}", db.display());
-    let _rpc = serve_rpc(&conf, &host).await?;
+    let rpc = bus(&conf).await?;
+    let conductor = make_conductor(&conf, &db, &host, rpc.clone());
+    match &rpc {
+        Some(rpc) => {
+            let topic = conductor_topic(&conf);
+            rpc.serve(&topic, &host, Arc::new(conductor.clone()))
+                .await?;
+            tracing::info!("conductor serving RPC topic {topic} (and {topic}.{host})");
+        }
+        None => tracing::warn!(
+            "no [DEFAULT] transport_url: this conductor takes work from the database queue only"
+        ),
+    }
     let heartbeat = spawn_heartbeat(db.clone(), host, report_interval(&conf));
+    let background = conductor.spawn_background();
     shutdown_signal().await;
     heartbeat.abort();
+    background.abort();
     db.close().await;
     Ok(())
 }

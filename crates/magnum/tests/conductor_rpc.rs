@@ -44,16 +44,97 @@ fn upstream_clients_reach_our_conductor() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines[0]["ping"], true, "{stdout}");
-    // Operations not built yet fail clearly instead of hanging.
-    // builtins are allowed remote exceptions: upstream re-raises its own type.
-    assert_eq!(lines[1]["delete"], "NotImplementedError", "{stdout}");
+    // Failures come back as upstream's own exception types.
+    assert_eq!(lines[1]["delete"], "ClusterNotFound_Remote", "{stdout}");
     assert!(
         lines[1]["text"]
             .as_str()
             .unwrap()
-            .contains("not available in this conductor yet"),
+            .starts_with("Cluster 0c6c8f5e-0000-4000-8000-000000000000 could not be found."),
         "{stdout}"
     );
     drop(conductor);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// Upstream's `API.cluster_create` (a call, with the cluster as a
+/// versioned object) and `cluster_delete_async` (a cast) drive our
+/// conductor: it stores the cluster with its default node groups, builds
+/// it, answers with the object, and deletes it.
+#[test]
+fn upstream_api_creates_and_deletes_through_our_conductor() {
+    let dir = tempdir("upstream-api");
+    let cloud = dir.join("cloud");
+    let topic = format!("magnum-conductor-up-{}", std::process::id());
+    let conf = write_conf(
+        &dir,
+        &format!(
+            "[DEFAULT]\nhost = cond-up\ntransport_url = rabbit://guest:guest@127.0.0.1:5672/\nreport_interval = 1\n\
+             [database]\nconnection = sqlite:///{}/magnum.sqlite\n[conductor]\ntopic = {topic}\nsync_interval = 1\n\
+             [api]\nport = 0\n",
+            dir.display()
+        ),
+    );
+    let conf = conf.to_str().unwrap();
+    let out = run(Command::new(MAGNUM).args(["--config-file", conf, "db-manage", "upgrade"]));
+    assert!(out.status.success(), "{}", text(&out));
+    let env = [("MAGNUM_FAKE_CLOUD", cloud.to_str().unwrap())];
+    let api = start_env(&["--config-file", conf, "api"], &env, "listening on ");
+    let conductor = start_env(
+        &["--config-file", conf, "conductor"],
+        &env,
+        "conductor serving RPC topic",
+    );
+    let (status, body) = http(
+        &api.url,
+        "POST",
+        "/v1/clustertemplates",
+        Some(r#"{"name": "t", "coe": "kubernetes", "image_id": "fcos", "driver": "fake"}"#),
+    );
+    assert_eq!(status, 201, "{body}");
+    let template: Value = serde_json::from_str(&body).unwrap();
+
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/upstream_api_peer.py");
+    let out = run(Command::new(venv().join("bin/python")).arg(&script).args([
+        "rabbit://guest:guest@127.0.0.1:5672/",
+        &topic,
+        template["uuid"].as_str().unwrap(),
+        "default",
+    ]));
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let created: Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(created["type"], "Cluster", "{stdout}");
+    assert_eq!(created["status"], "CREATE_IN_PROGRESS", "{stdout}");
+    let uuid = created["uuid"].as_str().unwrap().to_string();
+    assert_eq!(created["stack_id"], format!("fake-{uuid}"));
+    let path = format!("/v1/clusters/{uuid}");
+    let c = wait_for(&api.url, &path, 30, |_, c| c["status"] == "CREATE_COMPLETE");
+    assert_eq!(c["node_count"], 2);
+    assert_eq!(c["master_count"], 1);
+    assert_eq!(c["name"], "from-upstream");
+    // Counts come from the default node groups the conductor made.
+
+    // Another one, deleted with upstream's cast.
+    let out = run(Command::new(venv().join("bin/python")).arg(&script).args([
+        "rabbit://guest:guest@127.0.0.1:5672/",
+        &topic,
+        template["uuid"].as_str().unwrap(),
+        "default",
+        "delete",
+    ]));
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let second: Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    let second_uuid = second["uuid"].as_str().unwrap().to_string();
+    wait_for(
+        &api.url,
+        &format!("/v1/clusters/{second_uuid}"),
+        30,
+        |s, _| s == 404,
+    );
+    drop(conductor);
+    drop(api);
     std::fs::remove_dir_all(dir).ok();
 }

@@ -545,6 +545,40 @@ impl Rpc {
         Ok(())
     }
 
+    /// Publish a notification body on `<topic>.<priority>` of the control
+    /// exchange, declaring that queue first as oslo.messaging's notifier
+    /// does, so notifications wait for their consumer.
+    pub async fn notify(&self, topic: &str, priority: &str, body: &[u8]) -> Result<(), RpcError> {
+        let channel = self.inner.channel().await?;
+        let key = format!("{topic}.{}", priority.to_lowercase());
+        channel
+            .queue_declare(
+                key.as_str().into(),
+                QueueDeclareOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .queue_bind(
+                key.as_str().into(),
+                self.inner.exchange.as_str().into(),
+                key.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .basic_publish(
+                self.inner.exchange.as_str().into(),
+                key.as_str().into(),
+                BasicPublishOptions::default(),
+                body,
+                properties(None),
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Serve `topic` as `host`: requests to the topic (shared with every
     /// server of it), to `topic.host` (this server only) and to the
     /// topic's fanout reach `handler`; calls get their reply. Kept across

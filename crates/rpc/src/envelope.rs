@@ -99,6 +99,30 @@ fn unwrap(body: &[u8]) -> Result<Map<String, Value>, EnvelopeError> {
     }
 }
 
+/// One notification (oslo.messaging's `messagingv2` driver): the event
+/// with the sender's context as `_context_*` keys, in the 2.0 envelope.
+pub fn encode_notification(
+    publisher_id: &str,
+    event_type: &str,
+    priority: &str,
+    payload: Value,
+    context: &Map<String, Value>,
+    timestamp: &str,
+) -> Vec<u8> {
+    let mut m = Map::new();
+    m.insert("message_id".into(), json!(uuid::Uuid::new_v4().to_string()));
+    m.insert("publisher_id".into(), json!(publisher_id));
+    m.insert("event_type".into(), json!(event_type));
+    m.insert("priority".into(), json!(priority));
+    m.insert("payload".into(), payload);
+    m.insert("timestamp".into(), json!(timestamp));
+    for (k, v) in context {
+        m.insert(format!("_context_{k}"), v.clone());
+    }
+    m.insert("_unique_id".into(), json!(new_id()));
+    wrap(&Value::Object(m))
+}
+
 impl Request {
     pub fn encode(&self) -> Vec<u8> {
         let mut m = Map::new();

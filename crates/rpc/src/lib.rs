@@ -8,7 +8,9 @@
 //! that calls and casts and a server that dispatches to a [`amqp::Handler`].
 
 pub mod amqp;
+pub mod client;
 pub mod envelope;
 
 pub use amqp::{parse_transport_url, Handler, HandlerFuture, Rpc, RpcError, Target};
+pub use client::{BusClient, Client, ClientFuture, LocalClient};
 pub use envelope::{RemoteError, Reply, Request};

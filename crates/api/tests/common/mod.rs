@@ -80,7 +80,18 @@ pub struct TestApp {
     pub router: App,
     pub db: Database,
     pub backend: Backend,
+    /// The in-process conductor, driven by [`TestApp::settle`].
+    pub conductor: magnum_conductor::Conductor,
+    /// The fake driver's cloud of this test.
+    pub cloud: magnum_conductor::fake_driver::FakeDriver,
+    cloud_dir: std::path::PathBuf,
     _testdb: TestDb,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.cloud_dir);
+    }
 }
 
 pub struct Resp {
@@ -128,20 +139,47 @@ impl TestApp {
     }
 
     pub async fn with(backend: Backend, conf: Config, policy: Enforcer) -> TestApp {
+        Self::build(backend, conf, policy, true).await
+    }
+
+    /// An API with no way to reach conductors: operations only queue.
+    pub async fn without_bus(backend: Backend) -> TestApp {
+        let conf = Config::parse("", "test.conf").expect("test configuration");
+        Self::build(backend, conf, Enforcer::with_defaults(), false).await
+    }
+
+    async fn build(backend: Backend, conf: Config, policy: Enforcer, bus: bool) -> TestApp {
         let testdb = TestDb::create(backend).await;
         let db = testdb.migrated().await;
-        let drivers = magnum_core::drivers::registry(&conf);
-        let state = AppState::new(
+        let cloud_dir = std::env::temp_dir().join(format!("magnum-cloud-{}", uuid::Uuid::new_v4()));
+        let cloud = magnum_conductor::fake_driver::FakeDriver::new(cloud_dir.clone());
+        let drivers = magnum_core::drivers::registry_with(vec![Arc::new(cloud.clone())], &conf);
+        let mut settings = magnum_conductor::Settings::from_conf(&conf, "test-conductor");
+        settings.grace = 0;
+        let conductor = magnum_conductor::Conductor::new(
+            db.clone(),
+            drivers.clone(),
+            settings,
+            magnum_conductor::Notifier::none(),
+        );
+        let client = magnum_rpc::LocalClient::new(Arc::new(conductor.clone()));
+        let mut state = AppState::new(
             db.clone(),
             Arc::new(conf),
             Arc::new(policy),
             drivers,
             Arc::new(NoCloud),
         );
+        if bus {
+            state = state.with_conductor(Arc::new(client));
+        }
         TestApp {
             router: router(state),
             db,
             backend,
+            conductor,
+            cloud,
+            cloud_dir,
             _testdb: testdb,
         }
     }
@@ -241,6 +279,43 @@ impl TestApp {
         r.body
     }
 
+    /// Run the conductor's sweep and status sync until the cluster
+    /// reaches `status` (or is gone, for `"gone"`); its full view comes
+    /// back. Fails after 30 seconds, naming the status it was stuck in.
+    pub async fn settle(&self, cluster: &str, status: &str) -> Value {
+        let path = format!("/v1/clusters/{cluster}");
+        let mut last = String::new();
+        for _ in 0..150 {
+            self.conductor.tick().await;
+            let r = self.get(&path, &Who::Default).await;
+            if status == "gone" && r.status == StatusCode::NOT_FOUND {
+                return Value::Null;
+            }
+            let now = r.body["status"].as_str().unwrap_or_default().to_string();
+            if now == status {
+                return r.body;
+            }
+            last = format!("{now}: {}", r.raw);
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        panic!("cluster {cluster} never reached {status}; last seen {last}");
+    }
+
+    /// Create a cluster as `who`, asserting 202; its uuid comes back.
+    pub async fn create_cluster(&self, who: &Who, body: Value) -> String {
+        let r = self
+            .send(
+                Method::POST,
+                "/v1/clusters",
+                who,
+                &[("OpenStack-API-Version", "container-infra latest")],
+                Some(Body::from(body.to_string())),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "create failed: {}", r.raw);
+        r.body["uuid"].as_str().unwrap().to_string()
+    }
+
     /// How many templates exist, whoever owns them.
     pub async fn template_count(&self) -> usize {
         let r = self.get("/v1/clustertemplates", &Who::Default).await;
@@ -250,6 +325,21 @@ impl TestApp {
             .map(Vec::len)
             .unwrap_or(0)
     }
+}
+
+/// A Kubernetes template on the fake driver.
+pub fn fake_k8s(name: &str) -> Value {
+    serde_json::json!({
+        "name": name,
+        "coe": "kubernetes",
+        "image_id": "fedora-coreos",
+        "driver": "fake",
+        "flavor_id": "m1.small",
+        "master_flavor_id": "m1.medium",
+        "keypair_id": "kp",
+        "docker_volume_size": 5,
+        "labels": {"fake_seconds": "0", "kube_tag": "v1.30"},
+    })
 }
 
 /// A minimal valid Kubernetes template body.

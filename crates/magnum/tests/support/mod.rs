@@ -79,8 +79,14 @@ pub fn start(args: &[&str]) -> Server {
 /// Start `magnum <args>` and wait for a stderr line containing `marker`;
 /// the URL after "listening on " (if any) is the server's.
 pub fn start_until(args: &[&str], marker: &str) -> Server {
+    start_env(args, &[], marker)
+}
+
+/// [`start_until`] with extra environment variables.
+pub fn start_env(args: &[&str], env: &[(&str, &str)], marker: &str) -> Server {
     let mut child = Command::new(MAGNUM)
         .args(args)
+        .envs(env.iter().copied())
         .env_remove("MAGNUM_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -187,4 +193,26 @@ pub fn venv() -> PathBuf {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     PathBuf::from(stdout.lines().last().unwrap_or_default().trim())
+}
+
+/// Poll `GET path` on `url` until `done` holds for the JSON body (or the
+/// status, for a 404); panics with the last body after `secs` seconds.
+pub fn wait_for(
+    url: &str,
+    path: &str,
+    secs: u64,
+    done: impl Fn(u16, &serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        let (status, body) = http(url, "GET", path, None);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
+        if done(status, &v) {
+            return v;
+        }
+        last = format!("{status} {body}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!("GET {path} never got there; last: {last}");
 }

@@ -1,0 +1,277 @@
+//! A cluster driver over a pretend cloud, for tests only (compiled in with
+//! the `fake-driver` feature, never in a release build).
+//!
+//! The "cloud" is a directory (`$MAGNUM_FAKE_CLOUD`, else a temporary one):
+//! one JSON file per stack records the last action started on it and when,
+//! so every conductor process sees the same cloud and it outlives any of
+//! them, as Heat would. An action takes `fake_seconds` (a cluster label,
+//! default 1) to finish; labels steer the rest:
+//! - `fake_call_seconds`: how long each driver call itself blocks;
+//! - `fake_fail`: actions (create, update, delete) the cloud reports FAILED;
+//! - `fake_refuse`: actions whose driver call errors at once;
+//! - `fake_hang`: actions that never finish (timeouts);
+//! - `fake_health`: the health status the COE reports.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use magnum_core::drivers::{
+    Action, ClusterKind, ClusterSpec, Driver, DriverError, DriverFuture, Health, Observed, Progress,
+};
+use magnum_core::objects::{label_string, ClusterTemplate, NodeGroup};
+use serde_json::{json, Value};
+
+/// The fake driver's name (templates select it with `"driver": "fake"`).
+pub const NAME: &str = "fake";
+
+const KINDS: &[ClusterKind] = &[
+    ClusterKind {
+        server_type: "vm",
+        os: "fake",
+        coe: "kubernetes",
+    },
+    ClusterKind {
+        server_type: "vm",
+        os: "fake",
+        coe: "swarm-mode",
+    },
+    ClusterKind {
+        server_type: "vm",
+        os: "fake",
+        coe: "mesos",
+    },
+];
+
+#[derive(Debug, Clone)]
+pub struct FakeDriver {
+    dir: PathBuf,
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+fn label(spec: &ClusterSpec, key: &str) -> Option<String> {
+    spec.cluster
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(key))
+        .map(label_string)
+}
+
+fn listed(spec: &ClusterSpec, key: &str, action: &str) -> bool {
+    label(spec, key).is_some_and(|v| v.split(',').any(|a| a.trim() == action))
+}
+
+fn action_name(a: Action) -> &'static str {
+    match a {
+        Action::Create => "create",
+        Action::Update => "update",
+        Action::Delete => "delete",
+        Action::Rollback => "rollback",
+    }
+}
+
+impl FakeDriver {
+    /// The cloud in `$MAGNUM_FAKE_CLOUD`, else under the temporary directory.
+    pub fn from_env() -> Self {
+        let dir = std::env::var_os("MAGNUM_FAKE_CLOUD")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| std::env::temp_dir().join("magnum-fake-cloud"));
+        FakeDriver { dir }
+    }
+
+    pub fn new(dir: PathBuf) -> Self {
+        FakeDriver { dir }
+    }
+
+    fn stack_id(spec: &ClusterSpec) -> String {
+        format!("fake-{}", spec.cluster.uuid)
+    }
+
+    fn file(&self, stack_id: &str) -> PathBuf {
+        self.dir.join(format!("{stack_id}.json"))
+    }
+
+    /// Every action the cloud has seen on this cluster, oldest first.
+    pub fn history(&self, cluster_uuid: &str) -> Vec<String> {
+        let path = self.dir.join(format!("fake-{cluster_uuid}.log"));
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn start(&self, spec: &ClusterSpec, action: Action, what: &str) -> DriverFuture<'_, String> {
+        let spec = spec.clone();
+        let what = what.to_string();
+        Box::pin(async move {
+            let call = label(&spec, "fake_call_seconds")
+                .and_then(|s| s.parse::<f64>().ok())
+                .unwrap_or(0.0);
+            if call > 0.0 {
+                tokio::time::sleep(Duration::from_secs_f64(call)).await;
+            }
+            if listed(&spec, "fake_refuse", &what) {
+                return Err(DriverError::Failed(format!(
+                    "fake cloud refused to {what} the cluster"
+                )));
+            }
+            std::fs::create_dir_all(&self.dir)
+                .map_err(|e| DriverError::Failed(format!("fake cloud: {e}")))?;
+            let id = Self::stack_id(&spec);
+            let record = json!({
+                "action": action_name(action),
+                "what": what,
+                "started": now(),
+            });
+            std::fs::write(self.file(&id), record.to_string())
+                .map_err(|e| DriverError::Failed(format!("fake cloud: {e}")))?;
+            let log = self.dir.join(format!("fake-{}.log", spec.cluster.uuid));
+            let mut text = std::fs::read_to_string(&log).unwrap_or_default();
+            text.push_str(&what);
+            text.push('\n');
+            std::fs::write(log, text)
+                .map_err(|e| DriverError::Failed(format!("fake cloud: {e}")))?;
+            Ok(id)
+        })
+    }
+
+    fn done(&self, spec: &ClusterSpec, action: Action, what: &str) -> DriverFuture<'_, ()> {
+        let started = self.start(spec, action, what);
+        Box::pin(async move { started.await.map(|_| ()) })
+    }
+}
+
+impl Driver for FakeDriver {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn provides(&self) -> &'static [ClusterKind] {
+        KINDS
+    }
+
+    fn validate_master_size(&self, count: i64) -> Result<(), magnum_core::MagnumError> {
+        if count % 2 == 0 {
+            return Err(magnum_core::MagnumError::Invalid(format!(
+                "master nodegroup size of {count} is invalid, size cannot be an even number."
+            )));
+        }
+        Ok(())
+    }
+
+    fn validate_master_resize(&self, count: i64) -> Result<(), magnum_core::MagnumError> {
+        self.validate_master_size(count)
+    }
+
+    fn create(&self, spec: &ClusterSpec, _timeout: i64) -> DriverFuture<'_, String> {
+        self.start(spec, Action::Create, "create")
+    }
+
+    fn update(&self, spec: &ClusterSpec, _rollback: bool) -> DriverFuture<'_, ()> {
+        self.done(spec, Action::Update, "update")
+    }
+
+    fn resize(
+        &self,
+        spec: &ClusterSpec,
+        _ng: &NodeGroup,
+        _count: i64,
+        _remove: &[String],
+    ) -> DriverFuture<'_, ()> {
+        self.done(spec, Action::Update, "resize")
+    }
+
+    fn upgrade(
+        &self,
+        spec: &ClusterSpec,
+        _t: &ClusterTemplate,
+        _batch: i64,
+        _ng: &NodeGroup,
+    ) -> DriverFuture<'_, ()> {
+        self.done(spec, Action::Update, "upgrade")
+    }
+
+    fn delete(&self, spec: &ClusterSpec) -> DriverFuture<'_, ()> {
+        self.done(spec, Action::Delete, "delete")
+    }
+
+    fn create_nodegroup(&self, spec: &ClusterSpec, _ng: &NodeGroup) -> DriverFuture<'_, ()> {
+        self.done(spec, Action::Update, "nodegroup_create")
+    }
+
+    fn update_nodegroup(&self, spec: &ClusterSpec, _ng: &NodeGroup) -> DriverFuture<'_, ()> {
+        self.done(spec, Action::Update, "nodegroup_update")
+    }
+
+    fn delete_nodegroup(&self, spec: &ClusterSpec, _ng: &NodeGroup) -> DriverFuture<'_, ()> {
+        self.done(spec, Action::Update, "nodegroup_delete")
+    }
+
+    fn status(&self, spec: &ClusterSpec) -> DriverFuture<'_, Observed> {
+        let spec = spec.clone();
+        Box::pin(async move {
+            let id = spec
+                .cluster
+                .stack_id
+                .clone()
+                .unwrap_or_else(|| Self::stack_id(&spec));
+            let Ok(text) = std::fs::read_to_string(self.file(&id)) else {
+                // No stack: as Heat's "not found", nothing is left.
+                return Ok(Observed::new(Action::Delete, Progress::Complete));
+            };
+            let record: Value = serde_json::from_str(&text)
+                .map_err(|e| DriverError::Failed(format!("fake cloud: {e}")))?;
+            let action = match record["action"].as_str() {
+                Some("create") => Action::Create,
+                Some("delete") => Action::Delete,
+                _ => Action::Update,
+            };
+            let what = record["what"].as_str().unwrap_or_default().to_string();
+            let seconds = label(&spec, "fake_seconds")
+                .and_then(|s| s.parse::<f64>().ok())
+                .unwrap_or(1.0);
+            let started = record["started"].as_f64().unwrap_or(0.0);
+            let progress = if listed(&spec, "fake_hang", &what) || now() < started + seconds {
+                Progress::InProgress
+            } else if listed(&spec, "fake_fail", &what) {
+                Progress::Failed(format!("fake cloud: {what} failed as asked"))
+            } else {
+                Progress::Complete
+            };
+            let mut o = Observed::new(action, progress);
+            for (i, ng) in spec.nodegroups.iter().enumerate() {
+                let n = ng.node_count.unwrap_or(0);
+                let addrs = (1..=n).map(|k| format!("10.0.{i}.{k}")).collect();
+                o.node_addresses.insert(ng.uuid.clone(), addrs);
+            }
+            if let Some(m) = spec.default_group("master") {
+                let i = spec
+                    .nodegroups
+                    .iter()
+                    .position(|n| n.uuid == m.uuid)
+                    .unwrap_or(0);
+                o.api_address = Some(format!("https://10.0.{i}.1:6443"));
+            }
+            o.coe_version = Some("v1.30.0-fake".into());
+            o.container_version = Some("1.0.0-fake".into());
+            Ok(o)
+        })
+    }
+
+    fn health(&self, spec: &ClusterSpec) -> DriverFuture<'_, Option<Health>> {
+        let status = label(spec, "fake_health");
+        Box::pin(async move {
+            Ok(status.map(|s| {
+                let mut reason = serde_json::Map::new();
+                reason.insert("api".into(), json!("ok"));
+                Health { status: s, reason }
+            }))
+        })
+    }
+}

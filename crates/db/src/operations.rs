@@ -1,0 +1,408 @@
+//! The conductors' durable work queue (`rs_cluster_operation`).
+//!
+//! An operation is one upstream conductor RPC method with its arguments,
+//! exactly as it travels on the bus (`cluster_create` with the cluster in
+//! versioned-object form, …). The API stores it in the same transaction as
+//! the cluster's new status, then casts it as a nudge; whichever conductor
+//! claims it runs it. A claim is a lease (`owner`, `lease_until`) the runner
+//! renews while it works: when a conductor dies, its lease runs out and
+//! another conductor's sweep claims the operation again. Operations of one
+//! cluster run in the order they were queued.
+
+use chrono::NaiveDateTime;
+use magnum_core::objects::{Cluster, NodeGroup};
+use sea_query::{Alias, Cond, Expr, Query};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::records::{self, insert, select, Mapping};
+use crate::schema::{CLUSTER, CLUSTER_OPERATION, NODEGROUP};
+use crate::{now, Database, DbError};
+
+const OPERATIONS: Mapping = Mapping {
+    table: &CLUSTER_OPERATION,
+    json: &["args", "context"],
+};
+
+/// One queued cluster operation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Operation {
+    pub id: i64,
+    pub uuid: String,
+    pub cluster_uuid: String,
+    /// The upstream conductor RPC method, e.g. `cluster_create`.
+    pub method: String,
+    /// Its keyword arguments, in wire form.
+    pub args: Map<String, Value>,
+    /// The request context it runs under (identities, never tokens).
+    pub context: Map<String, Value>,
+    pub owner: Option<String>,
+    pub lease_until: Option<NaiveDateTime>,
+    pub attempts: i64,
+    pub created_at: Option<NaiveDateTime>,
+    pub updated_at: Option<NaiveDateTime>,
+}
+
+impl Operation {
+    /// A new operation on `cluster_uuid`, with a fresh id.
+    pub fn new(
+        cluster_uuid: &str,
+        method: &str,
+        args: Map<String, Value>,
+        context: Map<String, Value>,
+    ) -> Self {
+        Operation {
+            uuid: uuid::Uuid::new_v4().to_string(),
+            cluster_uuid: cluster_uuid.to_string(),
+            method: method.to_string(),
+            args,
+            context,
+            ..Default::default()
+        }
+    }
+}
+
+/// A status change that must hold for an operation to be queued: the
+/// cluster moves from one of `from` to `to` (`to: None` leaves the status
+/// alone but still requires one of `from`).
+#[derive(Debug, Clone, Copy)]
+pub struct Gate<'a> {
+    pub from: &'a [&'a str],
+    pub to: Option<&'a str>,
+}
+
+fn c(name: &str) -> Expr {
+    Expr::col(Alias::new(name))
+}
+
+impl Database {
+    /// Store a new cluster, its node groups and the operation that builds
+    /// it, all or nothing.
+    pub async fn cluster_create_queued(
+        &self,
+        cluster: &Cluster,
+        nodegroups: &[NodeGroup],
+        op: &Operation,
+    ) -> Result<(), DbError> {
+        let mut tx = self.begin().await?;
+        tx.execute(&insert(
+            &crate::clusters::CLUSTERS,
+            &records::to_fields(cluster),
+        ))
+        .await?;
+        for ng in nodegroups {
+            tx.execute(&insert(
+                &crate::clusters::NODEGROUPS,
+                &records::to_fields(ng),
+            ))
+            .await?;
+        }
+        tx.execute(&insert(&OPERATIONS, &records::to_fields(op)))
+            .await?;
+        tx.commit().await
+    }
+
+    /// Queue `op` if the cluster passes `gate`, moving it to the gate's
+    /// status in the same transaction. `Ok(false)`: the cluster is gone or
+    /// in another state, and nothing changed. A queued delete cancels the
+    /// cluster's operations no conductor has claimed yet.
+    pub async fn operation_enqueue(&self, op: &Operation, gate: Gate<'_>) -> Result<bool, DbError> {
+        let mut tx = self.begin().await?;
+        let mut q = Query::update()
+            .table(Alias::new(CLUSTER.name))
+            .value(Alias::new("updated_at"), now())
+            .and_where(c("uuid").eq(op.cluster_uuid.as_str()))
+            .and_where(c("status").is_in(gate.from.iter().copied()))
+            .to_owned();
+        if let Some(to) = gate.to {
+            q.value(Alias::new("status"), to);
+            q.value(Alias::new("status_reason"), Option::<String>::None);
+        }
+        if tx.execute(&q).await? != 1 {
+            return Ok(false);
+        }
+        if op.method == "cluster_delete" {
+            tx.execute(
+                &Query::delete()
+                    .from_table(Alias::new(CLUSTER_OPERATION.name))
+                    .and_where(c("cluster_uuid").eq(op.cluster_uuid.as_str()))
+                    .and_where(c("owner").is_null())
+                    .to_owned(),
+            )
+            .await?;
+        }
+        tx.execute(&insert(&OPERATIONS, &records::to_fields(op)))
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Queue `op` and move a node group's status with it (node group
+    /// operations also move their cluster through `gate`).
+    pub async fn nodegroup_enqueue(
+        &self,
+        op: &Operation,
+        gate: Gate<'_>,
+        nodegroup: Option<(&NodeGroup, bool)>,
+    ) -> Result<bool, DbError> {
+        let mut tx = self.begin().await?;
+        let mut q = Query::update()
+            .table(Alias::new(CLUSTER.name))
+            .value(Alias::new("updated_at"), now())
+            .and_where(c("uuid").eq(op.cluster_uuid.as_str()))
+            .and_where(c("status").is_in(gate.from.iter().copied()))
+            .to_owned();
+        if let Some(to) = gate.to {
+            q.value(Alias::new("status"), to);
+            q.value(Alias::new("status_reason"), Option::<String>::None);
+        }
+        if tx.execute(&q).await? != 1 {
+            return Ok(false);
+        }
+        match nodegroup {
+            Some((ng, true)) => {
+                tx.execute(&insert(
+                    &crate::clusters::NODEGROUPS,
+                    &records::to_fields(ng),
+                ))
+                .await?;
+            }
+            Some((ng, false)) => {
+                let q = Query::update()
+                    .table(Alias::new(NODEGROUP.name))
+                    .value(Alias::new("status"), ng.status.clone())
+                    .value(Alias::new("status_reason"), Option::<String>::None)
+                    .value(Alias::new("updated_at"), now())
+                    .and_where(c("uuid").eq(ng.uuid.as_str()))
+                    .to_owned();
+                tx.execute(&q).await?;
+            }
+            None => {}
+        }
+        tx.execute(&insert(&OPERATIONS, &records::to_fields(op)))
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Queue `op` with no status change (operations that arrive from
+    /// upstream's API, which casts without writing).
+    pub async fn operation_insert(&self, op: &Operation) -> Result<(), DbError> {
+        self.execute(&insert(&OPERATIONS, &records::to_fields(op)))
+            .await?;
+        Ok(())
+    }
+
+    pub async fn operation_get(&self, uuid: &str) -> Result<Option<Operation>, DbError> {
+        let q = select(&OPERATIONS).and_where(c("uuid").eq(uuid)).to_owned();
+        Ok(self.operations_where(&q).await?.into_iter().next())
+    }
+
+    async fn operations_where(
+        &self,
+        q: &sea_query::SelectStatement,
+    ) -> Result<Vec<Operation>, DbError> {
+        self.fetch_maps(q, &OPERATIONS)
+            .await?
+            .into_iter()
+            .map(|m| records::from_fields(&OPERATIONS, m))
+            .collect()
+    }
+
+    /// The operations queued for a cluster, oldest first.
+    pub async fn operations_of(&self, cluster_uuid: &str) -> Result<Vec<Operation>, DbError> {
+        let q = select(&OPERATIONS)
+            .and_where(c("cluster_uuid").eq(cluster_uuid))
+            .order_by(Alias::new("id"), sea_query::Order::Asc)
+            .to_owned();
+        self.operations_where(&q).await
+    }
+
+    /// Operations a sweep should claim: never claimed and older than
+    /// `grace` seconds (their cast was lost), or whose lease ran out (their
+    /// conductor died). Oldest first.
+    pub async fn operations_due(&self, grace: i64) -> Result<Vec<Operation>, DbError> {
+        let at = now();
+        let unclaimed_since = at - chrono::Duration::seconds(grace);
+        let q = select(&OPERATIONS)
+            .cond_where(
+                Cond::any()
+                    .add(
+                        Cond::all()
+                            .add(c("owner").is_null())
+                            .add(c("created_at").lte(unclaimed_since)),
+                    )
+                    .add(c("lease_until").lt(at)),
+            )
+            .order_by(Alias::new("id"), sea_query::Order::Asc)
+            .to_owned();
+        self.operations_where(&q).await
+    }
+
+    /// Claim `uuid` for `owner` for `lease` seconds if it is the oldest
+    /// operation of its cluster and free (unclaimed, or its lease ran out).
+    /// `Ok(None)`: someone else has it, it is done, or it must wait.
+    pub async fn operation_claim(
+        &self,
+        uuid: &str,
+        owner: &str,
+        lease: i64,
+    ) -> Result<Option<Operation>, DbError> {
+        let Some(op) = self.operation_get(uuid).await? else {
+            return Ok(None);
+        };
+        let first = self.operations_of(&op.cluster_uuid).await?;
+        if first.first().map(|o| o.uuid.as_str()) != Some(uuid) {
+            return Ok(None);
+        }
+        let at = now();
+        let q = Query::update()
+            .table(Alias::new(CLUSTER_OPERATION.name))
+            .value(Alias::new("owner"), owner)
+            .value(
+                Alias::new("lease_until"),
+                at + chrono::Duration::seconds(lease),
+            )
+            .value(Alias::new("attempts"), c("attempts").add(1))
+            .value(Alias::new("updated_at"), at)
+            .and_where(c("uuid").eq(uuid))
+            .cond_where(
+                Cond::any()
+                    .add(c("owner").is_null())
+                    .add(c("lease_until").lt(at)),
+            )
+            .to_owned();
+        if self.execute(&q).await? != 1 {
+            return Ok(None);
+        }
+        self.operation_get(uuid).await
+    }
+
+    /// Extend `owner`'s lease on `uuid`. `Ok(false)`: the lease was lost.
+    pub async fn operation_renew(
+        &self,
+        uuid: &str,
+        owner: &str,
+        lease: i64,
+    ) -> Result<bool, DbError> {
+        let at = now();
+        let q = Query::update()
+            .table(Alias::new(CLUSTER_OPERATION.name))
+            .value(
+                Alias::new("lease_until"),
+                at + chrono::Duration::seconds(lease),
+            )
+            .value(Alias::new("updated_at"), at)
+            .and_where(c("uuid").eq(uuid))
+            .and_where(c("owner").eq(owner))
+            .to_owned();
+        Ok(self.execute(&q).await? == 1)
+    }
+
+    /// Remove a finished operation `owner` holds. `Ok(false)`: it was not
+    /// (or no longer) theirs.
+    pub async fn operation_finish(&self, uuid: &str, owner: &str) -> Result<bool, DbError> {
+        let q = Query::delete()
+            .from_table(Alias::new(CLUSTER_OPERATION.name))
+            .and_where(c("uuid").eq(uuid))
+            .and_where(c("owner").eq(owner))
+            .to_owned();
+        Ok(self.execute(&q).await? == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestDb;
+    use crate::Backend;
+    use magnum_core::objects::status::*;
+
+    fn cluster(uuid: &str) -> Cluster {
+        Cluster {
+            uuid: uuid.into(),
+            name: Some("c".into()),
+            project_id: Some("p".into()),
+            status: Some(CREATE_IN_PROGRESS.into()),
+            ..Default::default()
+        }
+    }
+
+    async fn queue_and_leases(backend: Backend) {
+        let t = TestDb::create(backend).await;
+        let db = t.migrated().await;
+        let id = "a1111111-1111-1111-1111-111111111111";
+        let create = Operation::new(id, "cluster_create", Map::new(), Map::new());
+        db.cluster_create_queued(&cluster(id), &[], &create)
+            .await
+            .unwrap();
+        // An update waits behind the create, and cannot pass a gate the
+        // cluster is not in.
+        let update = Operation::new(id, "cluster_update", Map::new(), Map::new());
+        let gate = Gate {
+            from: &[CREATE_COMPLETE],
+            to: Some(UPDATE_IN_PROGRESS),
+        };
+        assert!(!db.operation_enqueue(&update, gate).await.unwrap());
+        let gate = Gate {
+            from: &[CREATE_IN_PROGRESS],
+            to: None,
+        };
+        assert!(db.operation_enqueue(&update, gate).await.unwrap());
+        assert!(db
+            .operation_claim(&update.uuid, "b", 30)
+            .await
+            .unwrap()
+            .is_none());
+
+        // One claimant wins.
+        let got = db.operation_claim(&create.uuid, "a", 30).await.unwrap();
+        assert_eq!(got.unwrap().owner.as_deref(), Some("a"));
+        assert!(db
+            .operation_claim(&create.uuid, "b", 30)
+            .await
+            .unwrap()
+            .is_none());
+        assert!(db.operation_renew(&create.uuid, "a", 30).await.unwrap());
+        assert!(!db.operation_renew(&create.uuid, "b", 30).await.unwrap());
+        // Not due while the lease holds; due once it ran out.
+        assert!(db
+            .operations_due(0)
+            .await
+            .unwrap()
+            .iter()
+            .all(|o| o.uuid != create.uuid));
+        assert!(db.operation_renew(&create.uuid, "a", -5).await.unwrap());
+        let due = db.operations_due(3600).await.unwrap();
+        assert_eq!(due[0].uuid, create.uuid);
+        let again = db.operation_claim(&create.uuid, "b", 30).await.unwrap();
+        assert_eq!(again.unwrap().attempts, 2);
+        assert!(!db.operation_finish(&create.uuid, "a").await.unwrap());
+        assert!(db.operation_finish(&create.uuid, "b").await.unwrap());
+
+        // A delete cancels what nobody claimed.
+        let delete = Operation::new(id, "cluster_delete", Map::new(), Map::new());
+        let gate = Gate {
+            from: &[CREATE_IN_PROGRESS],
+            to: Some(DELETE_IN_PROGRESS),
+        };
+        assert!(db.operation_enqueue(&delete, gate).await.unwrap());
+        let left = db.operations_of(id).await.unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].method, "cluster_delete");
+        assert_eq!(
+            db.cluster_get(id).await.unwrap().unwrap().status.as_deref(),
+            Some(DELETE_IN_PROGRESS)
+        );
+    }
+
+    macro_rules! backends {
+        ($($name:ident),*) => {
+            mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(crate::Backend::Sqlite).await } )* }
+            mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(crate::Backend::Postgres).await } )* }
+            mod mysql { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(crate::Backend::MySql).await } )* }
+        };
+    }
+    backends!(queue_and_leases);
+}

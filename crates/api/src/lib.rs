@@ -11,6 +11,7 @@ pub mod cluster_templates;
 pub mod clusters;
 pub mod conduct;
 pub mod context;
+pub mod credentials;
 pub mod error;
 pub mod fields;
 pub mod links;
@@ -130,6 +131,7 @@ fn routes(state: AppState) -> Router {
         .merge(nodegroups::routes())
         .merge(services::routes())
         .merge(quotas::routes())
+        .merge(credentials::routes())
         .fallback(request::not_found)
         .method_not_allowed_fallback(request::method_not_allowed)
         .layer(axum::middleware::from_fn(version::negotiate));

@@ -18,6 +18,7 @@ on_all_backends!(
     failures_and_timeouts,
     concurrent_updates_have_one_winner,
     queued_work_survives_a_lost_cast,
+    credentials_and_health,
 );
 
 const LATEST: (&str, &str) = ("OpenStack-API-Version", "container-infra latest");
@@ -557,4 +558,69 @@ async fn queued_work_survives_a_lost_cast(backend: Backend) {
     app.delete(&format!("/v1/clusters/{id}"), &Who::Default)
         .await;
     app.settle(&id, "gone").await;
+}
+
+async fn credentials_and_health(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    app.create_template(&Who::Default, fake_k8s("t1")).await;
+    let id = app
+        .create_cluster(
+            &Who::Default,
+            json!({"cluster_template_id": "t1", "merge_labels": true,
+                   "labels": {"fake_health": "HEALTHY"}}),
+        )
+        .await;
+    let path = format!("/v1/credentials/{id}");
+    at(&app, Method::PATCH, &path, "1.11", None)
+        .await
+        .error(406);
+    // Not while the cluster is being created.
+    let r = at(&app, Method::PATCH, &path, "latest", None).await;
+    assert!(r
+        .error(400)
+        .contains("when cluster status is \"CREATE_IN_PROGRESS\""));
+    app.settle(&id, "CREATE_COMPLETE").await;
+    let r = at(&app, Method::PATCH, &path, "latest", None).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.raw);
+    assert_eq!(r.body["uuid"], id);
+    assert_eq!(app.cloud.history(&id), ["create", "rotate_credential"]);
+    at(&app, Method::PATCH, "/v1/credentials/nope", "latest", None)
+        .await
+        .error(404);
+
+    // A driver without rotation says so.
+    let id2 = app
+        .create_cluster(
+            &Who::Default,
+            json!({"cluster_template_id": "t1", "merge_labels": true,
+                   "labels": {"fake_refuse": "rotate_credential"}}),
+        )
+        .await;
+    app.settle(&id2, "CREATE_COMPLETE").await;
+    let r = at(
+        &app,
+        Method::PATCH,
+        &format!("/v1/credentials/{id2}"),
+        "latest",
+        None,
+    )
+    .await;
+    assert_eq!(
+        r.error(400),
+        "Credential rotation is not supported by driver."
+    );
+
+    // The health sync records what the COE reports.
+    app.conductor.sync_health().await;
+    let c = app
+        .get(&format!("/v1/clusters/{id}"), &Who::Default)
+        .await
+        .body;
+    assert_eq!(c["health_status"], "HEALTHY");
+    assert_eq!(c["health_status_reason"], json!({"api": "ok"}));
+    let c = app
+        .get(&format!("/v1/clusters/{id2}"), &Who::Default)
+        .await
+        .body;
+    assert_eq!(c["health_status"], Value::Null);
 }

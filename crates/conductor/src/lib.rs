@@ -58,7 +58,6 @@ pub const NOT_YET: &[&str] = &[
     "sign_certificate",
     "get_ca_certificate",
     "rotate_ca_certificate",
-    "credential_rotate",
     "federation_create",
     "federation_update",
     "federation_delete",
@@ -140,10 +139,13 @@ impl From<ConductorError> for RemoteError {
     fn from(e: ConductorError) -> Self {
         match e {
             ConductorError::Magnum(m) => {
-                let class = match m.code() {
-                    404 => "ClusterNotFound",
-                    409 => "Conflict",
-                    403 => "NotAuthorized",
+                let class = match (&m, m.code()) {
+                    (MagnumError::NotSupported(_) | MagnumError::NotSupportedMsg(_), _) => {
+                        "NotSupported"
+                    }
+                    (_, 404) => "ClusterNotFound",
+                    (_, 409) => "Conflict",
+                    (_, 403) => "NotAuthorized",
                     _ => "InvalidParameterValue",
                 };
                 failure(class, "magnum.common.exception", m.to_string())
@@ -260,6 +262,11 @@ impl Handler for Conductor {
             match method.as_str() {
                 // Upstream's listener: "I am alive".
                 "ping_conductor" => Ok(Value::Bool(true)),
+                "credential_rotate" => me
+                    .credential_rotate(&args)
+                    .await
+                    .map(|_| Value::Null)
+                    .map_err(RemoteError::from),
                 m if OPERATIONS.contains(&m) => me
                     .dispatch(context, m, args)
                     .await

@@ -152,6 +152,50 @@ impl Conductor {
         Ok(Some(op.uuid))
     }
 
+    /// Upstream's `credential_rotate` (a call, not queued: it is quick).
+    pub(crate) async fn credential_rotate(
+        &self,
+        args: &Map<String, Value>,
+    ) -> Result<(), ConductorError> {
+        const ALLOWED: [&str; 10] = [
+            CREATE_COMPLETE,
+            UPDATE_COMPLETE,
+            UPDATE_IN_PROGRESS,
+            UPDATE_FAILED,
+            RESUME_COMPLETE,
+            RESTORE_COMPLETE,
+            ROLLBACK_COMPLETE,
+            SNAPSHOT_COMPLETE,
+            CHECK_COMPLETE,
+            ADOPT_COMPLETE,
+        ];
+        let sent: Cluster = decode(args, "cluster")?;
+        let cluster = self
+            .inner
+            .db
+            .cluster_get(&sent.uuid)
+            .await?
+            .ok_or_else(|| MagnumError::ClusterNotFound(sent.uuid.clone()))?;
+        let status = cluster.status.clone().unwrap_or_default();
+        if !ALLOWED.contains(&status.as_str()) {
+            return Err(MagnumError::NotSupported(format!(
+                "magnum.conductor.handlers.credential_conductor when cluster status is \"{status}\""
+            ))
+            .into());
+        }
+        let spec = self.spec(&cluster).await?;
+        let driver = self.driver(&spec)?;
+        match tokio::time::timeout(DRIVER_CALL_LIMIT, driver.rotate_credential(&spec)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(DriverError::NotAvailable(_))) => Err(MagnumError::NotSupportedMsg(
+                "Credential rotation is not supported by driver.".into(),
+            )
+            .into()),
+            Ok(Err(DriverError::Failed(reason))) => Err(MagnumError::Invalid(reason).into()),
+            Err(_) => Err(MagnumError::Invalid("the driver did not answer in time".into()).into()),
+        }
+    }
+
     /// Claim and run the operation `uuid`, then whatever else is queued
     /// for its cluster. The cluster as it is afterwards, if it exists.
     pub(crate) async fn work(&self, uuid: &str) -> Result<Option<Cluster>, ConductorError> {
@@ -661,6 +705,8 @@ impl Conductor {
                 "node_count": sent.node_count,
                 "min_node_count": sent.min_node_count,
                 "max_node_count": sent.max_node_count,
+                "node_labels": sent.node_labels,
+                "node_taints": sent.node_taints,
                 "status": UPDATE_IN_PROGRESS,
                 "status_reason": null,
             }));

@@ -143,6 +143,11 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
     fn beta(&self) -> bool {
         false
     }
+    /// Whether templates that name no driver and no OS may fall back to
+    /// this one (test drivers say no).
+    fn default_candidate(&self) -> bool {
+        true
+    }
     /// Refuse a master count this driver cannot build.
     fn validate_master_size(&self, _count: i64) -> Result<(), MagnumError> {
         Ok(())
@@ -196,6 +201,10 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
     /// Remove a node group.
     fn delete_nodegroup(&self, _spec: &ClusterSpec, _ng: &NodeGroup) -> DriverFuture<'_, ()> {
         not_available(self.name(), "Deleting a node group")
+    }
+    /// Replace the credentials the cluster uses to reach the cloud.
+    fn rotate_credential(&self, _spec: &ClusterSpec) -> DriverFuture<'_, ()> {
+        not_available(self.name(), "Rotating credentials")
     }
     /// Where the last operation stands.
     fn status(&self, _spec: &ClusterSpec) -> DriverFuture<'_, Observed> {
@@ -372,7 +381,7 @@ impl DriverRegistry {
         }
         self.drivers
             .iter()
-            .find(|d| self.usable(d) && builds_coe(d))
+            .find(|d| self.usable(d) && d.default_candidate() && builds_coe(d))
             .cloned()
             .ok_or_else(unsupported)
     }

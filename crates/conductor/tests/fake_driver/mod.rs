@@ -156,6 +156,10 @@ impl Driver for FakeDriver {
         KINDS
     }
 
+    fn default_candidate(&self) -> bool {
+        false
+    }
+
     fn validate_master_size(&self, count: i64) -> Result<(), magnum_core::MagnumError> {
         if count % 2 == 0 {
             return Err(magnum_core::MagnumError::Invalid(format!(
@@ -211,6 +215,21 @@ impl Driver for FakeDriver {
 
     fn delete_nodegroup(&self, spec: &ClusterSpec, _ng: &NodeGroup) -> DriverFuture<'_, ()> {
         self.done(spec, Action::Update, "nodegroup_delete")
+    }
+
+    fn rotate_credential(&self, spec: &ClusterSpec) -> DriverFuture<'_, ()> {
+        let spec = spec.clone();
+        Box::pin(async move {
+            if listed(&spec, "fake_refuse", "rotate_credential") {
+                return Err(DriverError::NotAvailable("rotation refused".into()));
+            }
+            std::fs::create_dir_all(&self.dir)
+                .map_err(|e| DriverError::Failed(format!("fake cloud: {e}")))?;
+            let log = self.dir.join(format!("fake-{}.log", spec.cluster.uuid));
+            let mut text = std::fs::read_to_string(&log).unwrap_or_default();
+            text.push_str("rotate_credential\n");
+            std::fs::write(log, text).map_err(|e| DriverError::Failed(format!("fake cloud: {e}")))
+        })
     }
 
     fn status(&self, spec: &ClusterSpec) -> DriverFuture<'_, Observed> {

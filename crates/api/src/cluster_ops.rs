@@ -428,7 +428,7 @@ pub async fn update(
         return Ok(accepted(&cluster.uuid));
     }
     let args = json!({
-        "cluster": ovo::encode(&cluster),
+        "cluster": ovo::encode_stored(&cluster),
         "node_count": node_count,
         "health_status": health_status,
         "health_status_reason": health_reason,
@@ -606,10 +606,10 @@ pub async fn resize(
             .validate_master_resize(node_count)?;
     }
     let args = json!({
-        "cluster": ovo::encode(&cluster),
+        "cluster": ovo::encode_stored(&cluster),
         "node_count": node_count,
         "nodes_to_remove": req.get("nodes_to_remove").cloned().unwrap_or(json!([])),
-        "nodegroup": ovo::encode(&ng),
+        "nodegroup": ovo::encode_stored(&ng),
     });
     queue(&state, &ctx, &cluster, "cluster_resize", args, false).await?;
     Ok(accepted(&cluster.uuid))
@@ -660,10 +660,10 @@ pub async fn upgrade(
         .into());
     }
     let args = json!({
-        "cluster": ovo::encode(&cluster),
-        "cluster_template": ovo::encode(&template),
+        "cluster": ovo::encode_stored(&cluster),
+        "cluster_template": ovo::encode_stored(&template),
         "max_batch_size": int(&req, "max_batch_size").unwrap_or(1),
-        "nodegroup": ovo::encode(&ng),
+        "nodegroup": ovo::encode_stored(&ng),
     });
     queue(&state, &ctx, &cluster, "cluster_upgrade", args, false).await?;
     Ok(accepted(&cluster.uuid))

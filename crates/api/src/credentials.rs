@@ -61,7 +61,7 @@ async fn rotate(
         )
         .into());
     };
-    let args = json!({ "cluster": ovo::encode(&cluster) });
+    let args = json!({ "cluster": ovo::encode_stored(&cluster) });
     client
         .call(
             "credential_rotate",

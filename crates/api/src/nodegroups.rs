@@ -721,7 +721,7 @@ async fn create(
 
     // The group as upstream's API sends it (the conductor sets its status).
     let args = json!({
-        "cluster": ovo::encode(&cluster),
+        "cluster": ovo::encode_stored(&cluster),
         "nodegroup": ovo::encode(&ng),
     });
     ng.status = Some(CREATE_IN_PROGRESS.into());
@@ -807,8 +807,8 @@ async fn update(
     validate(&new)?;
 
     let args = json!({
-        "cluster": ovo::encode(&cluster),
-        "nodegroup": ovo::encode(&new),
+        "cluster": ovo::encode_stored(&cluster),
+        "nodegroup": ovo::encode_changed(&new, &["node_count", "min_node_count", "max_node_count", "node_labels", "node_taints"]),
     });
     new.status = Some(UPDATE_IN_PROGRESS.into());
     new.status_reason = None;
@@ -857,8 +857,8 @@ async fn delete(
         .into());
     }
     let args = json!({
-        "cluster": ovo::encode(&cluster),
-        "nodegroup": ovo::encode(&ng),
+        "cluster": ovo::encode_stored(&cluster),
+        "nodegroup": ovo::encode_stored(&ng),
     });
     ng.status = Some(DELETE_IN_PROGRESS.into());
     let op = queue(&state, &ctx, &cluster, "nodegroup_delete", args, &ng, false).await?;

@@ -246,7 +246,7 @@ impl Conductor {
             }
         };
         let cluster = self.work(&op_uuid).await?;
-        Ok(cluster.map_or(Value::Null, |c| magnum_core::ovo::encode(&c)))
+        Ok(cluster.map_or(Value::Null, |c| magnum_core::ovo::encode_stored(&c)))
     }
 }
 

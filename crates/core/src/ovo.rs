@@ -123,8 +123,8 @@ fn from_wire_time(v: &Value) -> Value {
     }
 }
 
-/// The primitive form of an object (every field set, as one loaded from
-/// the database).
+/// The primitive form of a new object: every field set, and every field
+/// listed as changed (upstream's API sends new clusters so).
 pub fn encode<T: Versioned>(obj: &T) -> Value {
     let kind = T::KIND;
     let fields = match serde_json::to_value(obj) {
@@ -151,6 +151,28 @@ pub fn encode<T: Versioned>(obj: &T) -> Value {
         "magnum_object.changes": changes,
         "magnum_object.data": data,
     })
+}
+
+/// The primitive form of an object as loaded from the database and not
+/// changed since: no `magnum_object.changes`, so a peer that saves it
+/// writes only what it changes itself (upstream refuses to save a changed
+/// `uuid`).
+pub fn encode_stored<T: Versioned>(obj: &T) -> Value {
+    let mut v = encode(obj);
+    if let Value::Object(m) = &mut v {
+        m.remove("magnum_object.changes");
+    }
+    v
+}
+
+/// The primitive form of a stored object of which only `changed` fields
+/// were changed (a patched object on its way to be saved).
+pub fn encode_changed<T: Versioned>(obj: &T, changed: &[&str]) -> Value {
+    let mut v = encode_stored(obj);
+    if let Value::Object(m) = &mut v {
+        m.insert("magnum_object.changes".into(), json!(changed));
+    }
+    v
 }
 
 /// The object a primitive carries; fields it lacks take their defaults.

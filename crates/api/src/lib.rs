@@ -13,6 +13,7 @@ pub mod conduct;
 pub mod context;
 pub mod credentials;
 pub mod error;
+pub mod federations;
 pub mod fields;
 pub mod links;
 pub mod nodegroups;
@@ -132,6 +133,7 @@ fn routes(state: AppState) -> Router {
         .merge(services::routes())
         .merge(quotas::routes())
         .merge(credentials::routes())
+        .merge(federations::routes())
         .fallback(request::not_found)
         .method_not_allowed_fallback(request::method_not_allowed)
         .layer(axum::middleware::from_fn(version::negotiate));

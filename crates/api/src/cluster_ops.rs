@@ -305,10 +305,30 @@ pub async fn create(
         wire_context(&ctx),
     );
     cluster.status_reason = None;
-    state
+    // The owner's trust is made with the owner's token, which only this
+    // request holds.
+    let trust = match (&state.auth, &state.trusts) {
+        (crate::AuthMode::Keystone(_), Some(m)) => {
+            let t = m.create(&ctx.context, &cluster.uuid).await.map_err(|e| {
+                tracing::error!("cluster {}: {e}", cluster.uuid);
+                MagnumError::TrusteeOrTrustToClusterFailed(cluster.uuid.clone())
+            })?;
+            state.db.trust_save(&t).await?;
+            Some((m, t))
+        }
+        _ => None,
+    };
+    if let Err(e) = state
         .db
         .cluster_create_queued(&cluster, &nodegroups, &op)
-        .await?;
+        .await
+    {
+        if let Some((m, t)) = trust {
+            let _ = m.delete(&t).await;
+            let _ = state.db.trust_forget(&t.cluster_uuid).await;
+        }
+        return Err(e.into());
+    }
     nudge(&state, &op).await;
     Ok(accepted(&cluster.uuid))
 }

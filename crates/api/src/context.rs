@@ -84,8 +84,21 @@ impl FromRequestParts<AppState> for Ctx {
             .get::<RequestId>()
             .map(|r| r.0.clone())
             .unwrap_or_default();
-        let mut context = match state.auth {
+        let mut context = match &state.auth {
             crate::AuthMode::NoAuth => from_headers(&parts.headers, request_id),
+            crate::AuthMode::Keystone(_) => {
+                // The middleware put it there; without it, nobody passed.
+                let identity =
+                    parts
+                        .extensions
+                        .get::<crate::auth::Identity>()
+                        .ok_or_else(|| {
+                            magnum_core::MagnumError::NotAuthorized("Not authorized.".into())
+                        })?;
+                let mut c = identity.context.clone();
+                c.request_id = request_id;
+                c
+            }
         };
         context.is_admin = state
             .policy

@@ -6,6 +6,8 @@
 //! pagination and JSON-patch — live in their own modules and are shared by
 //! every resource.
 
+pub mod auth;
+pub mod catalog_cloud;
 pub mod cluster_ops;
 pub mod cluster_templates;
 pub mod clusters;
@@ -45,6 +47,8 @@ pub enum AuthMode {
     /// No authentication: identity comes from the `X-*` headers a Keystone
     /// middleware would set, and a request with none acts as `default_identity`.
     NoAuth,
+    /// Tokens validated by Keystone (`auth::Keystone`).
+    Keystone(Arc<auth::Keystone>),
 }
 
 /// What every handler can reach.
@@ -63,6 +67,8 @@ pub struct AppState {
     /// How operations reach conductors. `None`: no bus; queued operations
     /// wait for a conductor's sweep.
     pub conductor: Option<Arc<dyn magnum_rpc::Client>>,
+    /// Makes each new cluster's Keystone trust (Keystone mode with `[trust]`).
+    pub trusts: Option<Arc<magnum_conductor::trusts::TrustManager>>,
 }
 
 impl AppState {
@@ -88,7 +94,20 @@ impl AppState {
             max_limit,
             max_body,
             conductor: None,
+            trusts: None,
         }
+    }
+
+    /// Authenticate callers with Keystone.
+    pub fn with_keystone(mut self, keystone: Arc<auth::Keystone>) -> Self {
+        self.auth = AuthMode::Keystone(keystone);
+        self
+    }
+
+    /// Make cluster trusts with `trusts`.
+    pub fn with_trusts(mut self, trusts: Option<magnum_conductor::trusts::TrustManager>) -> Self {
+        self.trusts = trusts.map(Arc::new);
+        self
     }
 
     /// Send operations to conductors through `client`.
@@ -142,6 +161,10 @@ fn routes(state: AppState) -> Router {
         .nest("/v1", v1)
         .fallback(request::not_found)
         .method_not_allowed_fallback(request::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
         .layer(axum::middleware::from_fn(request::request_id))
         .with_state(state)
 }

@@ -17,6 +17,7 @@
 
 mod ops;
 mod sync;
+pub mod trusts;
 
 pub mod notify;
 
@@ -101,6 +102,7 @@ pub(crate) struct Inner {
     pub drivers: DriverRegistry,
     pub settings: Settings,
     pub notifier: Notifier,
+    pub trusts: Option<trusts::TrustManager>,
 }
 
 /// The conductor's endpoints and background work.
@@ -172,7 +174,50 @@ impl Conductor {
                 drivers,
                 settings,
                 notifier,
+                trusts: None,
             }),
+        }
+    }
+
+    /// Remove clusters' Keystone trusts with `trusts` when they are gone.
+    pub fn with_trusts(self, trusts: Option<trusts::TrustManager>) -> Self {
+        let inner = match std::sync::Arc::try_unwrap(self.inner) {
+            Ok(inner) => inner,
+            Err(shared) => Inner {
+                db: shared.db.clone(),
+                drivers: shared.drivers.clone(),
+                settings: shared.settings.clone(),
+                notifier: shared.notifier.clone(),
+                trusts: shared.trusts.clone(),
+            },
+        };
+        Conductor {
+            inner: Arc::new(Inner { trusts, ..inner }),
+        }
+    }
+
+    /// Remove a destroyed cluster's trust and trustee, and their record.
+    pub(crate) async fn forget_trust(&self, cluster_uuid: &str) {
+        let db = &self.inner.db;
+        let Ok(Some(t)) = db.trust_get(cluster_uuid).await else {
+            return;
+        };
+        match &self.inner.trusts {
+            Some(m) => {
+                if let Err(e) = m.delete(&t).await {
+                    tracing::warn!(
+                        "cluster {cluster_uuid}: {e}; the trust record is kept for a retry"
+                    );
+                    return;
+                }
+            }
+            None => tracing::warn!(
+                "cluster {cluster_uuid} had a trust but [trust] is not configured here; \
+                 removing the record only"
+            ),
+        }
+        if let Err(e) = db.trust_forget(cluster_uuid).await {
+            tracing::warn!("cluster {cluster_uuid}: cannot forget its trust: {e}");
         }
     }
 

@@ -197,6 +197,7 @@ impl Conductor {
             .unwrap_or_else(|| cluster.clone());
         if action == Action::Delete && !failed {
             db.cluster_destroy(&cluster.uuid).await?;
+            self.forget_trust(&cluster.uuid).await;
         }
         tracing::info!("cluster {} is {to}", cluster.uuid);
         self.inner

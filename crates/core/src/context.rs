@@ -5,6 +5,26 @@
 
 use serde_json::{json, Value};
 
+/// A bearer token: shown as `****` by `Debug`, so it never reaches a log.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    pub fn new(token: impl Into<String>) -> Self {
+        Token(token.into())
+    }
+    /// The token itself, for the one header that carries it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("****")
+    }
+}
+
 /// Identity and scope of one request.
 #[derive(Debug, Clone, Default)]
 pub struct RequestContext {
@@ -22,6 +42,12 @@ pub struct RequestContext {
     pub is_admin: bool,
     /// Admin listings and lookups span every project (upstream's `all_tenants`).
     pub all_tenants: bool,
+    /// `all` for a system-scoped token.
+    pub system_scope: Option<String>,
+    /// The caller's token (Keystone mode), for calls made on its behalf.
+    pub auth_token: Option<Token>,
+    /// The service catalog of the caller's token (Keystone mode).
+    pub catalog: Option<std::sync::Arc<Value>>,
 }
 
 impl RequestContext {
@@ -38,7 +64,7 @@ impl RequestContext {
             "project_domain_id": self.project_domain_id,
             "roles": self.roles,
             "is_admin": self.is_admin,
-            "system_scope": Value::Null,
+            "system_scope": self.system_scope,
         })
     }
 
@@ -100,6 +126,8 @@ impl RequestContext {
                 .get("all_tenants")
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
+            system_scope: s("system_scope"),
+            ..Default::default()
         }
     }
 }

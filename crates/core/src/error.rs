@@ -77,6 +77,8 @@ pub enum MagnumError {
     InvalidClusterTemplateForUpgrade(String),
     #[error("Cluster API address is not available yet")]
     ClusterApiAddressUnavailable,
+    #[error("Failed to create trustee or trust for Cluster: {0}")]
+    TrusteeOrTrustToClusterFailed(String),
     /// Something went wrong on our side; the text is logged, never sent.
     #[error("{0}")]
     Internal(String),
@@ -118,7 +120,7 @@ impl MagnumError {
             | NodeGroupAlreadyExists { .. }
             | InvalidClusterTemplateForUpgrade(_)
             | ClusterApiAddressUnavailable => 409,
-            Internal(_) => 500,
+            Internal(_) | TrusteeOrTrustToClusterFailed(_) => 500,
         }
     }
 }

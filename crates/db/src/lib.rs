@@ -19,6 +19,7 @@ pub mod schema;
 mod services;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod trusts;
 mod url;
 
 use sea_query::{
@@ -36,6 +37,7 @@ pub use operations::{Gate, Operation};
 pub use paginate::{Page, SortDir};
 pub use quotas::Quota;
 pub use services::ServiceRecord;
+pub use trusts::ClusterTrust;
 pub use url::{parse_url, DbUrl};
 
 /// Which SQL server a [`Database`] talks to.

@@ -318,8 +318,27 @@ pub const CLUSTER_OPERATION: Table = Table {
     charset: "utf8mb4",
 };
 
-/// Our own tables (see [`CLUSTER_OPERATION`]).
-pub const OWN_TABLES: [Table; 1] = [CLUSTER_OPERATION];
+/// `rs_cluster_trust`: the Keystone trustee user and trust made for each
+/// cluster (upstream dropped its columns for them from `cluster`).
+pub const CLUSTER_TRUST: Table = Table {
+    name: "rs_cluster_trust",
+    columns: &[
+        ID,
+        req("cluster_uuid", Varchar(36)),
+        col("trustee_user_id", Varchar(255)),
+        col("trustee_username", Varchar(255)),
+        col("trustee_password", Varchar(255)),
+        col("trust_id", Varchar(255)),
+        CREATED,
+        UPDATED,
+    ],
+    primary_key: "id",
+    unique: &[("uniq_rs_cluster_trust0cluster_uuid", &["cluster_uuid"])],
+    charset: "utf8mb4",
+};
+
+/// Our own tables (see [`CLUSTER_OPERATION`], [`CLUSTER_TRUST`]).
+pub const OWN_TABLES: [Table; 2] = [CLUSTER_OPERATION, CLUSTER_TRUST];
 
 fn quote(backend: Backend, ident: &str) -> String {
     match backend {

@@ -145,19 +145,49 @@ fn make_conductor(
         magnum_conductor::Settings::from_conf(conf, host),
         notifier,
     )
+    .with_trusts(magnum_conductor::trusts::TrustManager::from_conf(conf))
 }
 
-fn state(conf: Config, db: Database) -> anyhow::Result<AppState> {
+/// How API callers are authenticated: `[DEFAULT] auth_strategy`, whose
+/// default is `keystone` except in all-in-one (`noauth`).
+fn auth(conf: &Config, default: &str) -> anyhow::Result<Option<Arc<magnum_api::auth::Keystone>>> {
+    let strategy = if conf.is_set("DEFAULT", "auth_strategy") {
+        conf.str("DEFAULT", "auth_strategy").unwrap_or_default()
+    } else {
+        default.to_string()
+    };
+    match strategy.as_str() {
+        "noauth" => {
+            tracing::warn!("auth_strategy noauth: callers are trusted by their X-* headers");
+            Ok(None)
+        }
+        "keystone" => {
+            let ks = magnum_api::auth::Keystone::from_conf(conf)
+                .map_err(|e| anyhow::anyhow!("auth_strategy keystone: {e}"))?;
+            tracing::info!("tokens are validated by Keystone at {}", ks.identity_url());
+            Ok(Some(Arc::new(ks)))
+        }
+        other => bail!("[DEFAULT] auth_strategy {other:?} is not one of keystone, noauth"),
+    }
+}
+
+fn state(conf: Config, db: Database, default_auth: &str) -> anyhow::Result<AppState> {
     let policy = policy(&conf)?;
+    let keystone = auth(&conf, default_auth)?;
     let drivers = drivers(&conf);
-    let cloud = cloud(&conf);
-    Ok(AppState::new(
-        db,
-        Arc::new(conf),
-        Arc::new(policy),
-        drivers,
-        cloud,
-    ))
+    let cloud: Arc<dyn CloudLookup> = match &keystone {
+        Some(_) => {
+            tracing::info!("cloud lookups go to the endpoints of each caller's catalog");
+            Arc::new(magnum_api::catalog_cloud::CatalogCloud::from_conf(&conf))
+        }
+        None => cloud(&conf),
+    };
+    let trusts = magnum_conductor::trusts::TrustManager::from_conf(&conf);
+    let state = AppState::new(db, Arc::new(conf), Arc::new(policy), drivers, cloud);
+    Ok(match keystone {
+        Some(ks) => state.with_keystone(ks).with_trusts(trusts),
+        None => state,
+    })
 }
 
 async fn shutdown_signal() {
@@ -312,8 +342,14 @@ pub async fn all_in_one(conf: Config, data_dir: Option<PathBuf>) -> anyhow::Resu
     let conductor = make_conductor(&conf, &db, &host, rpc);
     let background = conductor.spawn_background();
     let client = magnum_rpc::LocalClient::new(Arc::new(conductor));
-    let state = state(conf, db.clone())?.with_conductor(Arc::new(client));
-    tracing::info!("magnum all-in-one listening on {scheme}://{addr}/ ; data in {where_data}; no authentication");
+    let state = state(conf, db.clone(), "noauth")?.with_conductor(Arc::new(client));
+    let how = match state.auth {
+        magnum_api::AuthMode::NoAuth => "no authentication",
+        magnum_api::AuthMode::Keystone(_) => "Keystone authentication",
+    };
+    tracing::info!(
+        "magnum all-in-one listening on {scheme}://{addr}/ ; data in {where_data}; {how}"
+    );
     eprintln!("magnum all-in-one: listening on {scheme}://{addr}/ ; data in {where_data}");
     let served = serve_api(listener, state).await;
     heartbeat.abort();
@@ -327,7 +363,7 @@ pub async fn api(conf: Config) -> anyhow::Result<()> {
     let listener = listen(&conf).await?;
     let addr = listener.tcp.local_addr()?;
     let scheme = listener.scheme();
-    let mut state = state(conf.clone(), db.clone())?;
+    let mut state = state(conf.clone(), db.clone(), "keystone")?;
     match bus(&conf).await? {
         Some(rpc) => {
             let timeout = conf

@@ -69,7 +69,7 @@ fn upstream_api_creates_and_deletes_through_our_conductor() {
     let conf = write_conf(
         &dir,
         &format!(
-            "[DEFAULT]\nhost = cond-up\ntransport_url = rabbit://guest:guest@127.0.0.1:5672/\nreport_interval = 1\n\
+            "[DEFAULT]\nauth_strategy = noauth\nhost = cond-up\ntransport_url = rabbit://guest:guest@127.0.0.1:5672/\nreport_interval = 1\n\
              [database]\nconnection = sqlite:///{}/magnum.sqlite\n[conductor]\ntopic = {topic}\nsync_interval = 1\n\
              [api]\nport = 0\n",
             dir.display()

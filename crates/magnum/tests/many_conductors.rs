@@ -39,7 +39,7 @@ async fn three_conductors_share_the_work_and_survive_a_kill() {
     let base = write_conf(
         &dir,
         &format!(
-            "[DEFAULT]\ntransport_url = rabbit://guest:guest@127.0.0.1:5672/\n\
+            "[DEFAULT]\nauth_strategy = noauth\ntransport_url = rabbit://guest:guest@127.0.0.1:5672/\n\
              control_exchange = magnum-many-{id}\nreport_interval = 1\nservice_down_time = 4\n\
              [database]\nconnection = {}\n\
              [conductor]\ntopic = magnum-conductor-many\noperation_lease = 3\n\
@@ -53,7 +53,11 @@ async fn three_conductors_share_the_work_and_survive_a_kill() {
     let mut conductors = Vec::new();
     for n in 1..=3 {
         let host = dir.join(format!("c{n}.conf"));
-        std::fs::write(&host, format!("[DEFAULT]\nhost = c{n}\n")).unwrap();
+        std::fs::write(
+            &host,
+            format!("[DEFAULT]\nauth_strategy = noauth\nhost = c{n}\n"),
+        )
+        .unwrap();
         let host = host.to_str().unwrap().to_string();
         conductors.push(Some(start_env(
             &["--config-file", &base, "--config-file", &host, "conductor"],

@@ -254,7 +254,7 @@ fn cluster_commands_against_api_and_conductor() {
     let conf = write_conf(
         &dir,
         &format!(
-            "[DEFAULT]\nhost = split-1\ntransport_url = rabbit://guest:guest@127.0.0.1:5672/\n\
+            "[DEFAULT]\nauth_strategy = noauth\nhost = split-1\ntransport_url = rabbit://guest:guest@127.0.0.1:5672/\n\
              control_exchange = magnum-split-{}\nreport_interval = 1\n\
              [database]\nconnection = sqlite:///{}/magnum.sqlite\n\
              [conductor]\nsync_interval = 1\n[api]\nport = 0\n",

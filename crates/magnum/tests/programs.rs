@@ -112,7 +112,10 @@ async fn db_manage_and_the_upstream_names() {
         let dir = tempdir("dbm");
         let conf = write_conf(
             &dir,
-            &format!("[database]\nconnection = {}\n[api]\nport = 0\n", testdb.url),
+            &format!(
+                "[DEFAULT]\nauth_strategy = noauth\n[database]\nconnection = {}\n[api]\nport = 0\n",
+                testdb.url
+            ),
         );
         let conf = conf.to_str().unwrap().to_string();
 
@@ -143,6 +146,23 @@ async fn db_manage_and_the_upstream_names() {
         let (status, body) = http(&server.url, "GET", "/v1/clustertemplates", None);
         assert_eq!(status, 200, "{body}");
         drop(server);
+
+        // Keystone is the API's default, and needs its settings.
+        let ks = dir.join("keystone.conf");
+        std::fs::write(&ks, "[DEFAULT]\nauth_strategy = keystone\n").unwrap();
+        let out = run(Command::new(MAGNUM).args([
+            "--config-file",
+            &conf,
+            "--config-file",
+            ks.to_str().unwrap(),
+            "api",
+        ]));
+        assert!(!out.status.success());
+        assert!(
+            text(&out).contains("[keystone_authtoken] auth_url is not set"),
+            "{}",
+            text(&out)
+        );
 
         // The conductor registers itself in magnum_service.
         let mut conductor = Command::new(bin("magnum-conductor"))

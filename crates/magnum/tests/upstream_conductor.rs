@@ -28,7 +28,7 @@ async fn upstream_conductor_answers_our_api() {
     let conf = write_conf(
         &dir,
         &format!(
-            "[DEFAULT]\nhost = upstream-1\ndebug = true\ntransport_url = rabbit://guest:guest@127.0.0.1:5672/\n\
+            "[DEFAULT]\nauth_strategy = noauth\nhost = upstream-1\ndebug = true\ntransport_url = rabbit://guest:guest@127.0.0.1:5672/\n\
              control_exchange = magnum-up-{id}\n\
              [database]\nconnection = {url}\n[conductor]\ntopic = magnum-conductor-up-{id}\n\
              [api]\nport = 0\n"

@@ -190,6 +190,7 @@ pub static OPTIONS: &[OptDef] = &[
     opt("cluster_heat", "lb_algorithm", Str, Some("ROUND_ROBIN"), "Load balancing algorithm of master load balancers.", false),
     // [drivers]
     opt("drivers", "send_cluster_metrics", Bool, Some("true"), "Send cluster metrics notifications.", false),
+    opt("DEFAULT", "auth_strategy", Str, Some("keystone"), "How API callers are authenticated: keystone (tokens validated by Keystone) or noauth (identity headers trusted; all-in-one's default) (magnum-rs).", false),
     // [keystone_authtoken] (keystonemiddleware)
     opt("keystone_authtoken", "www_authenticate_uri", Str, None, "Public Keystone URL clients are told to authenticate at.", false),
     opt("keystone_authtoken", "auth_uri", Str, None, "Deprecated name of www_authenticate_uri.", false),

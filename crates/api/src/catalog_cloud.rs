@@ -1,0 +1,314 @@
+//! Cloud lookups through the caller's service catalog (Keystone mode): the
+//! Glance, Nova and Neutron checks upstream makes when templates and
+//! clusters are created, with the caller's own token, at the endpoints its
+//! token's catalog lists for `[glance_client]`, `[nova_client]` and
+//! `[neutron_client]` (`region_name`, `endpoint_type`).
+
+use std::time::Duration;
+
+use magnum_core::cloud::{BoxFuture, CloudLookup, Flavor, Image, Lookup};
+use magnum_core::config::Config;
+use magnum_core::{MagnumError, RequestContext};
+use serde_json::Value;
+
+/// Where one service's endpoint is looked up.
+#[derive(Debug, Clone)]
+struct Selector {
+    service_type: &'static str,
+    interface: String,
+    region: Option<String>,
+}
+
+impl Selector {
+    fn from_conf(conf: &Config, section: &str, service_type: &'static str) -> Selector {
+        let interface = conf
+            .str(section, "endpoint_type")
+            .unwrap_or_else(|| "publicURL".into());
+        Selector {
+            service_type,
+            interface: interface.trim_end_matches("URL").to_string(),
+            region: conf.str(section, "region_name").filter(|r| !r.is_empty()),
+        }
+    }
+}
+
+/// Lookups in the cloud the caller's catalog describes.
+#[derive(Debug, Clone)]
+pub struct CatalogCloud {
+    http: reqwest::Client,
+    image: Selector,
+    compute: Selector,
+    network: Selector,
+}
+
+fn uuid_like(s: &str) -> bool {
+    crate::fields::canonical_uuid(s).is_some()
+}
+
+fn unreachable(what: &str, e: impl std::fmt::Display) -> MagnumError {
+    MagnumError::Internal(format!("cannot reach the {what} service: {e}"))
+}
+
+impl CatalogCloud {
+    pub fn from_conf(conf: &Config) -> CatalogCloud {
+        CatalogCloud {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(15))
+                .build()
+                .unwrap_or_default(),
+            image: Selector::from_conf(conf, "glance_client", "image"),
+            compute: Selector::from_conf(conf, "nova_client", "compute"),
+            network: Selector::from_conf(conf, "neutron_client", "network"),
+        }
+    }
+
+    /// The endpoint of a service in the caller's catalog.
+    fn endpoint(ctx: &RequestContext, sel: &Selector) -> Option<String> {
+        let catalog = ctx.catalog.as_ref()?;
+        let service = catalog
+            .as_array()?
+            .iter()
+            .find(|s| s["type"] == sel.service_type)?;
+        service["endpoints"]
+            .as_array()?
+            .iter()
+            .filter(|e| e["interface"] == sel.interface.as_str())
+            .find(|e| {
+                sel.region
+                    .as_deref()
+                    .is_none_or(|r| e["region_id"] == r || e["region"] == r)
+            })
+            .and_then(|e| e["url"].as_str())
+            .map(|u| u.trim_end_matches('/').to_string())
+    }
+
+    /// GET `url` with the caller's token: `Ok(None)` on 404.
+    async fn get(
+        &self,
+        ctx: &RequestContext,
+        what: &str,
+        url: &str,
+    ) -> Result<Option<Value>, MagnumError> {
+        let mut req = self.http.get(url);
+        if let Some(t) = &ctx.auth_token {
+            req = req.header("X-Auth-Token", t.expose());
+        }
+        let resp = req.send().await.map_err(|e| unreachable(what, e))?;
+        match resp.status().as_u16() {
+            200..=299 => Ok(Some(resp.json().await.map_err(|e| unreachable(what, e))?)),
+            404 => Ok(None),
+            403 => Err(MagnumError::NotAuthorized(format!(
+                "Not authorized to read {what}"
+            ))),
+            s => Err(unreachable(what, format!("it answered {s}"))),
+        }
+    }
+
+    fn base(&self, ctx: &RequestContext, sel: &Selector) -> Result<Option<String>, MagnumError> {
+        if ctx.catalog.is_none() {
+            return Ok(None);
+        }
+        Self::endpoint(ctx, sel).map(Some).ok_or_else(|| {
+            MagnumError::Internal(format!(
+                "no {} endpoint ({}) in the caller's catalog",
+                sel.service_type, sel.interface
+            ))
+        })
+    }
+}
+
+fn versioned(base: &str, version: &str) -> String {
+    if base.ends_with(version) {
+        base.to_string()
+    } else {
+        format!("{base}/{version}")
+    }
+}
+
+fn query(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+impl CloudLookup for CatalogCloud {
+    fn configured(&self) -> bool {
+        true
+    }
+
+    fn image<'a>(
+        &'a self,
+        ctx: &'a RequestContext,
+        ident: &'a str,
+    ) -> BoxFuture<'a, Result<Lookup<Image>, MagnumError>> {
+        Box::pin(async move {
+            let Some(base) = self.base(ctx, &self.image)? else {
+                return Ok(Lookup::Skipped);
+            };
+            let api = versioned(&base, "v2");
+            let mut found = None;
+            if uuid_like(ident) {
+                found = self
+                    .get(ctx, "image", &format!("{api}/images/{ident}"))
+                    .await?;
+            }
+            if found.is_none() {
+                let list = self
+                    .get(ctx, "image", &format!("{api}/images?name={}", query(ident)))
+                    .await?;
+                let images = list
+                    .as_ref()
+                    .and_then(|l| l["images"].as_array().cloned())
+                    .unwrap_or_default();
+                if images.len() > 1 {
+                    return Err(MagnumError::Conflict(format!(
+                        "Multiple images exist with same name {ident}. Please use the image id instead."
+                    )));
+                }
+                found = images.into_iter().next();
+            }
+            let img = found.ok_or_else(|| MagnumError::ImageNotFound(ident.to_string()))?;
+            let s = |k: &str| img[k].as_str().map(str::to_string);
+            Ok(Lookup::Found(Image {
+                id: s("id").unwrap_or_default(),
+                name: s("name"),
+                os_distro: s("os_distro"),
+                magnum_driver: s("magnum_driver"),
+            }))
+        })
+    }
+
+    fn flavor<'a>(
+        &'a self,
+        ctx: &'a RequestContext,
+        ident: &'a str,
+    ) -> BoxFuture<'a, Result<Lookup<Flavor>, MagnumError>> {
+        Box::pin(async move {
+            let Some(base) = self.base(ctx, &self.compute)? else {
+                return Ok(Lookup::Skipped);
+            };
+            let mut found = self
+                .get(ctx, "compute", &format!("{base}/flavors/{}", query(ident)))
+                .await?
+                .map(|f| f["flavor"].clone());
+            if found.is_none() {
+                let list = self
+                    .get(ctx, "compute", &format!("{base}/flavors/detail"))
+                    .await?;
+                found = list
+                    .and_then(|l| l["flavors"].as_array().cloned())
+                    .and_then(|fs| fs.into_iter().find(|f| f["name"] == ident));
+            }
+            let f = found.ok_or_else(|| MagnumError::FlavorNotFound(ident.to_string()))?;
+            Ok(Lookup::Found(Flavor {
+                id: f["id"].as_str().unwrap_or_default().to_string(),
+                name: f["name"].as_str().unwrap_or_default().to_string(),
+                disk_gb: f["disk"].as_u64().unwrap_or(0),
+            }))
+        })
+    }
+
+    fn keypair<'a>(
+        &'a self,
+        ctx: &'a RequestContext,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Lookup<()>, MagnumError>> {
+        Box::pin(async move {
+            let Some(base) = self.base(ctx, &self.compute)? else {
+                return Ok(Lookup::Skipped);
+            };
+            match self
+                .get(
+                    ctx,
+                    "compute",
+                    &format!("{base}/os-keypairs/{}", query(name)),
+                )
+                .await?
+            {
+                Some(_) => Ok(Lookup::Found(())),
+                None => Err(MagnumError::KeyPairNotFound(name.to_string())),
+            }
+        })
+    }
+
+    fn network<'a>(
+        &'a self,
+        ctx: &'a RequestContext,
+        ident: &'a str,
+        external: bool,
+    ) -> BoxFuture<'a, Result<Lookup<String>, MagnumError>> {
+        Box::pin(async move {
+            let Some(base) = self.base(ctx, &self.network)? else {
+                return Ok(Lookup::Skipped);
+            };
+            let api = versioned(&base, "v2.0");
+            let mut found = None;
+            if uuid_like(ident) {
+                found = self
+                    .get(ctx, "network", &format!("{api}/networks/{ident}"))
+                    .await?
+                    .map(|n| n["network"].clone());
+            }
+            if found.is_none() {
+                let list = self
+                    .get(
+                        ctx,
+                        "network",
+                        &format!("{api}/networks?name={}", query(ident)),
+                    )
+                    .await?;
+                found = list
+                    .and_then(|l| l["networks"].as_array().cloned())
+                    .and_then(|ns| ns.into_iter().next());
+            }
+            let not_found = || {
+                if external {
+                    MagnumError::ExternalNetworkNotFound(ident.to_string())
+                } else {
+                    MagnumError::FixedNetworkNotFound(ident.to_string())
+                }
+            };
+            let net = found.ok_or_else(not_found)?;
+            if external && net["router:external"] != Value::Bool(true) {
+                return Err(not_found());
+            }
+            Ok(Lookup::Found(
+                net["id"].as_str().unwrap_or_default().to_string(),
+            ))
+        })
+    }
+
+    fn subnet<'a>(
+        &'a self,
+        ctx: &'a RequestContext,
+        ident: &'a str,
+    ) -> BoxFuture<'a, Result<Lookup<String>, MagnumError>> {
+        Box::pin(async move {
+            let Some(base) = self.base(ctx, &self.network)? else {
+                return Ok(Lookup::Skipped);
+            };
+            let api = versioned(&base, "v2.0");
+            let mut found = None;
+            if uuid_like(ident) {
+                found = self
+                    .get(ctx, "network", &format!("{api}/subnets/{ident}"))
+                    .await?
+                    .map(|n| n["subnet"].clone());
+            }
+            if found.is_none() {
+                let list = self
+                    .get(
+                        ctx,
+                        "network",
+                        &format!("{api}/subnets?name={}", query(ident)),
+                    )
+                    .await?;
+                found = list
+                    .and_then(|l| l["subnets"].as_array().cloned())
+                    .and_then(|ns| ns.into_iter().next());
+            }
+            let sub = found.ok_or_else(|| MagnumError::FixedSubnetNotFound(ident.to_string()))?;
+            Ok(Lookup::Found(
+                sub["id"].as_str().unwrap_or_default().to_string(),
+            ))
+        })
+    }
+}

@@ -466,3 +466,42 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_routes_are_the_roots_only() {
+        for p in ["/", "/v1", "/v1/", "/v1.json"] {
+            assert!(public(p), "{p}");
+        }
+        for p in ["/v1/clusters", "/v2", "/v1/mservices"] {
+            assert!(!public(p), "{p}");
+        }
+        assert_eq!(identity_url("http://k:5000"), "http://k:5000/v3");
+        assert_eq!(identity_url("http://k:5000/v3/"), "http://k:5000/v3");
+    }
+
+    #[test]
+    fn a_token_becomes_a_context_without_showing_the_token() {
+        let body = json!({
+            "user": {"id": "u1", "name": "alice", "domain": {"id": "default", "name": "Default"}},
+            "project": {"id": "p1", "name": "proj", "domain": {"id": "default"}},
+            "roles": [{"id": "r1", "name": "member"}, {"id": "r2", "name": "reader"}],
+            "catalog": [{"type": "image", "endpoints": []}],
+            "expires_at": "2030-01-01T00:00:00.000000Z",
+        });
+        let c = context_of(&body, "secret-token");
+        assert_eq!(c.user_id.as_deref(), Some("u1"));
+        assert_eq!(c.project_id.as_deref(), Some("p1"));
+        assert_eq!(c.user_domain_name.as_deref(), Some("Default"));
+        assert_eq!(c.roles, ["member", "reader"]);
+        assert!(c.catalog.is_some());
+        assert_eq!(c.system_scope, None);
+        assert!(!format!("{c:?}").contains("secret-token"));
+        assert!(expiry(&body).is_some());
+        let sys = json!({"user": {"id": "u"}, "system": {"all": true}, "roles": []});
+        assert_eq!(context_of(&sys, "t").system_scope.as_deref(), Some("all"));
+    }
+}

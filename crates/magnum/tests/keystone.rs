@@ -1,0 +1,593 @@
+//! Against a real Keystone (PyPI `keystone`, started by
+//! `scripts/keystone.sh`): tokens validated, 401 for missing, bad, revoked
+//! and expired tokens, tenants kept apart, readers kept read-only, admins
+//! seeing across projects, 503 when Keystone is down, and the unchanged
+//! `openstack coe …` client authenticating by password and finding our API
+//! in Keystone's catalog.
+
+#![allow(clippy::unwrap_used)] // tests fail by panicking
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::*;
+
+const KEYSTONE: &str = "http://127.0.0.1:5001";
+/// Token lifetime of the test Keystone, so an expired token can be shown.
+const TOKEN_SECONDS: &str = "30";
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/keystone.sh")
+}
+
+fn keystone(args: &[&str]) {
+    let out = run(Command::new("bash")
+        .arg(script())
+        .args(args)
+        .env("KEYSTONE_TOKEN_EXPIRATION", TOKEN_SECONDS));
+    assert!(
+        out.status.success(),
+        "scripts/keystone.sh {args:?} failed:\n{}",
+        text(&out)
+    );
+}
+
+/// A project-scoped token for `user` of `project`.
+fn token(user: &str, project: &str) -> String {
+    let body = json!({"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": user, "password": "secret", "domain": {"id": "default"}}}},
+        "scope": {"project": {"name": project, "domain": {"id": "default"}}},
+    }});
+    let (status, headers, text) = http_with(
+        KEYSTONE,
+        "POST",
+        "/v3/auth/tokens?nocatalog",
+        &[],
+        Some(&body.to_string()),
+    );
+    assert_eq!(status, 201, "{text}");
+    headers
+        .into_iter()
+        .find(|(k, _)| k == "x-subject-token")
+        .map(|(_, v)| v)
+        .unwrap()
+}
+
+fn call(
+    url: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Vec<(String, String)>, Value) {
+    let mut headers = vec![("OpenStack-API-Version", "container-infra latest")];
+    if let Some(t) = token {
+        headers.push(("X-Auth-Token", t));
+    }
+    let body = body.map(|b| b.to_string());
+    let (s, h, text) = http_with(url, method, path, &headers, body.as_deref());
+    (s, h, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn conf(dir: &std::path::Path, auth_url: &str) -> String {
+    write_conf(
+        dir,
+        &format!(
+            "[DEFAULT]\nauth_strategy = keystone\n[api]\nport = 0\n[conductor]\nsync_interval = 1\n\
+             [keystone_authtoken]\nauth_url = {auth_url}\nusername = magnum\npassword = magnum-secret\n\
+             project_name = service\nuser_domain_name = Default\nproject_domain_name = Default\n\
+             www_authenticate_uri = {auth_url}\n\
+             [trust]\ntrustee_domain_name = magnum\ntrustee_domain_admin_name = magnum-domain-admin\n\
+             trustee_domain_admin_password = domain-secret\n"
+        ),
+    )
+    .to_str()
+    .unwrap()
+    .to_string()
+}
+
+fn all_in_one(dir: &std::path::Path, conf: &str) -> Server {
+    let cloud = dir.join("cloud");
+    start_env(
+        &[
+            "--config-file",
+            conf,
+            "all-in-one",
+            "--data-dir",
+            dir.join("data").to_str().unwrap(),
+        ],
+        &[("MAGNUM_FAKE_CLOUD", cloud.to_str().unwrap())],
+        "listening on ",
+    )
+}
+
+/// An admin token (the bootstrap admin, project `admin`).
+fn admin_token() -> String {
+    let body = json!({"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": "admin", "password": "admin-secret", "domain": {"id": "default"}}}},
+        "scope": {"project": {"name": "admin", "domain": {"id": "default"}}},
+    }});
+    let (status, headers, text) = http_with(
+        KEYSTONE,
+        "POST",
+        "/v3/auth/tokens?nocatalog",
+        &[],
+        Some(&body.to_string()),
+    );
+    assert_eq!(status, 201, "{text}");
+    headers
+        .into_iter()
+        .find(|(k, _)| k == "x-subject-token")
+        .map(|(_, v)| v)
+        .unwrap()
+}
+
+fn kget(token: &str, path: &str) -> Value {
+    let (s, _, body) = http_with(KEYSTONE, "GET", path, &[("X-Auth-Token", token)], None);
+    assert_eq!(s, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Point the catalog's public endpoint of `service_type` at `url`.
+fn register(token: &str, service_type: &str, url: &str) {
+    let services = kget(token, &format!("/v3/services?type={service_type}"));
+    let id = match services["services"].as_array().and_then(|s| s.first()) {
+        Some(s) => s["id"].as_str().unwrap().to_string(),
+        None => {
+            let body = json!({"service": {"type": service_type, "name": service_type}});
+            let (s, _, b) = http_with(
+                KEYSTONE,
+                "POST",
+                "/v3/services",
+                &[("X-Auth-Token", token)],
+                Some(&body.to_string()),
+            );
+            assert_eq!(s, 201, "{b}");
+            serde_json::from_str::<Value>(&b).unwrap()["service"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let eps = kget(
+        token,
+        &format!("/v3/endpoints?service_id={id}&interface=public"),
+    );
+    match eps["endpoints"].as_array().and_then(|e| e.first()) {
+        Some(e) => {
+            let body = json!({"endpoint": {"url": url}});
+            let path = format!("/v3/endpoints/{}", e["id"].as_str().unwrap());
+            let (s, _, b) = http_with(
+                KEYSTONE,
+                "PATCH",
+                &path,
+                &[("X-Auth-Token", token)],
+                Some(&body.to_string()),
+            );
+            assert_eq!(s, 200, "{b}");
+        }
+        None => {
+            let body = json!({"endpoint": {"service_id": id, "interface": "public", "url": url, "region_id": "RegionOne"}});
+            let (s, _, b) = http_with(
+                KEYSTONE,
+                "POST",
+                "/v3/endpoints",
+                &[("X-Auth-Token", token)],
+                Some(&body.to_string()),
+            );
+            assert_eq!(s, 201, "{b}");
+        }
+    }
+}
+
+/// The Glance/Nova/Neutron doubles, registered in the catalog.
+struct CloudDouble(std::process::Child);
+
+impl Drop for CloudDouble {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn cloud_double(dir: &std::path::Path) -> CloudDouble {
+    let port_file = dir.join("cloud.port");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/cloud_double.py");
+    let child = Command::new(venv().join("bin/python"))
+        .arg(script)
+        .arg(&port_file)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let port = loop {
+        if let Ok(p) = std::fs::read_to_string(&port_file) {
+            if !p.is_empty() {
+                break p;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the cloud double did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let admin = admin_token();
+    let base = format!("http://127.0.0.1:{port}");
+    register(&admin, "image", &format!("{base}/image"));
+    register(&admin, "compute", &format!("{base}/compute/v2.1"));
+    register(&admin, "network", &format!("{base}/network"));
+    CloudDouble(child)
+}
+
+#[test]
+fn keystone_guards_every_tenant() {
+    keystone(&["start"]);
+    let dir = tempdir("keystone");
+    let _cloud = cloud_double(&dir);
+    let conf = conf(&dir, &format!("{KEYSTONE}/v3"));
+    let server = all_in_one(&dir, &conf);
+    let url = server.url.clone();
+    keystone(&["endpoint", &format!("{url}/v1")]);
+
+    // Public routes need no token; the rest do.
+    assert_eq!(call(&url, "GET", "/", None, None).0, 200);
+    assert_eq!(call(&url, "GET", "/v1", None, None).0, 200);
+    for bad in [None, Some("not-a-token")] {
+        let (s, h, body) = call(&url, "GET", "/v1/clusters", bad, None);
+        assert_eq!(s, 401, "{body}");
+        assert_eq!(body["error"]["code"], 401);
+        let www = h.iter().find(|(k, _)| k == "www-authenticate").unwrap();
+        assert_eq!(www.1, format!("Keystone uri=\"{KEYSTONE}/v3\""));
+    }
+
+    // Project A builds; its reader reads; project B sees nothing of it.
+    let a_member = token("a-member", "project-a");
+    let (s, _, t) = call(
+        &url,
+        "POST",
+        "/v1/clustertemplates",
+        Some(&a_member),
+        Some(
+            json!({"name": "private-a", "coe": "kubernetes", "image_id": "fedora-coreos-40",
+                    "driver": "fake", "labels": {"fake_seconds": "0"}, "flavor_id": "m1.small",
+                    "master_flavor_id": "m1.medium", "keypair_id": "kp",
+                    "external_network_id": "public", "fixed_network": "private",
+                    "fixed_subnet": "private-subnet"}),
+        ),
+    );
+    assert_eq!(s, 201, "{t}");
+    assert_eq!(
+        t["cluster_distro"], "fedora-coreos",
+        "the image's os_distro"
+    );
+
+    // Lookups in the catalog's Glance, Nova and Neutron refuse what is not there.
+    for (field, value, code, text) in [
+        ("image_id", "nope", 400, "Image nope could not be found."),
+        (
+            "flavor_id",
+            "m9.huge",
+            400,
+            "Unable to find flavor m9.huge.",
+        ),
+        (
+            "keypair_id",
+            "other-kp",
+            404,
+            "Unable to find keypair other-kp.",
+        ),
+        (
+            "external_network_id",
+            "private",
+            400,
+            "Unable to find external network private.",
+        ),
+        (
+            "fixed_subnet",
+            "nowhere",
+            400,
+            "Unable to find fixed subnet nowhere.",
+        ),
+    ] {
+        let mut body = json!({"name": "bad", "coe": "kubernetes", "image_id": "fedora-coreos-40",
+                              "driver": "fake", "external_network_id": "public"});
+        body[field] = json!(value);
+        let (s, _, e) = call(
+            &url,
+            "POST",
+            "/v1/clustertemplates",
+            Some(&a_member),
+            Some(body),
+        );
+        assert_eq!(s, code, "{field}: {e}");
+        assert_eq!(e["errors"][0]["detail"], text, "{field}");
+    }
+    let (s, _, c) = call(
+        &url,
+        "POST",
+        "/v1/clusters",
+        Some(&a_member),
+        Some(json!({"name": "ca", "cluster_template_id": "private-a"})),
+    );
+    assert_eq!(s, 202, "{c}");
+    let cluster = c["uuid"].as_str().unwrap().to_string();
+    let (_, _, shown) = call(
+        &url,
+        "GET",
+        &format!("/v1/clusters/{cluster}"),
+        Some(&a_member),
+        None,
+    );
+    assert_eq!(
+        shown["project_id"].as_str().map(str::len),
+        Some(32),
+        "{shown}"
+    );
+    assert_eq!(shown["user_id"].as_str().map(str::len), Some(32));
+
+    // Its trustee and the owner's trust to it exist in Keystone.
+    let project_a = shown["project_id"].as_str().unwrap().to_string();
+    let owner = shown["user_id"].as_str().unwrap().to_string();
+    let trustee_name = format!("{cluster}_{project_a}");
+    let trusts_of_owner = |tok: &str| {
+        kget(tok, &format!("/v3/OS-TRUST/trusts?trustor_user_id={owner}"))["trusts"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let trusts = trusts_of_owner(&a_member);
+    assert_eq!(trusts.len(), 1, "{trusts:?}");
+    assert_eq!(trusts[0]["impersonation"], true);
+    let trustee = trusts[0]["trustee_user_id"].as_str().unwrap().to_string();
+    let admin = admin_token();
+    let user = kget(&admin, &format!("/v3/users/{trustee}"));
+    assert_eq!(user["user"]["name"], trustee_name.as_str());
+
+    let a_reader = token("a-reader", "project-a");
+    assert_eq!(
+        call(
+            &url,
+            "GET",
+            &format!("/v1/clusters/{cluster}"),
+            Some(&a_reader),
+            None
+        )
+        .0,
+        200
+    );
+    let (s, _, body) = call(
+        &url,
+        "POST",
+        "/v1/clusters",
+        Some(&a_reader),
+        Some(json!({"cluster_template_id": "private-a"})),
+    );
+    assert_eq!(s, 403, "{body}");
+    assert_eq!(
+        call(
+            &url,
+            "DELETE",
+            &format!("/v1/clusters/{cluster}"),
+            Some(&a_reader),
+            None
+        )
+        .0,
+        403
+    );
+
+    let b_member = token("b-member", "project-b");
+    let (_, _, list) = call(&url, "GET", "/v1/clusters", Some(&b_member), None);
+    assert_eq!(list["clusters"], json!([]), "{list}");
+    let (_, _, list) = call(&url, "GET", "/v1/clustertemplates", Some(&b_member), None);
+    assert_eq!(list["clustertemplates"], json!([]), "{list}");
+    for (method, path) in [
+        ("GET", format!("/v1/clusters/{cluster}")),
+        ("DELETE", format!("/v1/clusters/{cluster}")),
+        ("GET", format!("/v1/clusters/{cluster}/nodegroups")),
+        ("GET", "/v1/clustertemplates/private-a".to_string()),
+        ("DELETE", "/v1/clustertemplates/private-a".to_string()),
+    ] {
+        let (s, _, body) = call(&url, method, &path, Some(&b_member), None);
+        assert_eq!(s, 404, "{method} {path}: {body}");
+    }
+    let (s, _, _) = call(
+        &url,
+        "POST",
+        "/v1/clusters",
+        Some(&b_member),
+        Some(json!({"cluster_template_id": "private-a"})),
+    );
+    assert_eq!(s, 404, "a private template of another project");
+
+    // An admin sees every project's clusters.
+    let b_admin = token("b-admin", "project-b");
+    let (_, _, list) = call(&url, "GET", "/v1/clusters", Some(&b_admin), None);
+    let uuids: Vec<&str> = list["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["uuid"].as_str())
+        .collect();
+    assert_eq!(uuids, [cluster.as_str()]);
+
+    // The member's cluster is built and deleted by its owner.
+    wait_for_token(&url, &cluster, &a_member, "CREATE_COMPLETE");
+    assert_eq!(
+        call(
+            &url,
+            "DELETE",
+            &format!("/v1/clusters/{cluster}"),
+            Some(&a_member),
+            None
+        )
+        .0,
+        204
+    );
+    // Once it is gone, so are its trust and trustee.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (s, _, _) = http_with(
+            KEYSTONE,
+            "GET",
+            &format!("/v3/users/{trustee}"),
+            &[("X-Auth-Token", &admin)],
+            None,
+        );
+        if s == 404 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the trustee outlived its cluster"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(trusts_of_owner(&a_member).is_empty());
+
+    // A revoked token is refused.
+    let doomed = token("a-member", "project-a");
+    let (s, _, _) = http_with(
+        KEYSTONE,
+        "DELETE",
+        "/v3/auth/tokens",
+        &[("X-Auth-Token", &admin), ("X-Subject-Token", &doomed)],
+        None,
+    );
+    assert_eq!(s, 204);
+    assert_eq!(
+        call(&url, "GET", "/v1/clusters", Some(&doomed), None).0,
+        401
+    );
+
+    // The real client, by password, finds us in the catalog.
+    let osc = |user: &str, project: &str, args: &[&str]| {
+        let mut cmd = Command::new(venv().join("bin/openstack"));
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", std::env::temp_dir())
+            .env("OS_AUTH_URL", format!("{KEYSTONE}/v3"))
+            .env("OS_USERNAME", user)
+            .env("OS_PASSWORD", "secret")
+            .env("OS_PROJECT_NAME", project)
+            .env("OS_USER_DOMAIN_NAME", "Default")
+            .env("OS_PROJECT_DOMAIN_NAME", "Default")
+            .env("OS_IDENTITY_API_VERSION", "3")
+            .env("OS_REGION_NAME", "RegionOne")
+            .args(args);
+        run(&mut cmd)
+    };
+    let out = osc(
+        "a-member",
+        "project-a",
+        &["coe", "cluster", "template", "list", "-f", "json"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("private-a"),
+        "{}",
+        text(&out)
+    );
+    let out = osc(
+        "b-member",
+        "project-b",
+        &["coe", "cluster", "template", "show", "private-a"],
+    );
+    assert!(!out.status.success());
+    let out = osc(
+        "a-reader",
+        "project-a",
+        &["coe", "cluster", "template", "delete", "private-a"],
+    );
+    assert!(
+        text(&out).contains("403")
+            || text(&out).contains("not allowed")
+            || text(&out).contains("Policy doesn't allow"),
+        "{}",
+        text(&out)
+    );
+
+    // An expired token is refused (the test Keystone's tokens live 30 s).
+    let old = token("a-member", "project-a");
+    assert_eq!(call(&url, "GET", "/v1/clusters", Some(&old), None).0, 200);
+    std::thread::sleep(Duration::from_secs(
+        TOKEN_SECONDS.parse::<u64>().unwrap() + 2,
+    ));
+    assert_eq!(call(&url, "GET", "/v1/clusters", Some(&old), None).0, 401);
+    // ... unless a service (a token with the service role) vouches for it,
+    // as keystonemiddleware allows; a non-service token does not.
+    let service = {
+        let body = json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": "magnum", "password": "magnum-secret", "domain": {"id": "default"}}}},
+            "scope": {"project": {"name": "service", "domain": {"id": "default"}}},
+        }});
+        let (_, h, _) = http_with(
+            KEYSTONE,
+            "POST",
+            "/v3/auth/tokens?nocatalog",
+            &[],
+            Some(&body.to_string()),
+        );
+        h.into_iter()
+            .find(|(k, _)| k == "x-subject-token")
+            .unwrap()
+            .1
+    };
+    let with_service = |svc: &str| {
+        http_with(
+            &url,
+            "GET",
+            "/v1/clusters",
+            &[("X-Auth-Token", &old), ("X-Service-Token", svc)],
+            None,
+        )
+        .0
+    };
+    assert_eq!(with_service(&service), 200);
+    assert_eq!(with_service(&token("a-member", "project-a")), 401);
+    assert_eq!(with_service("bogus"), 401);
+
+    drop(server);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+fn wait_for_token(url: &str, cluster: &str, token: &str, status: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, _, c) = call(
+            url,
+            "GET",
+            &format!("/v1/clusters/{cluster}"),
+            Some(token),
+            None,
+        );
+        if c["status"] == status {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "stuck at {c}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Keystone unreachable: 503, not 500 and not 401.
+#[test]
+fn keystone_down_is_503() {
+    let dir = tempdir("keystone-down");
+    // Nothing listens on port 9 of loopback.
+    let conf = conf(&dir, "http://127.0.0.1:9/v3");
+    let server = all_in_one(&dir, &conf);
+    let (s, _, body) = call(&server.url, "GET", "/v1/clusters", Some("some-token"), None);
+    assert_eq!(s, 503, "{body}");
+    assert_eq!(body["error"]["code"], 503);
+    // Public routes still answer.
+    assert_eq!(call(&server.url, "GET", "/v1", None, None).0, 200);
+    drop(server);
+    std::fs::remove_dir_all(dir).ok();
+}

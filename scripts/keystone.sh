@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# A real Keystone (PyPI `keystone`) on 127.0.0.1 for tests and for trying
+# Magnum with authentication: SQLite, fernet tokens, served by gunicorn.
+#
+#   scripts/keystone.sh start [--port P] [--magnum-url URL]
+#       start it (a no-op when it already answers) and bootstrap: admin
+#       (admin-secret) in project admin; projects project-a and project-b
+#       with users {a,b}-{admin,member,reader} (password "secret"); the
+#       service user magnum (magnum-secret, admin + service in project
+#       service); domain magnum with its admin magnum-domain-admin
+#       (domain-secret) for trustees; service container-infra whose public
+#       endpoint is URL (default http://127.0.0.1:9511/v1).
+#   scripts/keystone.sh endpoint URL   point container-infra at URL
+#   scripts/keystone.sh env            print exports for the admin
+#   scripts/keystone.sh stop
+#
+# The virtualenv is cached outside the clone, keyed by
+# scripts/keystone-requirements.txt; state lives in $MAGNUM_KEYSTONE_DIR
+# (default /tmp/magnum-keystone-$UID). KEYSTONE_TOKEN_EXPIRATION sets the
+# token lifetime in seconds (default 3600) when it starts.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+req="$here/keystone-requirements.txt"
+hash=$(sha256sum "$req" | cut -c1-16)
+cache="${MAGNUM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/magnum-rs}"
+venv="$cache/keystone-$hash"
+state="${MAGNUM_KEYSTONE_DIR:-/tmp/magnum-keystone-$(id -u)}"
+port=5001
+magnum_url="http://127.0.0.1:9511/v1"
+cmd="${1:-}"
+shift || true
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --port) port="$2"; shift 2 ;;
+    --magnum-url) magnum_url="$2"; shift 2 ;;
+    *) if [ "$cmd" = endpoint ]; then magnum_url="$1"; shift; else echo "unknown argument $1" >&2; exit 2; fi ;;
+  esac
+done
+[ -f "$state/port" ] && [ "$cmd" != start ] && port=$(cat "$state/port")
+url="http://127.0.0.1:$port"
+
+make_venv() {
+  if [ ! -f "$venv/.complete" ]; then
+    echo "keystone: creating $venv (first run only)" >&2
+    rm -rf "$venv"
+    mkdir -p "$cache"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req" >&2
+    touch "$venv/.complete"
+  fi
+}
+
+healthy() { curl -fs -o /dev/null --max-time 2 "$url/v3"; }
+
+# REST helper: api METHOD PATH [BODY] with $TOKEN; prints the body.
+api() {
+  curl -sS --max-time 10 -X "$1" "$url$2" -H "X-Auth-Token: $TOKEN" \
+    -H 'Content-Type: application/json' ${3:+-d "$3"}
+}
+
+jget() { "$venv/bin/python" -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
+
+# The id of the named entity in a list answer, or nothing.
+first_id() { "$venv/bin/python" -c "
+import json,sys
+d=json.load(sys.stdin)[sys.argv[1]]
+print(d[0]['id'] if d else '')" "$1"; }
+
+ensure() { # ensure KIND COLLECTION QUERY BODY -> id
+  local id
+  id=$(api GET "/v3/$2?$3" | first_id "$2")
+  if [ -z "$id" ]; then
+    id=$(api POST "/v3/$2" "$4" | jget "d['$1']['id']")
+  fi
+  echo "$id"
+}
+
+set_endpoint() {
+  local svc ep
+  svc=$(ensure service services "type=container-infra" '{"service": {"type": "container-infra", "name": "magnum"}}')
+  ep=$(api GET "/v3/endpoints?service_id=$svc&interface=public" | first_id endpoints)
+  if [ -z "$ep" ]; then
+    api POST /v3/endpoints "{\"endpoint\": {\"service_id\": \"$svc\", \"interface\": \"public\", \"region_id\": \"RegionOne\", \"url\": \"$magnum_url\"}}" >/dev/null
+  else
+    api PATCH "/v3/endpoints/$ep" "{\"endpoint\": {\"url\": \"$magnum_url\"}}" >/dev/null
+  fi
+}
+
+admin_token() {
+  TOKEN=$(curl -sS -i --max-time 10 -X POST "$url/v3/auth/tokens?nocatalog" -H 'Content-Type: application/json' \
+    -d '{"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "admin", "password": "admin-secret", "domain": {"id": "default"}}}}, "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}}' \
+    | tr -d '\r' | awk -F': ' 'tolower($1)=="x-subject-token" {print $2}')
+  [ -n "$TOKEN" ] || { echo "keystone: cannot get an admin token" >&2; exit 1; }
+}
+
+bootstrap() {
+  "$venv/bin/keystone-manage" --config-file "$state/keystone.conf" bootstrap \
+    --bootstrap-password admin-secret --bootstrap-username admin \
+    --bootstrap-project-name admin --bootstrap-role-name admin \
+    --bootstrap-service-name keystone --bootstrap-region-id RegionOne \
+    --bootstrap-public-url "$url/v3" >/dev/null 2>&1
+  admin_token
+  local admin member reader service_role
+  admin=$(ensure role roles "name=admin" '{"role": {"name": "admin"}}')
+  member=$(ensure role roles "name=member" '{"role": {"name": "member"}}')
+  reader=$(ensure role roles "name=reader" '{"role": {"name": "reader"}}')
+  service_role=$(ensure role roles "name=service" '{"role": {"name": "service"}}')
+  grant() { api PUT "/v3/projects/$1/users/$2/roles/$3" >/dev/null; }
+  local svc_project magnum_user
+  svc_project=$(ensure project projects "name=service" '{"project": {"name": "service", "domain_id": "default"}}')
+  magnum_user=$(ensure user users "name=magnum" '{"user": {"name": "magnum", "password": "magnum-secret", "domain_id": "default"}}')
+  grant "$svc_project" "$magnum_user" "$admin"
+  grant "$svc_project" "$magnum_user" "$service_role"
+  for x in a b; do
+    local p
+    p=$(ensure project projects "name=project-$x" "{\"project\": {\"name\": \"project-$x\", \"domain_id\": \"default\"}}")
+    for who in admin member reader; do
+      local u
+      u=$(ensure user users "name=$x-$who" "{\"user\": {\"name\": \"$x-$who\", \"password\": \"secret\", \"domain_id\": \"default\"}}")
+      grant "$p" "$u" "$reader"
+      [ "$who" = reader ] || grant "$p" "$u" "$member"
+      [ "$who" = admin ] && grant "$p" "$u" "$admin"
+    done
+  done
+  local dom dadmin
+  dom=$(ensure domain domains "name=magnum" '{"domain": {"name": "magnum"}}')
+  dadmin=$(ensure user users "name=magnum-domain-admin&domain_id=$dom" "{\"user\": {\"name\": \"magnum-domain-admin\", \"password\": \"domain-secret\", \"domain_id\": \"$dom\"}}")
+  api PUT "/v3/domains/$dom/users/$dadmin/roles/$admin" >/dev/null
+  set_endpoint
+}
+
+case "$cmd" in
+  start)
+    make_venv
+    mkdir -p "$state"
+    expiration=${KEYSTONE_TOKEN_EXPIRATION:-3600}
+    if [ -f "$state/pid" ] && kill -0 "$(cat "$state/pid")" 2>/dev/null && healthy; then
+      if [ "$(cat "$state/expiration" 2>/dev/null)" = "$expiration" ]; then
+        echo "keystone: already running at $url" >&2
+        exit 0
+      fi
+      "$0" stop
+    fi
+    echo "$expiration" > "$state/expiration"
+    echo "$port" > "$state/port"
+    cat > "$state/keystone.conf" <<CONF
+[DEFAULT]
+log_file = $state/keystone.log
+[database]
+connection = sqlite:///$state/keystone.db
+[token]
+provider = fernet
+expiration = $expiration
+[fernet_tokens]
+key_repository = $state/fernet-keys
+[credential]
+key_repository = $state/credential-keys
+CONF
+    started=$(date +%s)
+    "$venv/bin/keystone-manage" --config-file "$state/keystone.conf" db_sync >/dev/null 2>&1
+    if [ ! -d "$state/fernet-keys" ]; then
+      "$venv/bin/keystone-manage" --config-file "$state/keystone.conf" fernet_setup \
+        --keystone-user "$(id -un)" --keystone-group "$(id -gn)" >/dev/null 2>&1
+      "$venv/bin/keystone-manage" --config-file "$state/keystone.conf" credential_setup \
+        --keystone-user "$(id -un)" --keystone-group "$(id -gn)" >/dev/null 2>&1
+    fi
+    KEYSTONE_CONF="$state/keystone.conf" PYTHONPATH="$here" setsid "$venv/bin/gunicorn" \
+      --bind "127.0.0.1:$port" --workers 2 --timeout 60 --pid "$state/pid" \
+      --error-logfile "$state/gunicorn.log" keystone_wsgi:application \
+      >>"$state/gunicorn.log" 2>&1 < /dev/null &
+    for _ in $(seq 1 120); do healthy && break; sleep 0.5; done
+    healthy || { echo "keystone: did not start; see $state/gunicorn.log" >&2; tail -20 "$state/gunicorn.log" >&2; exit 1; }
+    bootstrap
+    echo "keystone: running at $url (started in $(( $(date +%s) - started )) s), state in $state" >&2
+    ;;
+  endpoint)
+    make_venv
+    admin_token
+    set_endpoint
+    ;;
+  env)
+    echo "export KEYSTONE_URL=$url/v3"
+    echo "export OS_AUTH_URL=$url/v3"
+    echo "export OS_USERNAME=admin OS_PASSWORD=admin-secret OS_PROJECT_NAME=admin"
+    echo "export OS_USER_DOMAIN_NAME=Default OS_PROJECT_DOMAIN_NAME=Default OS_IDENTITY_API_VERSION=3"
+    ;;
+  stop)
+    if [ -f "$state/pid" ]; then
+      pid=$(cat "$state/pid")
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+      kill -9 "$pid" 2>/dev/null || true
+      rm -f "$state/pid"
+    fi
+    ;;
+  *)
+    sed -n '2,24p' "$0" >&2
+    exit 2
+    ;;
+esac

@@ -186,7 +186,7 @@ fn register(token: &str, service_type: &str, url: &str) {
     }
 }
 
-/// The Glance/Nova/Neutron doubles, registered in the catalog.
+/// The Nova and Neutron doubles, registered in the catalog.
 struct CloudDouble(std::process::Child);
 
 impl Drop for CloudDouble {
@@ -220,10 +220,43 @@ fn cloud_double(dir: &std::path::Path) -> CloudDouble {
     };
     let admin = admin_token();
     let base = format!("http://127.0.0.1:{port}");
-    register(&admin, "image", &format!("{base}/image"));
     register(&admin, "compute", &format!("{base}/compute/v2.1"));
     register(&admin, "network", &format!("{base}/network"));
     CloudDouble(child)
+}
+
+/// The real Glance of `scripts/glance.sh`, with an image of project A
+/// whose `os_distro` is fedora-coreos.
+fn glance_with_image(owner_token: &str) {
+    let out = run(Command::new("bash")
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/glance.sh"))
+        .arg("start"));
+    assert!(
+        out.status.success(),
+        "scripts/glance.sh start failed:\n{}",
+        text(&out)
+    );
+    let glance = "http://127.0.0.1:9393";
+    let (s, _, list) = http_with(
+        glance,
+        "GET",
+        "/v2/images?name=fedora-coreos-40",
+        &[("X-Auth-Token", owner_token)],
+        None,
+    );
+    assert_eq!(s, 200, "{list}");
+    if serde_json::from_str::<Value>(&list).unwrap()["images"] == json!([]) {
+        let body = json!({"name": "fedora-coreos-40", "os_distro": "fedora-coreos",
+                          "disk_format": "qcow2", "container_format": "bare"});
+        let (s, _, b) = http_with(
+            glance,
+            "POST",
+            "/v2/images",
+            &[("X-Auth-Token", owner_token)],
+            Some(&body.to_string()),
+        );
+        assert_eq!(s, 201, "{b}");
+    }
 }
 
 #[test]
@@ -231,6 +264,7 @@ fn keystone_guards_every_tenant() {
     keystone(&["start"]);
     let dir = tempdir("keystone");
     let _cloud = cloud_double(&dir);
+    glance_with_image(&token("a-member", "project-a"));
     let conf = conf(&dir, &format!("{KEYSTONE}/v3"));
     let server = all_in_one(&dir, &conf);
     let url = server.url.clone();
@@ -387,6 +421,22 @@ fn keystone_guards_every_tenant() {
     assert_eq!(list["clusters"], json!([]), "{list}");
     let (_, _, list) = call(&url, "GET", "/v1/clustertemplates", Some(&b_member), None);
     assert_eq!(list["clustertemplates"], json!([]), "{list}");
+    // Glance answers B with B's view: A's private image does not exist.
+    let (s, _, e) = call(
+        &url,
+        "POST",
+        "/v1/clustertemplates",
+        Some(&b_member),
+        Some(
+            json!({"name": "b", "coe": "kubernetes", "image_id": "fedora-coreos-40",
+                    "driver": "fake", "external_network_id": "public"}),
+        ),
+    );
+    assert_eq!(s, 400, "{e}");
+    assert_eq!(
+        e["errors"][0]["detail"],
+        "Image fedora-coreos-40 could not be found."
+    );
     for (method, path) in [
         ("GET", format!("/v1/clusters/{cluster}")),
         ("DELETE", format!("/v1/clusters/{cluster}")),
@@ -588,6 +638,77 @@ fn keystone_down_is_503() {
     assert_eq!(body["error"]["code"], 503);
     // Public routes still answer.
     assert_eq!(call(&server.url, "GET", "/v1", None, None).0, 200);
+    drop(server);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// An operator's policy.yaml changes what real roles may do, and the
+/// admin-only APIs (quotas) follow upstream's defaults for real tokens.
+#[test]
+fn policy_file_and_admin_apis_with_real_roles() {
+    keystone(&["start"]);
+    let dir = tempdir("keystone-policy");
+    std::fs::write(
+        dir.join("policy.yaml"),
+        "\"clustertemplate:get_all\": \"role:admin\"\n",
+    )
+    .unwrap();
+    let conf = conf(&dir, &format!("{KEYSTONE}/v3"));
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str("[oslo_policy]\npolicy_file = policy.yaml\n");
+    std::fs::write(&conf, text).unwrap();
+    let server = all_in_one(&dir, &conf);
+    let url = server.url.clone();
+
+    let member = token("a-member", "project-a");
+    let admin = token("a-admin", "project-a");
+    let (s, _, body) = call(&url, "GET", "/v1/clustertemplates", Some(&member), None);
+    assert_eq!(s, 403, "the policy file narrows listing to admins: {body}");
+    assert_eq!(
+        call(&url, "GET", "/v1/clustertemplates", Some(&admin), None).0,
+        200
+    );
+    // Rules the file does not name keep their defaults.
+    assert_eq!(
+        call(&url, "GET", "/v1/clusters", Some(&member), None).0,
+        200
+    );
+
+    // Quotas: admins only, for any project; a member reads its own.
+    let project_b = {
+        let t = token("b-member", "project-b");
+        let (_, _, v) = http_with(
+            KEYSTONE,
+            "GET",
+            "/v3/auth/tokens",
+            &[("X-Auth-Token", &t), ("X-Subject-Token", &t)],
+            None,
+        );
+        serde_json::from_str::<Value>(&v).unwrap()["token"]["project"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let quota = json!({"project_id": project_b, "resource": "Cluster", "hard_limit": 3});
+    let (s, _, body) = call(
+        &url,
+        "POST",
+        "/v1/quotas",
+        Some(&member),
+        Some(quota.clone()),
+    );
+    assert_eq!(s, 403, "{body}");
+    let (s, _, body) = call(&url, "POST", "/v1/quotas", Some(&admin), Some(quota));
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(call(&url, "GET", "/v1/quotas", Some(&member), None).0, 403);
+    assert_eq!(call(&url, "GET", "/v1/quotas", Some(&admin), None).0, 200);
+    let b_member = token("b-member", "project-b");
+    let path = format!("/v1/quotas/{project_b}/Cluster");
+    let (s, _, q) = call(&url, "GET", &path, Some(&b_member), None);
+    assert_eq!(s, 200, "{q}");
+    assert_eq!(q["hard_limit"], 3);
+    assert_eq!(call(&url, "GET", &path, Some(&member), None).0, 403);
+
     drop(server);
     std::fs::remove_dir_all(dir).ok();
 }

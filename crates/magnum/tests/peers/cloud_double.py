@@ -1,10 +1,11 @@
-"""Test doubles of Glance (v2), Nova (v2.1) and Neutron (v2.0) for the
-cloud lookups Magnum makes. Real Nova and Neutron cannot run on this
-machine (hypervisor, agents, placement); these answer the few read calls
-Magnum makes in their real APIs' shapes.
+"""Test doubles of Nova (v2.1) and Neutron (v2.0) for the cloud lookups
+Magnum makes. Real Nova and Neutron cannot run on this machine (Nova needs
+a hypervisor, placement and conductors; Neutron its agents and a
+switch); these answer the few read calls Magnum makes in their real APIs'
+shapes. Glance is real (scripts/glance.sh).
 
   PORT_FILE   listen on 127.0.0.1 (a free port, written to PORT_FILE) and
-              serve /image/v2/..., /compute/v2.1/..., /network/v2.0/...
+              serve /compute/v2.1/..., /network/v2.0/...
               Every call must carry X-Auth-Token (401 otherwise); each call
               is printed as a JSON line on stdout.
 """
@@ -13,12 +14,6 @@ import sys
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-IMAGES = [
-    {"id": "6a0b5a4e-0000-4000-8000-00000000000a", "name": "fedora-coreos-40",
-     "os_distro": "fedora-coreos", "status": "active"},
-    {"id": "6a0b5a4e-0000-4000-8000-00000000000b", "name": "no-distro",
-     "status": "active"},
-]
 FLAVORS = [
     {"id": "1", "name": "m1.small", "disk": 20, "ram": 2048, "vcpus": 1},
     {"id": "2", "name": "m1.medium", "disk": 40, "ram": 4096, "vcpus": 2},
@@ -59,11 +54,6 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(401, {"error": {"code": 401}})
         parts = [p for p in url.path.split("/") if p]
         name = q.get("name", [None])[0]
-        if parts[:3] == ["image", "v2", "images"]:
-            if len(parts) == 4:
-                img = [i for i in IMAGES if i["id"] == parts[3]]
-                return self.answer(200, img[0]) if img else self.answer(404)
-            return self.answer(200, {"images": [i for i in IMAGES if name in (None, i["name"])]})
         if parts[:3] == ["compute", "v2.1", "flavors"]:
             if len(parts) == 4 and parts[3] == "detail":
                 return self.answer(200, {"flavors": FLAVORS})

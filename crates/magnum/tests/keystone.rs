@@ -456,6 +456,51 @@ fn keystone_guards_every_tenant() {
     );
     assert_eq!(s, 404, "a private template of another project");
 
+    // Nor can B add node groups to A's cluster, or count A's clusters.
+    let (s, _, body) = call(
+        &url,
+        "POST",
+        &format!("/v1/clusters/{cluster}/nodegroups"),
+        Some(&b_member),
+        Some(json!({"name": "intruder", "node_count": 1})),
+    );
+    assert_eq!(s, 404, "{body}");
+    let (s, _, body) = call(
+        &url,
+        "GET",
+        &format!("/v1/stats?project_id={project_a}"),
+        Some(&b_member),
+        None,
+    );
+    assert_eq!(s, 403, "{body}");
+    let (s, _, stats) = call(&url, "GET", "/v1/stats", Some(&a_reader), None);
+    assert_eq!(s, 200, "{stats}");
+    assert_eq!(stats["clusters"], 1);
+
+    // A system-scoped admin token counts as admin too.
+    let system_admin = {
+        let body = json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": "admin", "password": "admin-secret", "domain": {"id": "default"}}}},
+            "scope": {"system": {"all": true}},
+        }});
+        let (s, h, b) = http_with(
+            KEYSTONE,
+            "POST",
+            "/v3/auth/tokens?nocatalog",
+            &[],
+            Some(&body.to_string()),
+        );
+        assert_eq!(s, 201, "{b}");
+        h.into_iter()
+            .find(|(k, _)| k == "x-subject-token")
+            .unwrap()
+            .1
+    };
+    let (s, _, stats) = call(&url, "GET", "/v1/stats", Some(&system_admin), None);
+    assert_eq!(s, 200, "{stats}");
+    assert_eq!(stats["clusters"], 1, "all projects: {stats}");
+
     // An admin sees every project's clusters.
     let b_admin = token("b-admin", "project-b");
     let (_, _, list) = call(&url, "GET", "/v1/clusters", Some(&b_admin), None);

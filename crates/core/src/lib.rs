@@ -14,3 +14,4 @@ pub mod policy;
 
 pub use context::RequestContext;
 pub use error::MagnumError;
+pub mod x509;

@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod catalog_cloud;
+pub mod certificates;
 pub mod cluster_ops;
 pub mod cluster_templates;
 pub mod clusters;
@@ -69,6 +70,8 @@ pub struct AppState {
     pub conductor: Option<Arc<dyn magnum_rpc::Client>>,
     /// Makes each new cluster's Keystone trust (Keystone mode with `[trust]`).
     pub trusts: Option<Arc<magnum_conductor::trusts::TrustManager>>,
+    /// Cluster certificates (`[certificates]`, `[x509]`).
+    pub certs: Arc<magnum_conductor::certs::CertManager>,
 }
 
 impl AppState {
@@ -95,12 +98,21 @@ impl AppState {
             max_body,
             conductor: None,
             trusts: None,
+            certs: Arc::new(magnum_conductor::certs::CertManager::with_settings(
+                Default::default(),
+            )),
         }
     }
 
     /// Authenticate callers with Keystone.
     pub fn with_keystone(mut self, keystone: Arc<auth::Keystone>) -> Self {
         self.auth = AuthMode::Keystone(keystone);
+        self
+    }
+
+    /// Keep cluster certificates with `certs`.
+    pub fn with_certs(mut self, certs: magnum_conductor::certs::CertManager) -> Self {
+        self.certs = Arc::new(certs);
         self
     }
 
@@ -152,6 +164,7 @@ fn routes(state: AppState) -> Router {
         .merge(services::routes())
         .merge(quotas::routes())
         .merge(credentials::routes())
+        .merge(certificates::routes())
         .merge(federations::routes())
         .fallback(request::not_found)
         .method_not_allowed_fallback(request::method_not_allowed)

@@ -15,6 +15,7 @@
 //! driver where it stands and moves the cluster to `*_COMPLETE` or
 //! `*_FAILED`, enforcing `create_timeout` (module `sync`).
 
+pub mod certs;
 mod ops;
 mod sync;
 pub mod trusts;
@@ -103,6 +104,7 @@ pub(crate) struct Inner {
     pub settings: Settings,
     pub notifier: Notifier,
     pub trusts: Option<trusts::TrustManager>,
+    pub certs: certs::CertManager,
 }
 
 /// The conductor's endpoints and background work.
@@ -175,13 +177,21 @@ impl Conductor {
                 settings,
                 notifier,
                 trusts: None,
+                certs: certs::CertManager::with_settings(Default::default()),
             }),
         }
     }
 
-    /// Remove clusters' Keystone trusts with `trusts` when they are gone.
-    pub fn with_trusts(self, trusts: Option<trusts::TrustManager>) -> Self {
-        let inner = match std::sync::Arc::try_unwrap(self.inner) {
+    /// Keep cluster certificates with `certs` (`[certificates]`, `[x509]`).
+    pub fn with_certs(self, certs: certs::CertManager) -> Self {
+        let inner = self.into_inner();
+        Conductor {
+            inner: Arc::new(Inner { certs, ..inner }),
+        }
+    }
+
+    fn into_inner(self) -> Inner {
+        match std::sync::Arc::try_unwrap(self.inner) {
             Ok(inner) => inner,
             Err(shared) => Inner {
                 db: shared.db.clone(),
@@ -189,11 +199,22 @@ impl Conductor {
                 settings: shared.settings.clone(),
                 notifier: shared.notifier.clone(),
                 trusts: shared.trusts.clone(),
+                certs: shared.certs.clone(),
             },
-        };
+        }
+    }
+
+    /// Remove clusters' Keystone trusts with `trusts` when they are gone.
+    pub fn with_trusts(self, trusts: Option<trusts::TrustManager>) -> Self {
+        let inner = self.into_inner();
         Conductor {
             inner: Arc::new(Inner { trusts, ..inner }),
         }
+    }
+
+    /// Remove a destroyed cluster's certificates.
+    pub(crate) async fn forget_certs(&self, cluster: &magnum_core::objects::Cluster) {
+        self.inner.certs.delete(&self.inner.db, cluster).await;
     }
 
     /// Remove a destroyed cluster's trust and trustee, and their record.

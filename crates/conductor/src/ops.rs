@@ -409,6 +409,34 @@ impl Conductor {
                     .await;
             }
         };
+        // The cluster's CAs and Magnum's client certificate, unless the
+        // template turns TLS off (kept when a takeover runs this again).
+        if spec.template.tls_disabled != Some(true) && cluster.ca_cert_ref.is_none() {
+            match self.inner.certs.generate(&self.inner.db, &cluster).await {
+                Ok(refs) => {
+                    self.inner
+                        .db
+                        .cluster_update_fields(&cluster.uuid, &refs, &[])
+                        .await?;
+                }
+                Err(e) => {
+                    tracing::error!("cluster {}: certificates: {e}", cluster.uuid);
+                    let reason = format!(
+                        "Failed to create certificates for Cluster: {}",
+                        cluster.uuid
+                    );
+                    return self
+                        .fail(
+                            ctx,
+                            &cluster.uuid,
+                            CREATE_IN_PROGRESS,
+                            CREATE_FAILED,
+                            &reason,
+                        )
+                        .await;
+                }
+            }
+        }
         let timeout = arg_i64(&op.args, "create_timeout")
             .or(cluster.create_timeout)
             .unwrap_or(60);

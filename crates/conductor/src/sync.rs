@@ -198,6 +198,7 @@ impl Conductor {
         if action == Action::Delete && !failed {
             db.cluster_destroy(&cluster.uuid).await?;
             self.forget_trust(&cluster.uuid).await;
+            self.forget_certs(&now).await;
         }
         tracing::info!("cluster {} is {to}", cluster.uuid);
         self.inner

@@ -59,7 +59,7 @@ impl X509Settings {
             rsa_key_size: conf
                 .int("x509", "rsa_key_size")
                 .unwrap_or(2048)
-                .clamp(1024, 8192) as usize,
+                .clamp(2048, 8192) as usize,
             term_of_validity_days: conf
                 .int("x509", "term_of_validity")
                 .unwrap_or(365 * 5)

@@ -21,6 +21,7 @@ mod services;
 pub mod testing;
 mod trusts;
 mod url;
+mod x509keypairs;
 
 use sea_query::{
     DeleteStatement, InsertStatement, MysqlQueryBuilder, PostgresQueryBuilder, SelectStatement,
@@ -39,6 +40,7 @@ pub use quotas::Quota;
 pub use services::ServiceRecord;
 pub use trusts::ClusterTrust;
 pub use url::{parse_url, DbUrl};
+pub use x509keypairs::X509KeyPair;
 
 /// Which SQL server a [`Database`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

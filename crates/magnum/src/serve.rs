@@ -146,6 +146,7 @@ fn make_conductor(
         notifier,
     )
     .with_trusts(magnum_conductor::trusts::TrustManager::from_conf(conf))
+    .with_certs(magnum_conductor::certs::CertManager::from_conf(conf))
 }
 
 /// How API callers are authenticated: `[DEFAULT] auth_strategy`, whose
@@ -183,7 +184,9 @@ fn state(conf: Config, db: Database, default_auth: &str) -> anyhow::Result<AppSt
         None => cloud(&conf),
     };
     let trusts = magnum_conductor::trusts::TrustManager::from_conf(&conf);
-    let state = AppState::new(db, Arc::new(conf), Arc::new(policy), drivers, cloud);
+    let certs = magnum_conductor::certs::CertManager::from_conf(&conf);
+    let state =
+        AppState::new(db, Arc::new(conf), Arc::new(policy), drivers, cloud).with_certs(certs);
     Ok(match keystone {
         Some(ks) => state.with_keystone(ks).with_trusts(trusts),
         None => state,

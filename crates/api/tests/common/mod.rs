@@ -156,12 +156,19 @@ impl TestApp {
         let drivers = magnum_core::drivers::registry_with(vec![Arc::new(cloud.clone())], &conf);
         let mut settings = magnum_conductor::Settings::from_conf(&conf, "test-conductor");
         settings.grace = 0;
+        // Short-lived certificates; ring signs with 2048-bit keys at least.
+        let certs =
+            magnum_conductor::certs::CertManager::with_settings(magnum_core::x509::X509Settings {
+                rsa_key_size: 2048,
+                term_of_validity_days: 30,
+            });
         let conductor = magnum_conductor::Conductor::new(
             db.clone(),
             drivers.clone(),
             settings,
             magnum_conductor::Notifier::none(),
-        );
+        )
+        .with_certs(certs.clone());
         let client = magnum_rpc::LocalClient::new(Arc::new(conductor.clone()));
         let mut state = AppState::new(
             db.clone(),
@@ -169,7 +176,8 @@ impl TestApp {
             Arc::new(policy),
             drivers,
             Arc::new(NoCloud),
-        );
+        )
+        .with_certs(certs);
         if bus {
             state = state.with_conductor(Arc::new(client));
         }

@@ -1,0 +1,119 @@
+//! `/v1/certificates`: a cluster's CA (`GET /v1/certificates/{cluster}`,
+//! optionally `?ca_cert_type=etcd|front_proxy`) and the signing of a CSR
+//! with it (`POST /v1/certificates`), as upstream; private keys never leave
+//! the server.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use magnum_conductor::certs::CaType;
+use magnum_core::objects::Cluster;
+use magnum_core::MagnumError;
+use serde_json::{json, Value};
+
+use crate::clusters::find;
+use crate::context::Ctx;
+use crate::error::{ApiError, ApiResult};
+use crate::fields::{self, Field, Kind};
+use crate::links::BaseUrl;
+use crate::request::JsonBody;
+use crate::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/certificates", post(sign))
+        .route("/certificates/{ident}", get(show))
+}
+
+const FIELDS: &[Field] = &[
+    Field::new("cluster_uuid", Kind::Str { min: 1, max: 255 }).mandatory(),
+    Field::new("bay_uuid", Kind::Str { min: 1, max: 255 }),
+    Field::new("csr", Kind::Str { min: 1, max: 65535 }).mandatory(),
+    Field::new("pem", Kind::Text).readonly(),
+    Field::new("ca_cert_type", Kind::Str { min: 0, max: 255 }),
+    Field::new("links", Kind::Text).readonly(),
+];
+
+fn target(c: &Cluster) -> Value {
+    json!({"project_id": c.project_id, "user_id": c.user_id})
+}
+
+fn view(c: &Cluster, pem: &str, csr: Option<&str>, base: &BaseUrl) -> Value {
+    let mut v = json!({
+        "cluster_uuid": c.uuid,
+        "pem": pem,
+        "links": [
+            base.link("self", "certificates", &c.uuid, false),
+            base.link("bookmark", "certificates", &c.uuid, true),
+        ],
+    });
+    if let Some(csr) = csr {
+        v["csr"] = json!(csr);
+    }
+    v
+}
+
+async fn show(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    base: BaseUrl,
+    Path(ident): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let cluster = find(&state.db, &ctx, &ident).await?;
+    ctx.enforce(&state, "certificate:get", &target(&cluster))?;
+    let ca_type = q.as_deref().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "ca_cert_type")
+            .map(|(_, v)| v.to_string())
+    });
+    let ca = state
+        .certs
+        .ca(&state.db, &cluster, CaType::parse(ca_type.as_deref()))
+        .await?;
+    Ok(Json(view(
+        &cluster,
+        ca.certificate.as_deref().unwrap_or_default(),
+        None,
+        &base,
+    )))
+}
+
+async fn sign(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    base: BaseUrl,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    let given = fields::validate_object("certificate", FIELDS, &body)?;
+    let ident = given
+        .get("cluster_uuid")
+        .or_else(|| given.get("bay_uuid"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    // An unknown cluster is a bad request here, not a missing resource.
+    let cluster = match find(&state.db, &ctx, &ident).await {
+        Err(ApiError::Magnum(MagnumError::ClusterNotFound(c))) => {
+            return Err(ApiError::BadRequest(
+                MagnumError::ClusterNotFound(c).to_string(),
+            ))
+        }
+        other => other?,
+    };
+    ctx.enforce(&state, "certificate:create", &target(&cluster))?;
+    let csr = given
+        .get("csr")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let ca_type = CaType::parse(given.get("ca_cert_type").and_then(Value::as_str));
+    let pem = state.certs.sign(&state.db, &cluster, &csr, ca_type).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(view(&cluster, &pem, Some(&csr), &base)),
+    )
+        .into_response())
+}

@@ -1,0 +1,163 @@
+//! `/v1/certificates` on every backend: each cluster's CAs made by the
+//! conductor, the CA served in PEM, CSRs signed and checked with openssl,
+//! bad CSRs and other projects refused, keys never shown, and the
+//! certificates gone with their cluster.
+
+#![allow(clippy::unwrap_used)] // tests fail by panicking
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use axum::http::StatusCode;
+use common::*;
+use serde_json::json;
+
+on_all_backends!(cluster_certificates);
+
+fn openssl(args: &[&str], cwd: &Path) -> (bool, String) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("openssl must be installed");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+async fn cluster_certificates(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let d = std::env::temp_dir().join(format!("magnum-certs-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&d).unwrap();
+    app.create_template(&member("p1"), fake_k8s("t1")).await;
+    let r = app
+        .post(
+            "/v1/clusters",
+            &member("p1"),
+            json!({"name": "c1", "cluster_template_id": "t1"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.raw);
+    let id = r.body["uuid"].as_str().unwrap().to_string();
+    app.settle(&id, "CREATE_COMPLETE").await;
+
+    // The CA, in PEM, named after the cluster; no key anywhere.
+    let r = app
+        .get(&format!("/v1/certificates/{id}"), &member("p1"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    assert_eq!(r.body["cluster_uuid"], id);
+    assert!(!r.raw.contains("PRIVATE KEY"));
+    let ca = r.body["pem"].as_str().unwrap();
+    std::fs::write(d.join("ca.pem"), ca).unwrap();
+    let (ok, text) = openssl(
+        &["x509", "-in", "ca.pem", "-noout", "-subject", "-text"],
+        &d,
+    );
+    assert!(ok, "{text}");
+    assert!(text.contains("CN = c1") || text.contains("CN=c1"), "{text}");
+    assert!(text.contains("CA:TRUE"), "{text}");
+    // The etcd and front-proxy CAs are others.
+    for t in ["etcd", "front_proxy"] {
+        let r = app
+            .get(
+                &format!("/v1/certificates/{id}?ca_cert_type={t}"),
+                &member("p1"),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+        assert_ne!(r.body["pem"].as_str().unwrap(), ca, "{t}");
+    }
+    // Another project sees no such cluster.
+    app.get(&format!("/v1/certificates/{id}"), &member("p2"))
+        .await
+        .error(404);
+
+    // Sign a CSR; it verifies against the CA.
+    let (ok, text) = openssl(
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "u.key",
+            "-out",
+            "u.csr",
+            "-subj",
+            "/CN=user/O=team",
+        ],
+        &d,
+    );
+    assert!(ok, "{text}");
+    let csr = std::fs::read_to_string(d.join("u.csr")).unwrap();
+    let r = app
+        .post(
+            "/v1/certificates",
+            &member("p1"),
+            json!({"cluster_uuid": id, "csr": csr}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
+    assert_eq!(r.body["csr"], csr.as_str());
+    std::fs::write(d.join("u.pem"), r.body["pem"].as_str().unwrap()).unwrap();
+    let (ok, text) = openssl(&["verify", "-CAfile", "ca.pem", "u.pem"], &d);
+    assert!(ok, "{text}");
+    assert!(!r.raw.contains("PRIVATE KEY"));
+
+    // Refusals, in upstream's error format.
+    let r = app
+        .post(
+            "/v1/certificates",
+            &member("p1"),
+            json!({"cluster_uuid": id, "csr": "not a csr"}),
+        )
+        .await;
+    assert!(
+        r.error(400).starts_with("Received invalid csr"),
+        "{}",
+        r.raw
+    );
+    let r = app
+        .post(
+            "/v1/certificates",
+            &member("p2"),
+            json!({"cluster_uuid": id, "csr": csr}),
+        )
+        .await;
+    assert_eq!(r.error(400), format!("Cluster {id} could not be found."));
+    let r = app
+        .post(
+            "/v1/certificates",
+            &reader("p1"),
+            json!({"cluster_uuid": id, "csr": csr}),
+        )
+        .await;
+    r.error(403);
+    app.post("/v1/certificates", &member("p1"), json!({"csr": csr}))
+        .await
+        .error(400);
+
+    // Gone with the cluster.
+    let c = app.db.cluster_get(&id).await.unwrap().unwrap();
+    let refs = [
+        c.ca_cert_ref.clone().unwrap(),
+        c.magnum_cert_ref.clone().unwrap(),
+    ];
+    assert!(app.db.x509keypair_get(&refs[0]).await.unwrap().is_some());
+    app.delete(&format!("/v1/clusters/{id}"), &member("p1"))
+        .await;
+    app.settle(&id, "gone").await;
+    for r in refs {
+        assert!(app.db.x509keypair_get(&r).await.unwrap().is_none());
+    }
+    std::fs::remove_dir_all(d).ok();
+}

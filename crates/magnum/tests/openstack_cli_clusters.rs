@@ -19,6 +19,7 @@ fn osc(endpoint: &str, args: &[&str]) -> Output {
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", std::env::temp_dir())
         .env("LANG", "C.UTF-8")
+        .env("SHELL", "/bin/bash")
         .args(["--os-auth-type", "none", "--os-endpoint", endpoint])
         .args(args);
     run(&mut cmd)
@@ -209,6 +210,51 @@ fn scenario(url: &str) {
             .any(|s| s["binary"] == "magnum-conductor" && s["state"] == "up"),
         "{services}"
     );
+
+    // `cluster config` writes a kubeconfig with a client certificate our
+    // CA signed.
+    let cfg_dir = std::env::temp_dir().join(format!("magnum-kubeconfig-{}", uuid_str()));
+    std::fs::create_dir_all(&cfg_dir).unwrap();
+    let out = ok(
+        ep,
+        &[
+            "coe",
+            "cluster",
+            "config",
+            "c1",
+            "--dir",
+            cfg_dir.to_str().unwrap(),
+            "--output-certs",
+        ],
+    );
+    assert!(out.contains("KUBECONFIG"), "{out}");
+    let kubeconfig = std::fs::read_to_string(cfg_dir.join("config")).unwrap();
+    assert!(
+        kubeconfig.contains("server: https://10.0.0.1:6443"),
+        "{kubeconfig}"
+    );
+    assert!(kubeconfig.contains("name: c1"), "{kubeconfig}");
+    for f in ["ca.pem", "cert.pem", "key.pem"] {
+        assert!(cfg_dir.join(f).exists(), "{f} missing");
+    }
+    let verify = Command::new("openssl")
+        .args(["verify", "-CAfile", "ca.pem", "cert.pem"])
+        .current_dir(&cfg_dir)
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let subject = Command::new("openssl")
+        .args(["x509", "-in", "cert.pem", "-noout", "-subject"])
+        .current_dir(&cfg_dir)
+        .output()
+        .unwrap();
+    let subject = String::from_utf8_lossy(&subject.stdout).to_string();
+    assert!(subject.contains("admin"), "{subject}");
+    std::fs::remove_dir_all(&cfg_dir).ok();
 
     // A refused update says why and changes nothing.
     let out = osc(ep, &["coe", "cluster", "update", "c1", "--name", "x"]);

@@ -24,7 +24,7 @@ use crate::AppState;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/certificates", post(sign))
-        .route("/certificates/{ident}", get(show))
+        .route("/certificates/{ident}", get(show).patch(rotate))
 }
 
 const FIELDS: &[Field] = &[
@@ -116,4 +116,42 @@ async fn sign(
         Json(view(&cluster, &pem, Some(&csr), &base)),
     )
         .into_response())
+}
+
+/// `PATCH /v1/certificates/{cluster}` (from 1.5): rotate the cluster's
+/// CAs. Queued like every cluster operation; 202 with the uuid.
+async fn rotate(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(ident): Path<String>,
+) -> ApiResult<Response> {
+    if ctx.version < crate::version::Version::new(1, 5) {
+        return Err(ApiError::NotInVersion {
+            version: ctx.version.to_string(),
+            api: "patch",
+        });
+    }
+    let cluster = find(&state.db, &ctx, &ident).await?;
+    ctx.enforce(&state, "certificate:rotate_ca", &target(&cluster))?;
+    let template = crate::clusters::template_of(&state.db, &cluster).await?;
+    if template.tls_disabled == Some(true) {
+        return Err(MagnumError::NotSupportedMsg(
+            "Rotating the CA certificate on a non-TLS cluster is not supported".into(),
+        )
+        .into());
+    }
+    let args = json!({ "cluster": magnum_core::ovo::encode_stored(&cluster) });
+    let op = magnum_db::Operation::new(
+        &cluster.uuid,
+        "rotate_ca_certificate",
+        args.as_object().cloned().unwrap_or_default(),
+        crate::conduct::wire_context(&ctx),
+    );
+    let gate = magnum_conductor::gate_for("rotate_ca_certificate", false);
+    if !state.db.operation_enqueue(&op, gate).await? {
+        let status = cluster.status.clone().unwrap_or_default();
+        return Err(magnum_conductor::refusal("cluster_update", &status).into());
+    }
+    crate::conduct::nudge(&state, &op).await;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "uuid": cluster.uuid }))).into_response())
 }

@@ -146,6 +146,87 @@ async fn cluster_certificates(backend: Backend) {
         .await
         .error(400);
 
+    // CA rotation (1.5+): new CAs; what the old CA signed no longer
+    // verifies against the new one, and new signatures do.
+    let path = format!("/v1/certificates/{id}");
+    let v14 = [("OpenStack-API-Version", "container-infra 1.4")];
+    let r = app
+        .send(axum::http::Method::PATCH, &path, &member("p1"), &v14, None)
+        .await;
+    r.error(406);
+    let latest = [("OpenStack-API-Version", "container-infra latest")];
+    let r = app
+        .send(
+            axum::http::Method::PATCH,
+            &path,
+            &reader("p1"),
+            &latest,
+            None,
+        )
+        .await;
+    r.error(403);
+    let r = app
+        .send(
+            axum::http::Method::PATCH,
+            &path,
+            &member("p1"),
+            &latest,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.raw);
+    assert_eq!(r.body["uuid"], id);
+    app.settle(&id, "UPDATE_COMPLETE").await;
+    assert_eq!(
+        app.cloud.history(&id).last().map(String::as_str),
+        Some("rotate_ca_certificate")
+    );
+    let r = app.get(&path, &member("p1")).await;
+    let new_ca = r.body["pem"].as_str().unwrap().to_string();
+    assert_ne!(new_ca, ca);
+    std::fs::write(d.join("new-ca.pem"), &new_ca).unwrap();
+    let (ok, _) = openssl(&["verify", "-CAfile", "new-ca.pem", "u.pem"], &d);
+    assert!(
+        !ok,
+        "the old certificate must not verify against the new CA"
+    );
+    let r = app
+        .post(
+            "/v1/certificates",
+            &member("p1"),
+            json!({"cluster_uuid": id, "csr": csr}),
+        )
+        .await;
+    std::fs::write(d.join("u2.pem"), r.body["pem"].as_str().unwrap()).unwrap();
+    let (ok, text) = openssl(&["verify", "-CAfile", "new-ca.pem", "u2.pem"], &d);
+    assert!(ok, "{text}");
+    // A cluster without TLS has nothing to rotate.
+    let mut plain = fake_k8s("plain");
+    plain["tls_disabled"] = json!(true);
+    app.create_template(&member("p1"), plain).await;
+    let r = app
+        .post(
+            "/v1/clusters",
+            &member("p1"),
+            json!({"cluster_template_id": "plain"}),
+        )
+        .await;
+    let plain_id = r.body["uuid"].as_str().unwrap().to_string();
+    app.settle(&plain_id, "CREATE_COMPLETE").await;
+    let r = app
+        .send(
+            axum::http::Method::PATCH,
+            &format!("/v1/certificates/{plain_id}"),
+            &member("p1"),
+            &latest,
+            None,
+        )
+        .await;
+    assert_eq!(
+        r.error(400),
+        "Rotating the CA certificate on a non-TLS cluster is not supported"
+    );
+
     // Gone with the cluster.
     let c = app.db.cluster_get(&id).await.unwrap().unwrap();
     let refs = [

@@ -52,6 +52,7 @@ pub const OPERATIONS: &[&str] = &[
     "nodegroup_create",
     "nodegroup_update",
     "nodegroup_delete",
+    "rotate_ca_certificate",
 ];
 
 /// Upstream conductor methods that come with later work (certificates,
@@ -59,7 +60,6 @@ pub const OPERATIONS: &[&str] = &[
 pub const NOT_YET: &[&str] = &[
     "sign_certificate",
     "get_ca_certificate",
-    "rotate_ca_certificate",
     "federation_create",
     "federation_update",
     "federation_delete",

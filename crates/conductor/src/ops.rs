@@ -371,6 +371,7 @@ impl Conductor {
             "nodegroup_create" | "nodegroup_update" | "nodegroup_delete" => {
                 self.run_nodegroup(&ctx, op, cluster, &status).await
             }
+            "rotate_ca_certificate" => self.run_rotate_ca(&ctx, cluster, &status).await,
             other => {
                 tracing::warn!("dropping queued operation with unknown method {other}");
                 Ok(())
@@ -711,6 +712,68 @@ impl Conductor {
                 )
                 .await?;
             }
+        }
+        Ok(())
+    }
+
+    /// New CAs and client certificate, then the driver hands them to the
+    /// nodes; the old ones are deleted once the new ones are recorded.
+    async fn run_rotate_ca(
+        &self,
+        ctx: &RequestContext,
+        cluster: Cluster,
+        status: &str,
+    ) -> Result<(), ConductorError> {
+        if status != UPDATE_IN_PROGRESS {
+            return Ok(());
+        }
+        let db = &self.inner.db;
+        self.inner
+            .notifier
+            .cluster(ctx, "update", Outcome::Pending, &cluster)
+            .await;
+        let refs = match self.inner.certs.generate(db, &cluster).await {
+            Ok(r) => r,
+            Err(e) => {
+                let reason = format!(
+                    "Failed to create certificates for Cluster: {}",
+                    cluster.uuid
+                );
+                tracing::error!("cluster {}: {e}", cluster.uuid);
+                return self
+                    .fail(
+                        ctx,
+                        &cluster.uuid,
+                        UPDATE_IN_PROGRESS,
+                        UPDATE_FAILED,
+                        &reason,
+                    )
+                    .await;
+            }
+        };
+        db.cluster_update_fields(&cluster.uuid, &refs, &[]).await?;
+        // The old certificates go; the cluster row now names the new ones.
+        self.inner.certs.delete(db, &cluster).await;
+        let spec = self
+            .spec(
+                &db.cluster_get(&cluster.uuid)
+                    .await?
+                    .unwrap_or(cluster.clone()),
+            )
+            .await?;
+        let outcome = match self.driver(&spec) {
+            Ok(d) => Self::call(DRIVER_CALL_LIMIT, d.rotate_ca_certificate(&spec)).await,
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(reason) = outcome {
+            self.fail(
+                ctx,
+                &cluster.uuid,
+                UPDATE_IN_PROGRESS,
+                UPDATE_FAILED,
+                &reason,
+            )
+            .await?;
         }
         Ok(())
     }

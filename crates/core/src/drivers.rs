@@ -202,6 +202,10 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
     fn delete_nodegroup(&self, _spec: &ClusterSpec, _ng: &NodeGroup) -> DriverFuture<'_, ()> {
         not_available(self.name(), "Deleting a node group")
     }
+    /// Hand the cluster's nodes its new CA after a rotation.
+    fn rotate_ca_certificate(&self, _spec: &ClusterSpec) -> DriverFuture<'_, ()> {
+        not_available(self.name(), "Rotating the CA certificate")
+    }
     /// Replace the credentials the cluster uses to reach the cloud.
     fn rotate_credential(&self, _spec: &ClusterSpec) -> DriverFuture<'_, ()> {
         not_available(self.name(), "Rotating credentials")

@@ -217,6 +217,10 @@ impl Driver for FakeDriver {
         self.done(spec, Action::Update, "nodegroup_delete")
     }
 
+    fn rotate_ca_certificate(&self, spec: &ClusterSpec) -> DriverFuture<'_, ()> {
+        self.done(spec, Action::Update, "rotate_ca_certificate")
+    }
+
     fn rotate_credential(&self, spec: &ClusterSpec) -> DriverFuture<'_, ()> {
         let spec = spec.clone();
         Box::pin(async move {

@@ -84,12 +84,33 @@ impl Conductor {
         if !db.operations_of(&cluster.uuid).await?.is_empty() {
             return Ok(());
         }
+        // Judge by the row as it is now: the operation that was running
+        // when the list was read may just have finished.
+        let Some(fresh) = db.cluster_get(&cluster.uuid).await? else {
+            return Ok(());
+        };
+        if fresh.status != cluster.status {
+            return Ok(());
+        }
+        let cluster = &fresh;
         let Some(action) = action_of(&status) else {
             return Ok(());
         };
         if cluster.stack_id.is_none() {
             // Nothing was built and nothing is queued: the work was lost
-            // before it reached the orchestration.
+            // before it reached the orchestration, if the row has been
+            // quiet for longer than a claim could take to show.
+            let s = &self.inner.settings;
+            let quiet = cluster
+                .updated_at
+                .or(cluster.created_at)
+                .map(|t| magnum_db::now() - t)
+                .unwrap_or_default();
+            if quiet < chrono::Duration::seconds(s.lease + s.grace)
+                || !db.operations_of(&cluster.uuid).await?.is_empty()
+            {
+                return Ok(());
+            }
             let reason = "The operation was lost before it started; it can be retried".to_string();
             return self
                 .finish(&ctx, cluster, action, Progress::Failed(reason), None)

@@ -72,29 +72,7 @@ fn full(ng: &NodeGroup, cluster_labels: &Map<String, Value>, base: &BaseUrl) -> 
         _ => Map::new(),
     };
     let mut out = Map::new();
-    for field in [
-        "id",
-        "uuid",
-        "name",
-        "cluster_id",
-        "project_id",
-        "docker_volume_size",
-        "labels",
-        "flavor_id",
-        "image_id",
-        "node_addresses",
-        "node_count",
-        "role",
-        "min_node_count",
-        "max_node_count",
-        "is_default",
-        "stack_id",
-        "status",
-        "status_reason",
-        "version",
-        "node_labels",
-        "node_taints",
-    ] {
+    for field in DOC_FIELDS {
         out.insert(
             field.into(),
             stored.get(field).cloned().unwrap_or(Value::Null),

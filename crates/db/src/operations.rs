@@ -108,6 +108,18 @@ impl Database {
     /// in another state, and nothing changed. A queued delete cancels the
     /// cluster's operations no conductor has claimed yet.
     pub async fn operation_enqueue(&self, op: &Operation, gate: Gate<'_>) -> Result<bool, DbError> {
+        self.nodegroup_enqueue(op, gate, None).await
+    }
+
+    /// Queue `op` and move a node group's status with it (node group
+    /// operations also move their cluster through `gate`): a new group is
+    /// inserted (`true`), an existing one takes the group's status.
+    pub async fn nodegroup_enqueue(
+        &self,
+        op: &Operation,
+        gate: Gate<'_>,
+        nodegroup: Option<(&NodeGroup, bool)>,
+    ) -> Result<bool, DbError> {
         let mut tx = self.begin().await?;
         let mut q = Query::update()
             .table(Alias::new(CLUSTER.name))
@@ -131,34 +143,6 @@ impl Database {
                     .to_owned(),
             )
             .await?;
-        }
-        tx.execute(&insert(&OPERATIONS, &records::to_fields(op)))
-            .await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    /// Queue `op` and move a node group's status with it (node group
-    /// operations also move their cluster through `gate`).
-    pub async fn nodegroup_enqueue(
-        &self,
-        op: &Operation,
-        gate: Gate<'_>,
-        nodegroup: Option<(&NodeGroup, bool)>,
-    ) -> Result<bool, DbError> {
-        let mut tx = self.begin().await?;
-        let mut q = Query::update()
-            .table(Alias::new(CLUSTER.name))
-            .value(Alias::new("updated_at"), now())
-            .and_where(c("uuid").eq(op.cluster_uuid.as_str()))
-            .and_where(c("status").is_in(gate.from.iter().copied()))
-            .to_owned();
-        if let Some(to) = gate.to {
-            q.value(Alias::new("status"), to);
-            q.value(Alias::new("status_reason"), Option::<String>::None);
-        }
-        if tx.execute(&q).await? != 1 {
-            return Ok(false);
         }
         match nodegroup {
             Some((ng, true)) => {

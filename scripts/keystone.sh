@@ -12,6 +12,7 @@
 #       endpoint is URL (default http://127.0.0.1:9511/v1).
 #   scripts/keystone.sh endpoint URL   point container-infra at URL
 #   scripts/keystone.sh env            print exports for the admin
+#   scripts/keystone.sh venv           only build the virtualenv
 #   scripts/keystone.sh stop
 #
 # The virtualenv is cached outside the clone, keyed by
@@ -20,10 +21,7 @@
 # token lifetime in seconds (default 3600) when it starts.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-req="$here/keystone-requirements.txt"
-hash=$(sha256sum "$req" | cut -c1-16)
-cache="${MAGNUM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/magnum-rs}"
-venv="$cache/keystone-$hash"
+. "$here/lib/peer.sh"
 state="${MAGNUM_KEYSTONE_DIR:-/tmp/magnum-keystone-$(id -u)}"
 port=5001
 magnum_url="http://127.0.0.1:9511/v1"
@@ -39,16 +37,7 @@ done
 [ -f "$state/port" ] && [ "$cmd" != start ] && port=$(cat "$state/port")
 url="http://127.0.0.1:$port"
 
-make_venv() {
-  if [ ! -f "$venv/.complete" ]; then
-    echo "keystone: creating $venv (first run only)" >&2
-    rm -rf "$venv"
-    mkdir -p "$cache"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req" >&2
-    touch "$venv/.complete"
-  fi
-}
+make_venv() { peer_venv keystone "$here/keystone-requirements.txt"; }
 
 healthy() { curl -fs -o /dev/null --max-time 2 "$url/v3"; }
 
@@ -184,6 +173,7 @@ CONF
     echo "export OS_USERNAME=admin OS_PASSWORD=admin-secret OS_PROJECT_NAME=admin"
     echo "export OS_USER_DOMAIN_NAME=Default OS_PROJECT_DOMAIN_NAME=Default OS_IDENTITY_API_VERSION=3"
     ;;
+  venv) make_venv ;;
   stop)
     if [ -f "$state/pid" ]; then
       pid=$(cat "$state/pid")

@@ -41,16 +41,6 @@ pub enum AuthFailure {
     Unavailable(String),
 }
 
-/// The service's own credentials (`[keystone_authtoken]`).
-#[derive(Clone)]
-struct ServiceUser {
-    username: String,
-    password: String,
-    user_domain: (Option<String>, Option<String>),
-    project_name: String,
-    project_domain: (Option<String>, Option<String>),
-}
-
 /// A validated token: who, where, until when.
 #[derive(Clone, Debug)]
 pub struct Identity {
@@ -69,8 +59,8 @@ pub struct Keystone {
     /// The identity API, ending in `/v3`.
     identity: String,
     www_authenticate: String,
-    service: ServiceUser,
-    service_token: tokio::sync::Mutex<Option<(Token, chrono::DateTime<chrono::Utc>)>>,
+    /// The service's own session (`[keystone_authtoken]`).
+    service: magnum_openstack::Session,
     cache: Mutex<HashMap<[u8; 32], Cached>>,
     ttl: Option<Duration>,
     service_roles: Vec<String>,
@@ -90,24 +80,6 @@ fn digest(token: &str) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(d.as_ref());
     out
-}
-
-/// `…/v3` for an auth_url given with or without the version.
-fn identity_url(auth_url: &str) -> String {
-    let base = auth_url.trim_end_matches('/');
-    if base.ends_with("/v3") {
-        base.to_string()
-    } else {
-        format!("{base}/v3")
-    }
-}
-
-fn domain_json(d: &(Option<String>, Option<String>)) -> Value {
-    match d {
-        (Some(id), _) => json!({ "id": id }),
-        (None, Some(name)) => json!({ "name": name }),
-        (None, None) => json!({ "id": "default" }),
-    }
 }
 
 fn text(v: &Value, path: &[&str]) -> Option<String> {
@@ -161,45 +133,22 @@ impl Keystone {
     /// The validator `[keystone_authtoken]` describes.
     pub fn from_conf(conf: &Config) -> anyhow_like::Result<Keystone> {
         let s = |k: &str| conf.str("keystone_authtoken", k).filter(|v| !v.is_empty());
-        let auth_url = s("auth_url").ok_or("[keystone_authtoken] auth_url is not set")?;
-        let username = s("username").ok_or("[keystone_authtoken] username is not set")?;
-        let password = conf
-            .secret("keystone_authtoken", "password")
-            .map(|p| p.expose().to_string())
-            .ok_or("[keystone_authtoken] password is not set")?;
-        let project_name =
-            s("project_name").ok_or("[keystone_authtoken] project_name is not set")?;
-        let identity = identity_url(&auth_url);
+        let service = magnum_openstack::Session::from_section(conf, "keystone_authtoken")?;
+        if s("project_name").is_none() && s("project_id").is_none() {
+            return Err("[keystone_authtoken] project_name is not set".into());
+        }
+        let auth_url = s("auth_url").unwrap_or_default();
         let www = s("www_authenticate_uri")
             .or_else(|| s("auth_uri"))
             .unwrap_or_else(|| auth_url.clone());
         let ttl = conf
             .int("keystone_authtoken", "token_cache_time")
             .unwrap_or(300);
-        let insecure = conf.bool("keystone_authtoken", "insecure");
-        let mut http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .connect_timeout(Duration::from_secs(5))
-            .danger_accept_invalid_certs(insecure);
-        if let Some(ca) = s("cafile") {
-            let pem =
-                std::fs::read(&ca).map_err(|e| format!("[keystone_authtoken] cafile {ca}: {e}"))?;
-            let cert = reqwest::Certificate::from_pem(&pem)
-                .map_err(|e| format!("[keystone_authtoken] cafile {ca}: {e}"))?;
-            http = http.add_root_certificate(cert);
-        }
         Ok(Keystone {
-            http: http.build().map_err(|e| e.to_string())?,
-            identity,
+            http: service.http().clone(),
+            identity: service.identity_url().to_string(),
             www_authenticate: www,
-            service: ServiceUser {
-                username,
-                password,
-                user_domain: (s("user_domain_id"), s("user_domain_name")),
-                project_name,
-                project_domain: (s("project_domain_id"), s("project_domain_name")),
-            },
-            service_token: tokio::sync::Mutex::new(None),
+            service,
             cache: Mutex::new(HashMap::new()),
             ttl: (ttl >= 0).then(|| Duration::from_secs(ttl as u64)),
             service_roles: conf.list("keystone_authtoken", "service_token_roles"),
@@ -224,51 +173,10 @@ impl Keystone {
     /// A token of the service user, fetched (and refreshed before it
     /// expires) with password authentication.
     pub async fn service_token(&self, refresh: bool) -> Result<Token, AuthFailure> {
-        let mut held = self.service_token.lock().await;
-        if let Some((t, until)) = held.as_ref() {
-            if !refresh && *until > chrono::Utc::now() + chrono::Duration::seconds(60) {
-                return Ok(t.clone());
-            }
+        if refresh {
+            self.service.invalidate().await;
         }
-        let body = json!({"auth": {
-            "identity": {"methods": ["password"], "password": {"user": {
-                "name": self.service.username,
-                "password": self.service.password,
-                "domain": domain_json(&self.service.user_domain),
-            }}},
-            "scope": {"project": {
-                "name": self.service.project_name,
-                "domain": domain_json(&self.service.project_domain),
-            }},
-        }});
-        let resp = self
-            .http
-            .post(format!("{}/auth/tokens?nocatalog", self.identity))
-            .json(&body)
-            .send()
-            .await
-            .map_err(Self::unavailable)?;
-        if !resp.status().is_success() {
-            tracing::error!(
-                "Keystone refused the service user {} ({}): check [keystone_authtoken]",
-                self.service.username,
-                resp.status()
-            );
-            return Err(AuthFailure::Unavailable(format!(
-                "service authentication failed: {}",
-                resp.status()
-            )));
-        }
-        let token = resp
-            .headers()
-            .get("X-Subject-Token")
-            .and_then(|v| v.to_str().ok())
-            .map(Token::new)
-            .ok_or_else(|| Self::unavailable("Keystone sent no X-Subject-Token"))?;
-        let data: Value = resp.json().await.map_err(Self::unavailable)?;
-        let until = expiry(&data["token"]).unwrap_or_else(chrono::Utc::now);
-        *held = Some((token.clone(), until));
-        Ok(token)
+        self.service.token().await.map_err(Self::unavailable)
     }
 
     fn cached(&self, key: &[u8; 32], allow_expired: bool) -> Option<Identity> {
@@ -479,8 +387,14 @@ mod tests {
         for p in ["/v1/clusters", "/v2", "/v1/mservices"] {
             assert!(!public(p), "{p}");
         }
-        assert_eq!(identity_url("http://k:5000"), "http://k:5000/v3");
-        assert_eq!(identity_url("http://k:5000/v3/"), "http://k:5000/v3");
+        assert_eq!(
+            magnum_openstack::identity_url("http://k:5000"),
+            "http://k:5000/v3"
+        );
+        assert_eq!(
+            magnum_openstack::identity_url("http://k:5000/v3/"),
+            "http://k:5000/v3"
+        );
     }
 
     #[test]

@@ -12,25 +12,7 @@ use magnum_core::{MagnumError, RequestContext};
 use serde_json::Value;
 
 /// Where one service's endpoint is looked up.
-#[derive(Debug, Clone)]
-struct Selector {
-    service_type: &'static str,
-    interface: String,
-    region: Option<String>,
-}
-
-impl Selector {
-    fn from_conf(conf: &Config, section: &str, service_type: &'static str) -> Selector {
-        let interface = conf
-            .str(section, "endpoint_type")
-            .unwrap_or_else(|| "publicURL".into());
-        Selector {
-            service_type,
-            interface: interface.trim_end_matches("URL").to_string(),
-            region: conf.str(section, "region_name").filter(|r| !r.is_empty()),
-        }
-    }
-}
+use magnum_openstack::Selector;
 
 /// Lookups in the cloud the caller's catalog describes.
 #[derive(Debug, Clone)]
@@ -65,21 +47,7 @@ impl CatalogCloud {
     /// The endpoint of a service in the caller's catalog.
     fn endpoint(ctx: &RequestContext, sel: &Selector) -> Option<String> {
         let catalog = ctx.catalog.as_ref()?;
-        let service = catalog
-            .as_array()?
-            .iter()
-            .find(|s| s["type"] == sel.service_type)?;
-        service["endpoints"]
-            .as_array()?
-            .iter()
-            .filter(|e| e["interface"] == sel.interface.as_str())
-            .find(|e| {
-                sel.region
-                    .as_deref()
-                    .is_none_or(|r| e["region_id"] == r || e["region"] == r)
-            })
-            .and_then(|e| e["url"].as_str())
-            .map(|u| u.trim_end_matches('/').to_string())
+        sel.find(catalog).ok()
     }
 
     /// GET `url` with the caller's token: `Ok(None)` on 404.

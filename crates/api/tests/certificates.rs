@@ -242,3 +242,99 @@ async fn cluster_certificates(backend: Backend) {
     }
     std::fs::remove_dir_all(d).ok();
 }
+
+/// `cert_manager_type = local`: files only Magnum's user can read, nothing
+/// in the table, gone with the cluster.
+#[tokio::test]
+async fn local_certificate_store() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("magnum-local-certs-{}", uuid::Uuid::new_v4()));
+    let app = TestApp::with_config(
+        Backend::Sqlite,
+        &format!(
+            "[certificates]\ncert_manager_type = local\nstorage_path = {}\n",
+            dir.join("store").display()
+        ),
+    )
+    .await;
+    app.create_template(&member("p1"), fake_k8s("t1")).await;
+    let r = app
+        .post(
+            "/v1/clusters",
+            &member("p1"),
+            json!({"name": "c1", "cluster_template_id": "t1"}),
+        )
+        .await;
+    let id = r.body["uuid"].as_str().unwrap().to_string();
+    app.settle(&id, "CREATE_COMPLETE").await;
+    let c = app.db.cluster_get(&id).await.unwrap().unwrap();
+    let refs: Vec<String> = [
+        &c.ca_cert_ref,
+        &c.etcd_ca_cert_ref,
+        &c.front_proxy_ca_cert_ref,
+        &c.magnum_cert_ref,
+    ]
+    .into_iter()
+    .map(|r| r.clone().unwrap())
+    .collect();
+    let store = dir.join("store");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&store), 0o700);
+    for r in &refs {
+        assert!(app.db.x509keypair_get(r).await.unwrap().is_none());
+        for ext in ["crt", "key", "pass"] {
+            let f = store.join(format!("{r}.{ext}"));
+            assert_eq!(mode(&f), 0o600, "{}", f.display());
+        }
+        let key = std::fs::read_to_string(store.join(format!("{r}.key"))).unwrap();
+        assert!(
+            key.contains("ENCRYPTED PRIVATE KEY"),
+            "keys are kept encrypted"
+        );
+    }
+    // The API reads the CA from the files and signs with its key.
+    let r = app
+        .get(&format!("/v1/certificates/{id}"), &member("p1"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    let ca = std::fs::read_to_string(store.join(format!("{}.crt", refs[0]))).unwrap();
+    assert_eq!(r.body["pem"].as_str().unwrap().trim(), ca.trim());
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ok, text) = openssl(
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "u.key",
+            "-out",
+            "u.csr",
+            "-subj",
+            "/CN=user/O=team",
+        ],
+        &dir,
+    );
+    assert!(ok, "{text}");
+    let csr = std::fs::read_to_string(dir.join("u.csr")).unwrap();
+    let r = app
+        .post(
+            "/v1/certificates",
+            &member("p1"),
+            json!({"cluster_uuid": id, "csr": csr}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
+    std::fs::write(dir.join("ca.pem"), &ca).unwrap();
+    std::fs::write(dir.join("u.pem"), r.body["pem"].as_str().unwrap()).unwrap();
+    let (ok, text) = openssl(&["verify", "-CAfile", "ca.pem", "u.pem"], &dir);
+    assert!(ok, "{text}");
+    // Gone with the cluster.
+    app.delete(&format!("/v1/clusters/{id}"), &member("p1"))
+        .await;
+    app.settle(&id, "gone").await;
+    let left: Vec<_> = std::fs::read_dir(&store).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -4,15 +4,29 @@
 //! else its uuid) and Magnum's own client certificate (`admin`,
 //! `system:masters`), each key encrypted with its own random passphrase.
 //!
-//! Storage: upstream's `x509keypair` table (`[certificates]
-//! cert_manager_type = x509keypair`). Barbican and local files are not
-//! built yet: those settings fall back to `x509keypair` with a warning.
+//! Storage, by `[certificates] cert_manager_type` as upstream:
+//! - `x509keypair`: upstream's `x509keypair` table; the reference is the
+//!   row's uuid.
+//! - `barbican` (upstream's default): one Barbican certificate container
+//!   per certificate holding the certificate, key and passphrase secrets,
+//!   owned by Magnum's service user (`[keystone_auth]`, else
+//!   `[keystone_authtoken]`); the reference is the container's URL. With
+//!   no service user configured (all-in-one without Keystone) the table is
+//!   used instead, with a warning at start.
+//! - `local`: files `<uuid>.crt`, `.key`, `.pass` (and `.int`) under
+//!   `[certificates] storage_path`, readable by Magnum's user only; for
+//!   trying things out, as upstream says.
+
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use magnum_core::config::Config;
 use magnum_core::objects::Cluster;
 use magnum_core::x509::{self, X509Error, X509Settings};
 use magnum_core::MagnumError;
 use magnum_db::{Database, X509KeyPair};
+use magnum_openstack::barbican::Barbican;
+use magnum_openstack::{OsError, Selector, Session};
 use rand::Rng;
 use serde_json::{json, Map, Value};
 
@@ -38,10 +52,19 @@ impl CaType {
     }
 }
 
+/// Where certificates are kept.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Table,
+    Barbican(Barbican),
+    Local(PathBuf),
+}
+
 /// Makes, finds and removes cluster certificates.
 #[derive(Debug, Clone)]
 pub struct CertManager {
     settings: X509Settings,
+    store: Store,
 }
 
 fn passphrase() -> String {
@@ -69,22 +92,57 @@ impl CertManager {
         let kind = conf
             .str("certificates", "cert_manager_type")
             .unwrap_or_else(|| "barbican".into());
-        if kind != "x509keypair" {
-            tracing::warn!(
-                "[certificates] cert_manager_type {kind} is not available yet; cluster \
-                 certificates are kept in the x509keypair table"
-            );
-        }
+        let store = match kind.as_str() {
+            "x509keypair" => Store::Table,
+            "local" => Store::Local(PathBuf::from(
+                conf.str("certificates", "storage_path")
+                    .unwrap_or_else(|| "/var/lib/magnum/certificates/".into()),
+            )),
+            other => match Session::service(conf) {
+                Ok(session) if other == "barbican" => Store::Barbican(Barbican::new(
+                    Arc::new(session),
+                    Selector::from_conf(conf, "barbican_client", "key-manager"),
+                )),
+                Ok(_) => {
+                    tracing::warn!(
+                        "[certificates] cert_manager_type {other} is unknown; cluster \
+                         certificates are kept in the x509keypair table"
+                    );
+                    Store::Table
+                }
+                Err(why) => {
+                    tracing::warn!(
+                        "[certificates] cert_manager_type barbican needs Magnum's service \
+                         user ({why}); cluster certificates are kept in the x509keypair table"
+                    );
+                    Store::Table
+                }
+            },
+        };
         CertManager {
             settings: X509Settings::from_conf(conf),
+            store,
         }
     }
 
     pub fn with_settings(settings: X509Settings) -> CertManager {
-        CertManager { settings }
+        CertManager {
+            settings,
+            store: Store::Table,
+        }
+    }
+
+    pub fn with_store(mut self, store: Store) -> CertManager {
+        self.store = store;
+        self
+    }
+
+    pub fn store_kind(&self) -> &Store {
+        &self.store
     }
 
     async fn store(
+        &self,
         db: &Database,
         c: &Cluster,
         cert: x509::CertKey,
@@ -99,10 +157,44 @@ impl CertManager {
             project_id: c.project_id.clone(),
             user_id: c.user_id.clone(),
         };
-        db.x509keypair_create(&k)
-            .await
-            .map_err(|e| MagnumError::Internal(e.to_string()))?;
-        Ok(k.uuid)
+        self.put(db, k).await
+    }
+
+    /// Keep a certificate; its reference.
+    pub async fn put(&self, db: &Database, k: X509KeyPair) -> Result<String, MagnumError> {
+        match &self.store {
+            Store::Table => {
+                db.x509keypair_create(&k).await.map_err(storage)?;
+                Ok(k.uuid)
+            }
+            Store::Local(dir) => local::put(dir, &k).await.map(|_| k.uuid),
+            Store::Barbican(b) => barbican_put(b, &k).await.map_err(storage),
+        }
+    }
+
+    /// A kept certificate (with its key and passphrase).
+    pub async fn get(&self, db: &Database, r: &str) -> Result<X509KeyPair, MagnumError> {
+        match &self.store {
+            Store::Table => db
+                .x509keypair_get(r)
+                .await
+                .map_err(storage)?
+                .ok_or_else(|| MagnumError::Internal(format!("certificate {r} is missing"))),
+            Store::Local(dir) => local::get(dir, r).await,
+            Store::Barbican(b) => barbican_get(b, r).await.map_err(storage),
+        }
+    }
+
+    /// Forget a certificate (one already gone is fine).
+    pub async fn remove(&self, db: &Database, r: &str) -> Result<(), MagnumError> {
+        match &self.store {
+            Store::Table => db.x509keypair_destroy(r).await.map(|_| ()).map_err(storage),
+            Store::Local(dir) => local::remove(dir, r).await,
+            Store::Barbican(b) => match barbican_remove(b, r).await {
+                Err(e) if !e.is_not_found() => Err(storage(e)),
+                _ => Ok(()),
+            },
+        }
     }
 
     /// Generate and store a cluster's certificates; the fields to save on
@@ -148,19 +240,19 @@ impl CertManager {
         let mut refs = Map::new();
         refs.insert(
             "ca_cert_ref".into(),
-            json!(Self::store(db, c, ca, ca_pw).await?),
+            json!(self.store(db, c, ca, ca_pw).await?),
         );
         refs.insert(
             "etcd_ca_cert_ref".into(),
-            json!(Self::store(db, c, etcd, etcd_pw).await?),
+            json!(self.store(db, c, etcd, etcd_pw).await?),
         );
         refs.insert(
             "front_proxy_ca_cert_ref".into(),
-            json!(Self::store(db, c, fp, fp_pw).await?),
+            json!(self.store(db, c, fp, fp_pw).await?),
         );
         refs.insert(
             "magnum_cert_ref".into(),
-            json!(Self::store(db, c, client, client_pw).await?),
+            json!(self.store(db, c, client, client_pw).await?),
         );
         Ok(refs)
     }
@@ -183,10 +275,7 @@ impl CertManager {
         let r = Self::reference(c, t).ok_or_else(|| {
             MagnumError::NotSupportedMsg(format!("Cluster {} has no certificates", c.uuid))
         })?;
-        db.x509keypair_get(r)
-            .await
-            .map_err(|e| MagnumError::Internal(e.to_string()))?
-            .ok_or_else(|| MagnumError::Internal(format!("certificate {r} is missing")))
+        self.get(db, r).await
     }
 
     /// Sign a CSR with one of the cluster's CAs.
@@ -226,9 +315,197 @@ impl CertManager {
         .into_iter()
         .flatten()
         {
-            if let Err(e) = db.x509keypair_destroy(r).await {
+            if let Err(e) = self.remove(db, r).await {
                 tracing::warn!("cluster {}: cannot delete certificate {r}: {e}", c.uuid);
             }
         }
+    }
+}
+
+fn storage(e: impl std::fmt::Display) -> MagnumError {
+    MagnumError::Internal(format!("certificate storage: {e}"))
+}
+
+/// Barbican: secrets named as upstream names them, in one container.
+async fn barbican_put(b: &Barbican, k: &X509KeyPair) -> Result<String, OsError> {
+    let parts = [
+        ("certificate", "Certificate", &k.certificate),
+        ("private_key", "Private Key", &k.private_key),
+        ("intermediates", "Intermediates", &k.intermediates),
+        (
+            "private_key_passphrase",
+            "Private Key Passphrase",
+            &k.private_key_passphrase,
+        ),
+    ];
+    let mut made: Vec<(&str, String)> = Vec::new();
+    let mut outcome = Ok(());
+    for (slot, name, value) in parts {
+        let Some(value) = value.as_deref().filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        match b.create_secret(name, value).await {
+            Ok(r) => made.push((slot, r)),
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
+        }
+    }
+    let outcome = match outcome {
+        Ok(()) => {
+            b.create_container("Magnum TLS Cert", "certificate", &made)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    if outcome.is_err() {
+        // Leave no orphaned secrets behind.
+        for (_, r) in &made {
+            if let Err(e) = b.delete_secret(r).await {
+                tracing::warn!("cannot delete secret {r} while rolling back: {e}");
+            }
+        }
+    }
+    outcome
+}
+
+async fn barbican_get(b: &Barbican, r: &str) -> Result<X509KeyPair, OsError> {
+    let c = b.container(r).await?;
+    if c["type"] != "certificate" {
+        return Err(OsError::Status {
+            service: "Barbican".into(),
+            status: 409,
+            message: format!("container {r} is not a certificate container"),
+        });
+    }
+    let mut k = X509KeyPair {
+        uuid: r.to_string(),
+        certificate: None,
+        private_key: None,
+        private_key_passphrase: None,
+        intermediates: None,
+        project_id: None,
+        user_id: None,
+    };
+    for s in c["secret_refs"].as_array().into_iter().flatten() {
+        let (Some(name), Some(sr)) = (s["name"].as_str(), s["secret_ref"].as_str()) else {
+            continue;
+        };
+        let slot = match name {
+            "certificate" => &mut k.certificate,
+            "private_key" => &mut k.private_key,
+            "intermediates" => &mut k.intermediates,
+            "private_key_passphrase" => &mut k.private_key_passphrase,
+            _ => continue,
+        };
+        *slot = Some(b.secret_payload(sr).await?);
+    }
+    Ok(k)
+}
+
+async fn barbican_remove(b: &Barbican, r: &str) -> Result<(), OsError> {
+    let c = b.container(r).await?;
+    for s in c["secret_refs"].as_array().into_iter().flatten() {
+        if let Some(sr) = s["secret_ref"].as_str() {
+            match b.delete_secret(sr).await {
+                Err(e) if !e.is_not_found() => return Err(e),
+                _ => {}
+            }
+        }
+    }
+    b.delete_container(r).await
+}
+
+/// Local files, readable by Magnum's user only.
+mod local {
+    use std::path::{Path, PathBuf};
+
+    use magnum_core::MagnumError;
+    use magnum_db::X509KeyPair;
+
+    const PARTS: [&str; 4] = ["crt", "key", "int", "pass"];
+
+    fn path(dir: &Path, r: &str, ext: &str) -> Result<PathBuf, MagnumError> {
+        // References are uuids we made; anything else never names a file.
+        if uuid::Uuid::parse_str(r).is_err() {
+            return Err(MagnumError::Internal(format!(
+                "certificate reference {r} is not a uuid"
+            )));
+        }
+        Ok(dir.join(format!("{r}.{ext}")))
+    }
+
+    fn io(e: std::io::Error) -> MagnumError {
+        MagnumError::Internal(format!("certificate storage: {e}"))
+    }
+
+    pub async fn put(dir: &Path, k: &X509KeyPair) -> Result<(), MagnumError> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        tracing::warn!(
+            "storing certificate {} on the local filesystem; cert_manager_type local \
+             is meant for testing",
+            k.uuid
+        );
+        let dir2 = dir.to_path_buf();
+        let files: Vec<(PathBuf, String)> = [
+            &k.certificate,
+            &k.private_key,
+            &k.intermediates,
+            &k.private_key_passphrase,
+        ]
+        .into_iter()
+        .zip(PARTS)
+        .filter_map(|(v, ext)| Some((v.clone().filter(|v| !v.is_empty())?, ext)))
+        .map(|(v, ext)| Ok((path(dir, &k.uuid, ext)?, v)))
+        .collect::<Result<_, MagnumError>>()?;
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir2)?;
+            for (p, v) in files {
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(p)?;
+                std::io::Write::write_all(&mut f, v.as_bytes())?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| MagnumError::Internal(e.to_string()))?
+        .map_err(io)
+    }
+
+    async fn read(p: PathBuf, required: bool) -> Result<Option<String>, MagnumError> {
+        match tokio::fs::read_to_string(&p).await {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    pub async fn get(dir: &Path, r: &str) -> Result<X509KeyPair, MagnumError> {
+        Ok(X509KeyPair {
+            uuid: r.to_string(),
+            certificate: read(path(dir, r, "crt")?, true).await?,
+            private_key: read(path(dir, r, "key")?, true).await?,
+            intermediates: read(path(dir, r, "int")?, false).await?,
+            private_key_passphrase: read(path(dir, r, "pass")?, false).await?,
+            project_id: None,
+            user_id: None,
+        })
+    }
+
+    pub async fn remove(dir: &Path, r: &str) -> Result<(), MagnumError> {
+        for ext in PARTS {
+            match tokio::fs::remove_file(path(dir, r, ext)?).await {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+                _ => {}
+            }
+        }
+        Ok(())
     }
 }

@@ -38,9 +38,13 @@ fn keystone(args: &[&str]) {
 
 /// A project-scoped token for `user` of `project`.
 fn token(user: &str, project: &str) -> String {
+    token_of(user, "secret", project)
+}
+
+fn token_of(user: &str, password: &str, project: &str) -> String {
     let body = json!({"auth": {
         "identity": {"methods": ["password"], "password": {"user": {
-            "name": user, "password": "secret", "domain": {"id": "default"}}}},
+            "name": user, "password": password, "domain": {"id": "default"}}}},
         "scope": {"project": {"name": project, "domain": {"id": "default"}}},
     }});
     let (status, headers, text) = http_with(
@@ -75,10 +79,17 @@ fn call(
 }
 
 fn conf(dir: &std::path::Path, auth_url: &str) -> String {
+    conf_with(dir, auth_url, "x509keypair")
+}
+
+/// The configuration of an all-in-one with Keystone, keeping cluster
+/// certificates in `cert_manager`.
+fn conf_with(dir: &std::path::Path, auth_url: &str, cert_manager: &str) -> String {
     write_conf(
         dir,
         &format!(
             "[DEFAULT]\nauth_strategy = keystone\n[api]\nport = 0\n[conductor]\nsync_interval = 1\n\
+             [certificates]\ncert_manager_type = {cert_manager}\n\
              [keystone_authtoken]\nauth_url = {auth_url}\nusername = magnum\npassword = magnum-secret\n\
              project_name = service\nuser_domain_name = Default\nproject_domain_name = Default\n\
              www_authenticate_uri = {auth_url}\n\
@@ -108,24 +119,7 @@ fn all_in_one(dir: &std::path::Path, conf: &str) -> Server {
 
 /// An admin token (the bootstrap admin, project `admin`).
 fn admin_token() -> String {
-    let body = json!({"auth": {
-        "identity": {"methods": ["password"], "password": {"user": {
-            "name": "admin", "password": "admin-secret", "domain": {"id": "default"}}}},
-        "scope": {"project": {"name": "admin", "domain": {"id": "default"}}},
-    }});
-    let (status, headers, text) = http_with(
-        KEYSTONE,
-        "POST",
-        "/v3/auth/tokens?nocatalog",
-        &[],
-        Some(&body.to_string()),
-    );
-    assert_eq!(status, 201, "{text}");
-    headers
-        .into_iter()
-        .find(|(k, _)| k == "x-subject-token")
-        .map(|(_, v)| v)
-        .unwrap()
+    token_of("admin", "admin-secret", "admin")
 }
 
 fn kget(token: &str, path: &str) -> Value {
@@ -225,6 +219,93 @@ fn cloud_double(dir: &std::path::Path) -> CloudDouble {
     CloudDouble(child)
 }
 
+/// Delete the trusts a user made (left by an earlier run that failed
+/// half-way), so counts start from nothing.
+fn forget_trusts_of(user_token: &str) {
+    let (s, _, body) = http_with(
+        KEYSTONE,
+        "GET",
+        "/v3/auth/tokens",
+        &[
+            ("X-Auth-Token", user_token),
+            ("X-Subject-Token", user_token),
+        ],
+        None,
+    );
+    assert_eq!(s, 200, "{body}");
+    let me: Value = serde_json::from_str(&body).unwrap();
+    let id = me["token"]["user"]["id"].as_str().unwrap();
+    let trusts = kget(
+        user_token,
+        &format!("/v3/OS-TRUST/trusts?trustor_user_id={id}"),
+    );
+    for t in trusts["trusts"].as_array().unwrap() {
+        let path = format!("/v3/OS-TRUST/trusts/{}", t["id"].as_str().unwrap());
+        let (s, _, b) = http_with(
+            KEYSTONE,
+            "DELETE",
+            &path,
+            &[("X-Auth-Token", user_token)],
+            None,
+        );
+        assert_eq!(s, 204, "{b}");
+    }
+}
+
+const BARBICAN: &str = "http://127.0.0.1:9311";
+
+/// The real Barbican of `scripts/barbican.sh`, in the catalog.
+fn barbican_start() {
+    let out = run(Command::new("bash")
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/barbican.sh"))
+        .arg("start"));
+    assert!(
+        out.status.success(),
+        "scripts/barbican.sh start failed:\n{}",
+        text(&out)
+    );
+}
+
+fn barbican_get(token: &str, url: &str) -> Value {
+    let (s, _, body) = http_with(url, "GET", "", &[("X-Auth-Token", token)], None);
+    assert_eq!(s, 200, "GET {url}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+fn barbican_payload(token: &str, secret: &str) -> String {
+    let (s, _, body) = http_with(
+        secret,
+        "GET",
+        "/payload",
+        &[("X-Auth-Token", token), ("Accept", "text/plain")],
+        None,
+    );
+    assert_eq!(s, 200, "GET {secret}/payload: {body}");
+    body
+}
+
+/// The references of every certificate container `token`'s project holds.
+fn barbican_containers(token: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    loop {
+        let page = barbican_get(
+            token,
+            &format!("{BARBICAN}/v1/containers?limit=100&offset={offset}"),
+        );
+        let items = page["containers"].as_array().cloned().unwrap_or_default();
+        out.extend(
+            items
+                .iter()
+                .filter_map(|c| c["container_ref"].as_str().map(str::to_string)),
+        );
+        if items.len() < 100 {
+            return out;
+        }
+        offset += 100;
+    }
+}
+
 /// The real Glance of `scripts/glance.sh`, with an image of project A
 /// whose `os_distro` is fedora-coreos.
 fn glance_with_image(owner_token: &str) {
@@ -265,7 +346,9 @@ fn keystone_guards_every_tenant() {
     let dir = tempdir("keystone");
     let _cloud = cloud_double(&dir);
     glance_with_image(&token("a-member", "project-a"));
-    let conf = conf(&dir, &format!("{KEYSTONE}/v3"));
+    barbican_start();
+    forget_trusts_of(&token("a-member", "project-a"));
+    let conf = conf_with(&dir, &format!("{KEYSTONE}/v3"), "barbican");
     let server = all_in_one(&dir, &conf);
     let url = server.url.clone();
     keystone(&["endpoint", &format!("{url}/v1")]);
@@ -343,6 +426,8 @@ fn keystone_guards_every_tenant() {
         assert_eq!(s, code, "{field}: {e}");
         assert_eq!(e["errors"][0]["detail"], text, "{field}");
     }
+    let magnum = token_of("magnum", "magnum-secret", "service");
+    let containers_before = barbican_containers(&magnum);
     let (s, _, c) = call(
         &url,
         "POST",
@@ -512,8 +597,58 @@ fn keystone_guards_every_tenant() {
         .collect();
     assert_eq!(uuids, [cluster.as_str()]);
 
-    // The member's cluster is built and deleted by its owner.
+    // The member's cluster is built and deleted by its owner (fresh
+    // tokens: the test Keystone's live 30 s).
+    let a_member = token("a-member", "project-a");
+    let magnum = token_of("magnum", "magnum-secret", "service");
     wait_for_token(&url, &cluster, &a_member, "CREATE_COMPLETE");
+
+    // Its certificates live in Barbican (cert_manager_type barbican), one
+    // container each, owned by Magnum's service user: its CA, etcd CA,
+    // front-proxy CA and Magnum's client certificate.
+    let made: Vec<String> = barbican_containers(&magnum)
+        .into_iter()
+        .filter(|c| !containers_before.contains(c))
+        .collect();
+    assert_eq!(made.len(), 4, "{made:?}");
+    let (s, _, ca) = call(
+        &url,
+        "GET",
+        &format!("/v1/certificates/{cluster}"),
+        Some(&a_member),
+        None,
+    );
+    assert_eq!(s, 200, "{ca}");
+    let mut found_ca = false;
+    for c in &made {
+        let body = barbican_get(&magnum, c);
+        assert_eq!(body["type"], "certificate");
+        let names: std::collections::BTreeSet<&str> = body["secret_refs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["certificate", "private_key", "private_key_passphrase"].into()
+        );
+        let cert_ref = body["secret_refs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "certificate")
+            .unwrap()["secret_ref"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let payload = barbican_payload(&magnum, &cert_ref);
+        found_ca |= payload.trim() == ca["pem"].as_str().unwrap().trim();
+        // The cluster's owner cannot read Magnum's secrets.
+        let (s, _, _) = http_with(c, "GET", "", &[("X-Auth-Token", &a_member)], None);
+        assert!(matches!(s, 403 | 404), "owner read {c}: {s}");
+    }
+    assert!(found_ca, "the CA the API serves is not in Barbican");
     assert_eq!(
         call(
             &url,
@@ -545,6 +680,12 @@ fn keystone_guards_every_tenant() {
         std::thread::sleep(Duration::from_millis(250));
     }
     assert!(trusts_of_owner(&a_member).is_empty());
+    // And its certificates left Barbican.
+    let left: Vec<String> = barbican_containers(&magnum)
+        .into_iter()
+        .filter(|c| made.contains(c))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 
     // A revoked token is refused.
     let doomed = token("a-member", "project-a");

@@ -156,12 +156,16 @@ impl TestApp {
         let drivers = magnum_core::drivers::registry_with(vec![Arc::new(cloud.clone())], &conf);
         let mut settings = magnum_conductor::Settings::from_conf(&conf, "test-conductor");
         settings.grace = 0;
-        // Short-lived certificates; ring signs with 2048-bit keys at least.
-        let certs =
+        // Short-lived certificates in the table unless the configuration
+        // names a store; ring signs with 2048-bit keys at least.
+        let certs = if conf.str("certificates", "cert_manager_type").is_some() {
+            magnum_conductor::certs::CertManager::from_conf(&conf)
+        } else {
             magnum_conductor::certs::CertManager::with_settings(magnum_core::x509::X509Settings {
                 rsa_key_size: 2048,
                 term_of_validity_days: 30,
-            });
+            })
+        };
         let conductor = magnum_conductor::Conductor::new(
             db.clone(),
             drivers.clone(),

@@ -226,8 +226,12 @@ pub fn http_with(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> (u16, Vec<(String, String)>, String) {
-    let host = url.trim_start_matches("http://");
-    let host = host.split('/').next().unwrap_or(host);
+    // A path in `url` comes before `path`.
+    let rest = url.trim_start_matches("http://");
+    let (host, path) = match rest.split_once('/') {
+        Some((host, base)) => (host, format!("/{base}{path}")),
+        None => (rest, path.to_string()),
+    };
     let mut s = std::net::TcpStream::connect(host).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let body = body.unwrap_or("");

@@ -58,8 +58,6 @@ pub const OPERATIONS: &[&str] = &[
 /// Upstream conductor methods that come with later work (certificates,
 /// trusts, federations, remote objects).
 pub const NOT_YET: &[&str] = &[
-    "sign_certificate",
-    "get_ca_certificate",
     "federation_create",
     "federation_update",
     "federation_delete",
@@ -328,6 +326,11 @@ impl Handler for Conductor {
             match method.as_str() {
                 // Upstream's listener: "I am alive".
                 "ping_conductor" => Ok(Value::Bool(true)),
+                "sign_certificate" => me.sign_certificate(&args).await.map_err(RemoteError::from),
+                "get_ca_certificate" => me
+                    .get_ca_certificate(&args)
+                    .await
+                    .map_err(RemoteError::from),
                 "credential_rotate" => me
                     .credential_rotate(&args)
                     .await

@@ -169,13 +169,7 @@ impl Conductor {
             CHECK_COMPLETE,
             ADOPT_COMPLETE,
         ];
-        let sent: Cluster = decode(args, "cluster")?;
-        let cluster = self
-            .inner
-            .db
-            .cluster_get(&sent.uuid)
-            .await?
-            .ok_or_else(|| MagnumError::ClusterNotFound(sent.uuid.clone()))?;
+        let cluster = self.stored_cluster(args).await?;
         let status = cluster.status.clone().unwrap_or_default();
         if !ALLOWED.contains(&status.as_str()) {
             return Err(MagnumError::NotSupported(format!(
@@ -194,6 +188,53 @@ impl Conductor {
             Ok(Err(DriverError::Failed(reason))) => Err(MagnumError::Invalid(reason).into()),
             Err(_) => Err(MagnumError::Invalid("the driver did not answer in time".into()).into()),
         }
+    }
+
+    async fn stored_cluster(&self, args: &Map<String, Value>) -> Result<Cluster, ConductorError> {
+        let sent: Cluster = decode(args, "cluster")?;
+        Ok(self
+            .inner
+            .db
+            .cluster_get(&sent.uuid)
+            .await?
+            .ok_or(MagnumError::ClusterNotFound(sent.uuid))?)
+    }
+
+    /// Upstream's `sign_certificate` call: the certificate object back
+    /// with `pem` set, signed by the cluster's CA of its `ca_cert_type`.
+    pub(crate) async fn sign_certificate(
+        &self,
+        args: &Map<String, Value>,
+    ) -> Result<Value, ConductorError> {
+        let cluster = self.stored_cluster(args).await?;
+        let mut cert: magnum_core::objects::Certificate = decode(args, "certificate")?;
+        let csr = cert.csr.clone().unwrap_or_default();
+        let kind = crate::certs::CaType::parse(cert.ca_cert_type.as_deref());
+        let pem = self
+            .inner
+            .certs
+            .sign(&self.inner.db, &cluster, &csr, kind)
+            .await?;
+        cert.pem = Some(pem);
+        Ok(ovo::encode(&cert))
+    }
+
+    /// Upstream's `get_ca_certificate` call: a certificate object holding
+    /// the cluster's CA of `ca_cert_type` (the Kubernetes one by default).
+    pub(crate) async fn get_ca_certificate(
+        &self,
+        args: &Map<String, Value>,
+    ) -> Result<Value, ConductorError> {
+        let cluster = self.stored_cluster(args).await?;
+        let kind = crate::certs::CaType::parse(args.get("ca_cert_type").and_then(Value::as_str));
+        let ca = self.inner.certs.ca(&self.inner.db, &cluster, kind).await?;
+        Ok(ovo::encode(&magnum_core::objects::Certificate {
+            project_id: cluster.project_id.clone(),
+            user_id: cluster.user_id.clone(),
+            cluster_uuid: Some(cluster.uuid.clone()),
+            pem: ca.certificate,
+            ..Default::default()
+        }))
     }
 
     /// Claim and run the operation `uuid`, then whatever else is queued

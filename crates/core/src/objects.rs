@@ -339,3 +339,21 @@ pub fn uuid_v4() -> String {
         &h[20..32]
     )
 }
+
+/// A certificate on its way to or from a conductor (upstream's
+/// `objects.Certificate`; never stored): a CSR to sign, or a CA asked for.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Certificate {
+    #[serde(default)]
+    pub project_id: Option<String>,
+    #[serde(default)]
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub cluster_uuid: Option<String>,
+    #[serde(default)]
+    pub csr: Option<String>,
+    #[serde(default)]
+    pub pem: Option<String>,
+    #[serde(default)]
+    pub ca_cert_type: Option<String>,
+}

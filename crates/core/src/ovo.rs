@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::objects::{Cluster, ClusterTemplate, NodeGroup};
+use crate::objects::{Certificate, Cluster, ClusterTemplate, NodeGroup};
 
 /// The namespace of every Magnum object.
 pub const NAMESPACE: &str = "magnum";
@@ -68,6 +68,13 @@ pub const NODEGROUP: Kind = Kind {
     datetimes: TIMESTAMPS,
 };
 
+pub const CERTIFICATE: Kind = Kind {
+    name: "Certificate",
+    version: "1.2",
+    non_null: &[],
+    datetimes: &[],
+};
+
 /// A domain type with a versioned-object form.
 pub trait Versioned: Serialize + DeserializeOwned {
     const KIND: Kind;
@@ -81,6 +88,9 @@ impl Versioned for ClusterTemplate {
 }
 impl Versioned for NodeGroup {
     const KIND: Kind = NODEGROUP;
+}
+impl Versioned for Certificate {
+    const KIND: Kind = CERTIFICATE;
 }
 
 /// A primitive that is not the object expected.

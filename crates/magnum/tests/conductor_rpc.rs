@@ -116,6 +116,45 @@ fn upstream_api_creates_and_deletes_through_our_conductor() {
     assert_eq!(c["name"], "from-upstream");
     // Counts come from the default node groups the conductor made.
 
+    // Its CA and a signed CSR, asked for as upstream's API asks.
+    let out = run(Command::new("openssl").current_dir(&dir).args([
+        "req",
+        "-new",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "u.key",
+        "-out",
+        "u.csr",
+        "-subj",
+        "/CN=upstream-user",
+    ]));
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(Command::new(venv().join("bin/python")).arg(&script).args([
+        "rabbit://guest:guest@127.0.0.1:5672/",
+        &topic,
+        "-",
+        "default",
+        "certs",
+        &uuid,
+        dir.join("u.csr").to_str().unwrap(),
+    ]));
+    assert!(out.status.success(), "{}", text(&out));
+    let certs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(certs["ca_type"], "Certificate");
+    assert_eq!(certs["ca_cluster"], uuid.as_str());
+    let (_, ours) = http(&api.url, "GET", &format!("/v1/certificates/{uuid}"), None);
+    let ours: Value = serde_json::from_str(&ours).unwrap();
+    assert_eq!(certs["ca"], ours["pem"], "the same CA as our API serves");
+    assert_ne!(certs["etcd"], certs["ca"], "the etcd CA is another one");
+    std::fs::write(dir.join("ca.pem"), certs["ca"].as_str().unwrap()).unwrap();
+    std::fs::write(dir.join("u.pem"), certs["signed"].as_str().unwrap()).unwrap();
+    let out = run(Command::new("openssl")
+        .current_dir(&dir)
+        .args(["verify", "-CAfile", "ca.pem", "u.pem"]));
+    assert!(out.status.success(), "{}", text(&out));
+
     // Another one, deleted with upstream's cast.
     let out = run(Command::new(venv().join("bin/python")).arg(&script).args([
         "rabbit://guest:guest@127.0.0.1:5672/",

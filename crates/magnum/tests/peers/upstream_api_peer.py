@@ -5,6 +5,10 @@
                               call), print the object the conductor returns,
                               then ask for its deletion with
                               cluster_delete_async (a cast). JSON lines.
+  URL TOPIC - PROJECT certs UUID CSR-FILE
+                              get_ca_certificate and sign_certificate (calls,
+                              the CSR as an objects.Certificate) for cluster
+                              UUID; one JSON line with both PEMs.
 """
 import json
 import sys
@@ -42,6 +46,18 @@ cluster.flavor_id = 'm1.small'
 cluster.floating_ip_enabled = True
 cluster.master_lb_enabled = False
 client = api.API(ctx, topic=topic)
+if len(sys.argv) > 5 and sys.argv[5] == 'certs':
+    cluster.uuid = sys.argv[6]
+    ca = client.get_ca_certificate(cluster)
+    csr = objects.Certificate(ctx, cluster_uuid=cluster.uuid,
+                              project_id=project, user_id='upstream-user',
+                              csr=open(sys.argv[7]).read())
+    signed = client.sign_certificate(cluster, csr)
+    etcd = client.get_ca_certificate(cluster, ca_cert_type='etcd')
+    print(json.dumps({'ca': ca.pem, 'ca_type': type(ca).__name__,
+                      'ca_cluster': ca.cluster_uuid, 'signed': signed.pem,
+                      'etcd': etcd.pem}), flush=True)
+    sys.exit(0)
 out = client.cluster_create(cluster, 1, 2, 60)
 print(json.dumps({'uuid': out.uuid, 'status': out.status,
                   'stack_id': out.stack_id, 'type': type(out).__name__}),

@@ -145,6 +145,35 @@ async fn cluster_certificates(backend: Backend) {
     app.post("/v1/certificates", &member("p1"), json!({"csr": csr}))
         .await
         .error(400);
+    // A CSR asking to be a CA, critically: refused as upstream's validator.
+    let (ok, text) = openssl(
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca-req.key",
+            "-out",
+            "ca-req.csr",
+            "-subj",
+            "/CN=sub-ca",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+        ],
+        &d,
+    );
+    assert!(ok, "{text}");
+    let ca_req = std::fs::read_to_string(d.join("ca-req.csr")).unwrap();
+    let r = app
+        .post(
+            "/v1/certificates",
+            &member("p1"),
+            json!({"cluster_uuid": id, "csr": ca_req}),
+        )
+        .await;
+    assert_eq!(r.error(400), "Extension 'basicConstraints' not allowed");
 
     // CA rotation (1.5+): new CAs; what the old CA signed no longer
     // verifies against the new one, and new signatures do.

@@ -77,7 +77,7 @@ fn passphrase() -> String {
 
 fn x509_error(e: X509Error) -> MagnumError {
     match e {
-        X509Error::InvalidCsr(_) => MagnumError::Invalid(e.to_string()),
+        X509Error::InvalidCsr(_) | X509Error::NotAllowed(_) => MagnumError::Invalid(e.to_string()),
         other => MagnumError::Internal(other.to_string()),
     }
 }
@@ -287,13 +287,12 @@ impl CertManager {
         t: CaType,
     ) -> Result<String, MagnumError> {
         let ca = self.ca(db, c, t).await?;
-        let issuer = issuer_name(c);
         let s = self.settings.clone();
         let csr = csr.to_string();
         tokio::task::spawn_blocking(move || {
             x509::sign_csr(
                 &csr,
-                &issuer,
+                ca.certificate.as_deref().unwrap_or_default(),
                 ca.private_key.as_deref().unwrap_or_default(),
                 ca.private_key_passphrase.as_deref(),
                 &s,

@@ -9,8 +9,8 @@
 //! `basicConstraints CA:FALSE` (critical).
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
-    DnType, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyUsagePurpose, SerialNumber,
 };
 use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
 
@@ -42,6 +42,10 @@ pub enum X509Error {
     /// The CA key could not be read (wrong password, not a key).
     #[error("invalid CA key: {0}")]
     InvalidKey(String),
+    /// A CSR asks for a critical extension or key usage the `[x509]`
+    /// settings do not allow (upstream's `CertificateValidationError`).
+    #[error("Extension '{0}' not allowed")]
+    NotAllowed(String),
     #[error("certificate generation failed: {0}")]
     Failed(String),
 }
@@ -51,7 +55,27 @@ pub enum X509Error {
 pub struct X509Settings {
     pub rsa_key_size: usize,
     pub term_of_validity_days: i64,
+    /// Extensions a CSR may carry into its certificate, by their short
+    /// names (`keyUsage`, `subjectAltName`, …).
+    pub allowed_extensions: Vec<String>,
+    /// Key usages a CSR may ask for (`Digital Signature`, …).
+    pub allowed_key_usage: Vec<String>,
+    /// Whether a signed certificate may be a CA.
+    pub allow_ca: bool,
 }
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+const DEFAULT_EXTENSIONS: [&str; 5] = [
+    "keyUsage",
+    "extendedKeyUsage",
+    "subjectAltName",
+    "basicConstraints",
+    "subjectKeyIdentifier",
+];
+const DEFAULT_KEY_USAGE: [&str; 3] = ["Digital Signature", "Key Encipherment", "Non Repudiation"];
 
 impl X509Settings {
     pub fn from_conf(conf: &Config) -> Self {
@@ -64,6 +88,9 @@ impl X509Settings {
                 .int("x509", "term_of_validity")
                 .unwrap_or(365 * 5)
                 .max(1),
+            allowed_extensions: conf.list("x509", "allowed_extensions"),
+            allowed_key_usage: conf.list("x509", "allowed_key_usage"),
+            allow_ca: conf.bool("x509", "allow_ca"),
         }
     }
 }
@@ -73,6 +100,9 @@ impl Default for X509Settings {
         X509Settings {
             rsa_key_size: 2048,
             term_of_validity_days: 365 * 5,
+            allowed_extensions: strings(&DEFAULT_EXTENSIONS),
+            allowed_key_usage: strings(&DEFAULT_KEY_USAGE),
+            allow_ca: false,
         }
     }
 }
@@ -230,36 +260,261 @@ pub fn generate_client(
     })
 }
 
-/// Sign a PEM CSR with the CA, keeping its subject and, as upstream's
-/// validator does, only the extensions it allows: no CA certificates,
-/// key usage limited to digital signature, key encipherment and
-/// non-repudiation.
+/// Sign a PEM CSR with the CA (its certificate and key), as upstream's
+/// `sign` does: the CSR's subject and public key unchanged, issuer the
+/// CA's subject, SHA-256 with RSA, validity from a day ago for `[x509]
+/// term_of_validity` days, a random serial, a subject key identifier, and
+/// the CSR's requested extensions filtered as upstream's validator
+/// filters them (see [`filter_extensions`]).
 pub fn sign_csr(
     csr_pem: &str,
-    issuer_name: &str,
+    ca_cert_pem: &str,
     ca_key: &str,
     ca_password: Option<&str>,
     s: &X509Settings,
 ) -> Result<String, X509Error> {
+    use rsa::signature::{SignatureEncoding, Signer};
+    use x509_cert::der::{Decode, DecodePem, Encode, EncodePem};
+
     let shown: String = csr_pem.chars().take(80).collect();
-    let mut csr = CertificateSigningRequestParams::from_pem(csr_pem)
-        .map_err(|_| X509Error::InvalidCsr(shown.clone()))?;
-    let p = &mut csr.params;
-    p.is_ca = IsCa::ExplicitNoCa;
-    p.key_usages.retain(|u| {
-        matches!(
-            u,
-            KeyUsagePurpose::DigitalSignature
-                | KeyUsagePurpose::KeyEncipherment
-                | KeyUsagePurpose::ContentCommitment
-        )
-    });
-    p.custom_extensions.clear();
-    p.serial_number = Some(serial());
-    validity(p, s);
-    let (ca, ca_signer) = issuer(issuer_name, ca_key, ca_password, s)?;
-    let cert = csr.signed_by(&ca, &ca_signer).map_err(failed)?;
-    Ok(cert.pem().trim().to_string())
+    let invalid = || X509Error::InvalidCsr(shown.clone());
+    let (_, pem) =
+        x509_parser::pem::parse_x509_pem(csr_pem.trim().as_bytes()).map_err(|_| invalid())?;
+    if pem.label != "CERTIFICATE REQUEST" && pem.label != "NEW CERTIFICATE REQUEST" {
+        return Err(invalid());
+    }
+    // The CSR must be signed by the key it carries.
+    let (_, parsed) =
+        <x509_parser::certification_request::X509CertificationRequest as x509_parser::prelude::FromDer<_>>::from_der(&pem.contents)
+            .map_err(|_| invalid())?;
+    parsed.verify_signature().map_err(|_| invalid())?;
+    let req = x509_cert::request::CertReq::from_der(&pem.contents).map_err(|_| invalid())?;
+
+    let ca = x509_cert::Certificate::from_pem(ca_cert_pem.trim().as_bytes())
+        .map_err(|e| X509Error::InvalidKey(format!("CA certificate: {e}")))?;
+    let key = match ca_password {
+        Some(pw) => rsa::RsaPrivateKey::from_pkcs8_encrypted_pem(ca_key, pw.as_bytes()),
+        None => rsa::RsaPrivateKey::from_pkcs8_pem(ca_key),
+    }
+    .map_err(|e| X509Error::InvalidKey(e.to_string()))?;
+
+    let mut extensions = filter_extensions(&requested_extensions(&req)?, s)?;
+    extensions.push(subject_key_identifier(&req.info.public_key)?);
+
+    let sha256_rsa = x509_cert::spki::AlgorithmIdentifierOwned {
+        oid: x509_cert::der::oid::db::rfc5912::SHA_256_WITH_RSA_ENCRYPTION,
+        parameters: Some(x509_cert::der::asn1::Null.into()),
+    };
+    let mut serial: [u8; 16] = rand::random();
+    serial[0] &= 0x7f;
+    let now = std::time::SystemTime::now();
+    let day = std::time::Duration::from_secs(86_400);
+    let term = day * u32::try_from(s.term_of_validity_days).unwrap_or(u32::MAX / 86_400);
+    let tbs = x509_cert::TbsCertificate {
+        version: x509_cert::Version::V3,
+        serial_number: x509_cert::serial_number::SerialNumber::new(&serial).map_err(failed)?,
+        signature: sha256_rsa.clone(),
+        issuer: ca.tbs_certificate.subject.clone(),
+        validity: x509_cert::time::Validity {
+            not_before: time_of(now - day)?,
+            not_after: time_of(now + term)?,
+        },
+        subject: req.info.subject.clone(),
+        subject_public_key_info: req.info.public_key.clone(),
+        issuer_unique_id: None,
+        subject_unique_id: None,
+        extensions: Some(extensions),
+    };
+    let signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key);
+    let signature = signer.sign(&tbs.to_der().map_err(failed)?).to_vec();
+    let cert = x509_cert::Certificate {
+        tbs_certificate: tbs,
+        signature_algorithm: sha256_rsa,
+        signature: x509_cert::der::asn1::BitString::from_bytes(&signature).map_err(failed)?,
+    };
+    let pem = cert
+        .to_pem(x509_cert::der::pem::LineEnding::LF)
+        .map_err(failed)?;
+    Ok(pem.trim().to_string())
+}
+
+fn time_of(t: std::time::SystemTime) -> Result<x509_cert::time::Time, X509Error> {
+    // UTCTime up to 2049, GeneralizedTime after (RFC 5280).
+    let dt = x509_cert::der::DateTime::from_system_time(t).map_err(failed)?;
+    if dt.year() < 2050 {
+        Ok(x509_cert::time::Time::UtcTime(
+            x509_cert::der::asn1::UtcTime::from_date_time(dt).map_err(failed)?,
+        ))
+    } else {
+        Ok(x509_cert::time::Time::GeneralTime(
+            x509_cert::der::asn1::GeneralizedTime::from_date_time(dt),
+        ))
+    }
+}
+
+/// The extensions a CSR requests (PKCS#9 extensionRequest).
+fn requested_extensions(
+    req: &x509_cert::request::CertReq,
+) -> Result<Vec<x509_cert::ext::Extension>, X509Error> {
+    const EXTENSION_REQUEST: x509_cert::der::oid::ObjectIdentifier =
+        x509_cert::der::oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.14");
+    let mut out = Vec::new();
+    for attr in req.info.attributes.iter() {
+        if attr.oid != EXTENSION_REQUEST {
+            continue;
+        }
+        for v in attr.values.iter() {
+            let exts: Vec<x509_cert::ext::Extension> = v
+                .decode_as()
+                .map_err(|_| X509Error::InvalidCsr("unreadable extension request".into()))?;
+            out.extend(exts);
+        }
+    }
+    Ok(out)
+}
+
+/// The short name cryptography gives an extension (what `[x509]
+/// allowed_extensions` lists).
+fn extension_name(oid: &x509_cert::der::oid::ObjectIdentifier) -> String {
+    let name = match oid.to_string().as_str() {
+        "2.5.29.9" => "subjectDirectoryAttributes",
+        "2.5.29.14" => "subjectKeyIdentifier",
+        "2.5.29.15" => "keyUsage",
+        "2.5.29.17" => "subjectAltName",
+        "2.5.29.18" => "issuerAltName",
+        "2.5.29.19" => "basicConstraints",
+        "2.5.29.20" => "cRLNumber",
+        "2.5.29.30" => "nameConstraints",
+        "2.5.29.31" => "cRLDistributionPoints",
+        "2.5.29.32" => "certificatePolicies",
+        "2.5.29.35" => "authorityKeyIdentifier",
+        "2.5.29.36" => "policyConstraints",
+        "2.5.29.37" => "extendedKeyUsage",
+        "2.5.29.46" => "freshestCRL",
+        "2.5.29.54" => "inhibitAnyPolicy",
+        "1.3.6.1.5.5.7.1.1" => "authorityInfoAccess",
+        "1.3.6.1.5.5.7.1.11" => "subjectInfoAccess",
+        "1.3.6.1.5.5.7.1.24" => "TLSFeature",
+        "1.3.6.1.5.5.7.48.1.5" => "OCSPNoCheck",
+        "1.3.6.1.4.1.11129.2.4.2" => "signedCertificateTimestampList",
+        other => return other.to_string(),
+    };
+    name.to_string()
+}
+
+/// Key usages in bit order, with the names `[x509] allowed_key_usage` uses.
+const KEY_USAGES: [(&str, x509_cert::ext::pkix::KeyUsages); 9] = {
+    use x509_cert::ext::pkix::KeyUsages as K;
+    [
+        ("Digital Signature", K::DigitalSignature),
+        ("Non Repudiation", K::NonRepudiation),
+        ("Key Encipherment", K::KeyEncipherment),
+        ("Data Encipherment", K::DataEncipherment),
+        ("Key Agreement", K::KeyAgreement),
+        ("Certificate Sign", K::KeyCertSign),
+        ("CRL Sign", K::CRLSign),
+        ("Encipher Only", K::EncipherOnly),
+        ("Decipher Only", K::DecipherOnly),
+    ]
+};
+
+/// Upstream's validator: extensions not in `allowed_extensions` are
+/// dropped, or refused when critical; key usages not allowed (CA usages
+/// never, unless `allow_ca`) likewise; a CA basic constraint without
+/// `allow_ca` becomes `CA:FALSE`, or is refused when critical. The CSR's
+/// own subject key identifier gives way to the one computed here.
+pub fn filter_extensions(
+    requested: &[x509_cert::ext::Extension],
+    s: &X509Settings,
+) -> Result<Vec<x509_cert::ext::Extension>, X509Error> {
+    use x509_cert::der::{Decode, Encode};
+    use x509_cert::ext::pkix::{BasicConstraints, KeyUsage};
+
+    let mut out = Vec::new();
+    for ext in requested {
+        let name = extension_name(&ext.extn_id);
+        if !s.allowed_extensions.contains(&name) {
+            if ext.critical {
+                return Err(X509Error::NotAllowed(name));
+            }
+            continue;
+        }
+        match name.as_str() {
+            "subjectKeyIdentifier" => continue,
+            "keyUsage" => {
+                let ku = KeyUsage::from_der(ext.extn_value.as_bytes())
+                    .map_err(|_| X509Error::InvalidCsr("unreadable keyUsage".into()))?;
+                let mut kept =
+                    x509_cert::der::flagset::FlagSet::<x509_cert::ext::pkix::KeyUsages>::default();
+                for (usage, flag) in KEY_USAGES {
+                    if !ku.0.contains(flag) {
+                        continue;
+                    }
+                    let ca_usage = matches!(usage, "Certificate Sign" | "CRL Sign");
+                    let allowed =
+                        s.allowed_key_usage.iter().any(|a| a == usage) && (s.allow_ca || !ca_usage);
+                    if allowed {
+                        kept |= flag;
+                    } else if ext.critical {
+                        return Err(X509Error::NotAllowed(name));
+                    }
+                }
+                out.push(rebuilt(ext, ext.critical, KeyUsage(kept).to_der())?);
+            }
+            "basicConstraints" => {
+                let bc = BasicConstraints::from_der(ext.extn_value.as_bytes())
+                    .map_err(|_| X509Error::InvalidCsr("unreadable basicConstraints".into()))?;
+                if bc.ca && !s.allow_ca {
+                    if ext.critical {
+                        return Err(X509Error::NotAllowed(name));
+                    }
+                    let no_ca = BasicConstraints {
+                        ca: false,
+                        path_len_constraint: None,
+                    };
+                    out.push(rebuilt(ext, false, no_ca.to_der())?);
+                } else {
+                    out.push(ext.clone());
+                }
+            }
+            _ => out.push(ext.clone()),
+        }
+    }
+    Ok(out)
+}
+
+fn rebuilt(
+    ext: &x509_cert::ext::Extension,
+    critical: bool,
+    value: Result<Vec<u8>, x509_cert::der::Error>,
+) -> Result<x509_cert::ext::Extension, X509Error> {
+    Ok(x509_cert::ext::Extension {
+        extn_id: ext.extn_id,
+        critical,
+        extn_value: x509_cert::der::asn1::OctetString::new(value.map_err(failed)?)
+            .map_err(failed)?,
+    })
+}
+
+/// RFC 5280's subject key identifier (SHA-1 of the public key bits), as
+/// cryptography's `SubjectKeyIdentifier.from_public_key`.
+fn subject_key_identifier(
+    spki: &x509_cert::spki::SubjectPublicKeyInfoOwned,
+) -> Result<x509_cert::ext::Extension, X509Error> {
+    use x509_cert::der::Encode;
+    let digest = ring::digest::digest(
+        &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
+        spki.subject_public_key.raw_bytes(),
+    );
+    let ski = x509_cert::ext::pkix::SubjectKeyIdentifier(
+        x509_cert::der::asn1::OctetString::new(digest.as_ref()).map_err(failed)?,
+    );
+    Ok(x509_cert::ext::Extension {
+        extn_id: x509_cert::der::oid::db::rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER,
+        critical: false,
+        extn_value: x509_cert::der::asn1::OctetString::new(ski.to_der().map_err(failed)?)
+            .map_err(failed)?,
+    })
 }
 
 #[cfg(test)]
@@ -292,6 +547,7 @@ mod tests {
         X509Settings {
             rsa_key_size: 2048,
             term_of_validity_days: 30,
+            ..Default::default()
         }
     }
 
@@ -377,7 +633,7 @@ mod tests {
         );
         assert!(ok, "{text}");
         let csr = std::fs::read_to_string(d.join("u.csr")).unwrap();
-        let signed = sign_csr(&csr, "c1", &ca.private_key, Some("pw"), &s).unwrap();
+        let signed = sign_csr(&csr, &ca.certificate, &ca.private_key, Some("pw"), &s).unwrap();
         std::fs::write(d.join("u.pem"), &signed).unwrap();
         let (ok, text) = openssl(&["verify", "-CAfile", "ca.pem", "u.pem"], &d);
         assert!(ok, "{text}");
@@ -394,7 +650,7 @@ mod tests {
 
         // Not a CSR; a CSR whose signature does not match its key.
         assert!(matches!(
-            sign_csr("hello", "c1", &ca.private_key, Some("pw"), &s),
+            sign_csr("hello", &ca.certificate, &ca.private_key, Some("pw"), &s),
             Err(X509Error::InvalidCsr(_))
         ));
         let (ok, text) = openssl(
@@ -413,14 +669,157 @@ mod tests {
         assert!(ok, "{text}");
         let bad = std::fs::read_to_string(d.join("bad.csr")).unwrap();
         assert!(matches!(
-            sign_csr(&bad, "c1", &ca.private_key, Some("pw"), &s),
+            sign_csr(&bad, &ca.certificate, &ca.private_key, Some("pw"), &s),
             Err(X509Error::InvalidCsr(_))
         ));
         // A wrong CA password is refused.
         assert!(matches!(
-            sign_csr(&csr, "c1", &ca.private_key, Some("x"), &s),
+            sign_csr(&csr, &ca.certificate, &ca.private_key, Some("x"), &s),
             Err(X509Error::InvalidKey(_))
         ));
+        std::fs::remove_dir_all(d).ok();
+    }
+
+    /// A CSR made by openssl with `extensions` (openssl `-addext` lines).
+    fn csr_with(d: &Path, name: &str, subj: &str, extensions: &[&str]) -> String {
+        let mut args = vec![
+            "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", "k.pem", "-out", name,
+            "-subj", subj,
+        ];
+        for e in extensions {
+            args.push("-addext");
+            args.push(e);
+        }
+        let (ok, text) = openssl(&args, d);
+        assert!(ok, "{text}");
+        std::fs::read_to_string(d.join(name)).unwrap()
+    }
+
+    /// Upstream's validator rules, checked on what openssl reads back.
+    #[test]
+    fn csr_extensions_filtered_as_upstream() {
+        let d = dir();
+        let s = fast();
+        let ca = generate_ca("c1", None, &s).unwrap();
+        std::fs::write(d.join("ca.pem"), &ca.certificate).unwrap();
+        let sign =
+            |csr: &str, s: &X509Settings| sign_csr(csr, &ca.certificate, &ca.private_key, None, s);
+        let text_of = |pem: &str| {
+            std::fs::write(d.join("out.pem"), pem).unwrap();
+            let (ok, text) = openssl(&["x509", "-in", "out.pem", "-noout", "-text"], &d);
+            assert!(ok, "{text}");
+            let (ok, verify) = openssl(&["verify", "-CAfile", "ca.pem", "out.pem"], &d);
+            assert!(ok, "{verify}");
+            text
+        };
+
+        // Kubernetes-style: several groups, SANs, usages; all kept as asked.
+        let csr = csr_with(
+            &d,
+            "k8s.csr",
+            "/O=system:nodes/O=team-a/CN=system:node:n1",
+            &[
+                "subjectAltName=DNS:n1.example,IP:10.0.0.5",
+                "keyUsage=critical,digitalSignature,keyEncipherment",
+                "extendedKeyUsage=clientAuth,serverAuth",
+                "basicConstraints=critical,CA:FALSE",
+            ],
+        );
+        let text = text_of(&sign(&csr, &s).unwrap());
+        assert!(
+            text.contains("O = system:nodes, O = team-a, CN = system:node:n1"),
+            "{text}"
+        );
+        assert!(text.contains("Issuer: CN = c1"), "{text}");
+        assert!(
+            text.contains("DNS:n1.example, IP Address:10.0.0.5"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Digital Signature, Key Encipherment"),
+            "{text}"
+        );
+        assert!(
+            text.contains("TLS Web Client Authentication, TLS Web Server Authentication"),
+            "{text}"
+        );
+        assert!(text.contains("X509v3 Subject Key Identifier"), "{text}");
+        assert!(text.contains("sha256WithRSAEncryption"), "{text}");
+
+        // A non-critical CA request becomes CA:FALSE; non-critical CA key
+        // usages are dropped; a disallowed non-critical extension too.
+        let csr = csr_with(
+            &d,
+            "ca.csr",
+            "/CN=sneaky",
+            &[
+                "basicConstraints=CA:TRUE",
+                "keyUsage=digitalSignature,keyCertSign,cRLSign",
+                "issuerAltName=DNS:x.example",
+            ],
+        );
+        let text = text_of(&sign(&csr, &s).unwrap());
+        assert!(text.contains("CA:FALSE"), "{text}");
+        assert!(!text.contains("CA:TRUE"), "{text}");
+        assert!(text.contains("Digital Signature"), "{text}");
+        assert!(!text.contains("Certificate Sign"), "{text}");
+        assert!(!text.contains("Issuer Alternative Name"), "{text}");
+
+        // Critical ones are refused, named.
+        for (ext, name) in [
+            ("basicConstraints=critical,CA:TRUE", "basicConstraints"),
+            ("keyUsage=critical,keyCertSign", "keyUsage"),
+            ("keyUsage=critical,dataEncipherment", "keyUsage"),
+            ("issuerAltName=critical,DNS:x.example", "issuerAltName"),
+        ] {
+            let csr = csr_with(&d, "bad.csr", "/CN=bad", &[ext]);
+            assert_eq!(
+                sign(&csr, &s),
+                Err(X509Error::NotAllowed(name.into())),
+                "{ext}"
+            );
+        }
+        assert_eq!(
+            X509Error::NotAllowed("keyUsage".into()).to_string(),
+            "Extension 'keyUsage' not allowed"
+        );
+
+        // allow_ca lets a CA through; allowed_key_usage narrows usages.
+        let open = X509Settings {
+            allow_ca: true,
+            allowed_key_usage: vec!["Digital Signature".into(), "Certificate Sign".into()],
+            ..fast()
+        };
+        let csr = csr_with(
+            &d,
+            "ca2.csr",
+            "/CN=sub",
+            &[
+                "basicConstraints=critical,CA:TRUE",
+                "keyUsage=critical,keyCertSign",
+            ],
+        );
+        let text = text_of(&sign(&csr, &open).unwrap());
+        assert!(text.contains("CA:TRUE"), "{text}");
+        assert!(text.contains("Certificate Sign"), "{text}");
+        let csr = csr_with(
+            &d,
+            "ke.csr",
+            "/CN=ke",
+            &["keyUsage=critical,keyEncipherment"],
+        );
+        assert_eq!(
+            sign(&csr, &open),
+            Err(X509Error::NotAllowed("keyUsage".into()))
+        );
+        // Extensions outside allowed_extensions are dropped (not critical).
+        let narrow = X509Settings {
+            allowed_extensions: vec!["keyUsage".into()],
+            ..fast()
+        };
+        let csr = csr_with(&d, "san.csr", "/CN=san", &["subjectAltName=DNS:a.example"]);
+        let text = text_of(&sign(&csr, &narrow).unwrap());
+        assert!(!text.contains("a.example"), "{text}");
         std::fs::remove_dir_all(d).ok();
     }
 }

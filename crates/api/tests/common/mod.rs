@@ -164,6 +164,7 @@ impl TestApp {
             magnum_conductor::certs::CertManager::with_settings(magnum_core::x509::X509Settings {
                 rsa_key_size: 2048,
                 term_of_validity_days: 30,
+                ..Default::default()
             })
         };
         let conductor = magnum_conductor::Conductor::new(

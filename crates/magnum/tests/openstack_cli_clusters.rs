@@ -211,51 +211,6 @@ fn scenario(url: &str) {
         "{services}"
     );
 
-    // `cluster config` writes a kubeconfig with a client certificate our
-    // CA signed.
-    let cfg_dir = std::env::temp_dir().join(format!("magnum-kubeconfig-{}", uuid_str()));
-    std::fs::create_dir_all(&cfg_dir).unwrap();
-    let out = ok(
-        ep,
-        &[
-            "coe",
-            "cluster",
-            "config",
-            "c1",
-            "--dir",
-            cfg_dir.to_str().unwrap(),
-            "--output-certs",
-        ],
-    );
-    assert!(out.contains("KUBECONFIG"), "{out}");
-    let kubeconfig = std::fs::read_to_string(cfg_dir.join("config")).unwrap();
-    assert!(
-        kubeconfig.contains("server: https://10.0.0.1:6443"),
-        "{kubeconfig}"
-    );
-    assert!(kubeconfig.contains("name: c1"), "{kubeconfig}");
-    for f in ["ca.pem", "cert.pem", "key.pem"] {
-        assert!(cfg_dir.join(f).exists(), "{f} missing");
-    }
-    let verify = Command::new("openssl")
-        .args(["verify", "-CAfile", "ca.pem", "cert.pem"])
-        .current_dir(&cfg_dir)
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stderr)
-    );
-    let subject = Command::new("openssl")
-        .args(["x509", "-in", "cert.pem", "-noout", "-subject"])
-        .current_dir(&cfg_dir)
-        .output()
-        .unwrap();
-    let subject = String::from_utf8_lossy(&subject.stdout).to_string();
-    assert!(subject.contains("admin"), "{subject}");
-    std::fs::remove_dir_all(&cfg_dir).ok();
-
     // A refused update says why and changes nothing.
     let out = osc(ep, &["coe", "cluster", "update", "c1", "--name", "x"]);
     assert!(!out.status.success());
@@ -270,6 +225,210 @@ fn scenario(url: &str) {
     wait_for(url, &format!("/v1/clusters/{uuid}"), 90, |s, _| s == 404);
     let list = ok_json(ep, &["coe", "cluster", "list", "-f", "json"]);
     assert_eq!(list, serde_json::json!([]));
+}
+
+/// openssl's verdict on `args`, run in `dir`.
+fn openssl(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl {args:?}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// The files `cluster config` wrote for a TLS cluster: ca.pem is the CA our
+/// API serves; cert.pem is signed by it, for the user Magnum's client asks
+/// as; key.pem is that certificate's key.
+fn check_cert_files(url: &str, uuid: &str, dir: &std::path::Path) {
+    let (s, ca) = http(url, "GET", &format!("/v1/certificates/{uuid}"), None);
+    assert_eq!(s, 200, "{ca}");
+    let ca: Value = serde_json::from_str(&ca).unwrap();
+    let written = std::fs::read_to_string(dir.join("ca.pem")).unwrap();
+    assert_eq!(written.trim(), ca["pem"].as_str().unwrap().trim());
+    assert!(openssl(dir, &["verify", "-CAfile", "ca.pem", "cert.pem"]).contains("cert.pem: OK"));
+    let subject = openssl(dir, &["x509", "-in", "cert.pem", "-noout", "-subject"]);
+    assert!(subject.contains("admin"), "{subject}");
+    let cert_key = openssl(dir, &["x509", "-in", "cert.pem", "-noout", "-pubkey"]);
+    let key = openssl(dir, &["pkey", "-in", "key.pem", "-pubout"]);
+    assert_eq!(cert_key, key, "key.pem is not cert.pem's key");
+    let dates = openssl(
+        dir,
+        &["x509", "-in", "cert.pem", "-noout", "-checkend", "3600"],
+    );
+    assert!(dates.contains("will not expire"), "{dates}");
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    let out = Command::new("base64")
+        .arg("-d")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(s.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
+/// `openstack coe cluster config`, unchanged, for a Kubernetes cluster, a
+/// Swarm cluster and a cluster without TLS: every file it writes checked.
+#[test]
+fn cluster_config_writes_what_each_coe_needs() {
+    let dir = tempdir("osc-config");
+    let conf = write_conf(&dir, "[api]\nport = 0\n[conductor]\nsync_interval = 1\n");
+    let cloud = dir.join("cloud");
+    let server = start_env(
+        &[
+            "--config-file",
+            conf.to_str().unwrap(),
+            "all-in-one",
+            "--data-dir",
+            dir.join("data").to_str().unwrap(),
+        ],
+        &[("MAGNUM_FAKE_CLOUD", cloud.to_str().unwrap())],
+        "listening on ",
+    );
+    let url = server.url.as_str();
+    let endpoint = format!("{url}/v1");
+    let ep = endpoint.as_str();
+    for (name, coe, extra) in [
+        ("k8s", "kubernetes", None),
+        ("swarm", "swarm-mode", None),
+        ("plain", "kubernetes", Some("--tls-disabled")),
+    ] {
+        let mut args = vec![
+            "coe",
+            "cluster",
+            "template",
+            "create",
+            name,
+            "--coe",
+            coe,
+            "--image",
+            "img",
+            "--external-network",
+            "public",
+            "--driver",
+            "fake",
+            "--labels",
+            "fake_seconds=0",
+        ];
+        args.extend(extra);
+        ok(ep, &args);
+        ok(
+            ep,
+            &["coe", "cluster", "create", name, "--cluster-template", name],
+        );
+    }
+    let uuid_of = |name: &str| {
+        status_is(url, name, "CREATE_COMPLETE")["uuid"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+
+    // Kubernetes: a kubeconfig with the CA, a client certificate and its
+    // key embedded, and the same three as files with --output-certs.
+    let k8s = uuid_of("k8s");
+    let out_dir = dir.join("k8s");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let d = out_dir.to_str().unwrap();
+    let out = ok(
+        ep,
+        &[
+            "coe",
+            "cluster",
+            "config",
+            "k8s",
+            "--dir",
+            d,
+            "--output-certs",
+        ],
+    );
+    assert_eq!(out.trim(), format!("export KUBECONFIG={d}/config"));
+    let mut names: Vec<String> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["ca.pem", "cert.pem", "config", "key.pem"]);
+    check_cert_files(url, &k8s, &out_dir);
+    let kubeconfig: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(out_dir.join("config")).unwrap()).unwrap();
+    let cluster = &kubeconfig["clusters"][0];
+    assert_eq!(cluster["name"].as_str(), Some("k8s"));
+    assert_eq!(
+        cluster["cluster"]["server"].as_str(),
+        Some("https://10.0.0.1:6443")
+    );
+    let user = &kubeconfig["users"][0]["user"];
+    for (field, file) in [
+        (&cluster["cluster"]["certificate-authority-data"], "ca.pem"),
+        (&user["client-certificate-data"], "cert.pem"),
+        (&user["client-key-data"], "key.pem"),
+    ] {
+        let embedded = base64_decode(field.as_str().unwrap());
+        assert_eq!(
+            embedded,
+            std::fs::read(out_dir.join(file)).unwrap(),
+            "{file} differs from the kubeconfig's"
+        );
+    }
+    assert_eq!(kubeconfig["current-context"].as_str(), Some("default"));
+
+    // Swarm: a Docker environment pointing at the three files beside it.
+    let swarm = uuid_of("swarm");
+    let out_dir = dir.join("swarm");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let d = out_dir.to_str().unwrap();
+    let out = ok(
+        ep,
+        &[
+            "coe",
+            "cluster",
+            "config",
+            "swarm",
+            "--dir",
+            d,
+            "--output-certs",
+        ],
+    );
+    assert_eq!(
+        out.trim(),
+        format!(
+            "export DOCKER_HOST=tcp://10.0.0.1:2376\nexport DOCKER_CERT_PATH={d}\nexport DOCKER_TLS_VERIFY=True"
+        )
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["ca.pem", "cert.pem", "key.pem"]);
+    check_cert_files(url, &swarm, &out_dir);
+
+    // Without TLS: a kubeconfig with no credentials, nothing else.
+    uuid_of("plain");
+    let out_dir = dir.join("plain");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let d = out_dir.to_str().unwrap();
+    ok(ep, &["coe", "cluster", "config", "plain", "--dir", d]);
+    let names: Vec<String> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(names, ["config"]);
+    let plain = std::fs::read_to_string(out_dir.join("config")).unwrap();
+    assert!(!plain.contains("-data:"), "{plain}");
+
+    drop(server);
+    std::fs::remove_dir_all(dir).ok();
 }
 
 #[test]

@@ -279,7 +279,12 @@ impl Driver for FakeDriver {
                     .iter()
                     .position(|n| n.uuid == m.uuid)
                     .unwrap_or(0);
-                o.api_address = Some(format!("https://10.0.{i}.1:6443"));
+                // Where each COE's clients connect, as the Heat drivers report it.
+                o.api_address = Some(match spec.template.coe.as_deref() {
+                    Some("swarm-mode") | Some("swarm") => format!("tcp://10.0.{i}.1:2376"),
+                    Some("mesos") => format!("http://10.0.{i}.1:8080"),
+                    _ => format!("https://10.0.{i}.1:6443"),
+                });
             }
             o.coe_version = Some("v1.30.0-fake".into());
             o.container_version = Some("1.0.0-fake".into());

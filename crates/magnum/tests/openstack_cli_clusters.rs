@@ -291,7 +291,10 @@ fn cluster_config_writes_what_each_coe_needs() {
             "--data-dir",
             dir.join("data").to_str().unwrap(),
         ],
-        &[("MAGNUM_FAKE_CLOUD", cloud.to_str().unwrap())],
+        &[
+            ("MAGNUM_FAKE_CLOUD", cloud.to_str().unwrap()),
+            ("MAGNUM_LOG", "debug"),
+        ],
         "listening on ",
     );
     let url = server.url.as_str();
@@ -426,6 +429,36 @@ fn cluster_config_writes_what_each_coe_needs() {
     assert_eq!(names, ["config"]);
     let plain = std::fs::read_to_string(out_dir.join("config")).unwrap();
     assert!(!plain.contains("-data:"), "{plain}");
+
+    // No private key reached a log line, even at debug level: not the
+    // client keys, not the CA keys the conductor made (read back from the
+    // x509keypair table).
+    let logs = server.logs();
+    assert!(logs.contains("POST /v1/certificates"), "{logs}");
+    assert!(!logs.contains("PRIVATE KEY"), "a key in the log");
+    let stored = Command::new(venv().join("bin/python"))
+        .args([
+            "-c",
+            "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); \
+             print('\\n'.join(k for (k,) in db.execute('select private_key from x509keypair')))",
+            dir.join("data/magnum.sqlite").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let mut keys = String::from_utf8_lossy(&stored.stdout).to_string();
+    assert!(keys.contains("ENCRYPTED PRIVATE KEY"), "{}", text(&stored));
+    for d in ["k8s", "swarm"] {
+        keys.push_str(&std::fs::read_to_string(dir.join(d).join("key.pem")).unwrap());
+    }
+    for line in keys
+        .lines()
+        .filter(|l| l.len() > 20 && !l.starts_with("-----"))
+    {
+        assert!(
+            !logs.contains(line),
+            "a private key line in the log: {line}"
+        );
+    }
 
     drop(server);
     std::fs::remove_dir_all(dir).ok();

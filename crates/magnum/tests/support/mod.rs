@@ -62,6 +62,15 @@ pub struct Server {
     pub child: Child,
     pub url: String,
     pub log: String,
+    /// Everything the server wrote to stderr after it started.
+    later: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Server {
+    /// Every log line so far.
+    pub fn logs(&self) -> String {
+        format!("{}{}", self.log, self.later.lock().unwrap())
+    }
 }
 
 impl Drop for Server {
@@ -86,8 +95,8 @@ pub fn start_until(args: &[&str], marker: &str) -> Server {
 pub fn start_env(args: &[&str], env: &[(&str, &str)], marker: &str) -> Server {
     let mut child = Command::new(MAGNUM)
         .args(args)
-        .envs(env.iter().copied())
         .env_remove("MAGNUM_LOG")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -119,8 +128,22 @@ pub fn start_env(args: &[&str], env: &[(&str, &str)], marker: &str) -> Server {
                         .trim_end_matches('/')
                         .to_string();
                     // Keep draining stderr so the server never blocks on it.
-                    std::thread::spawn(move || while rx.recv().is_ok() {});
-                    return Server { child, url, log };
+                    let later = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+                    let sink = later.clone();
+                    std::thread::spawn(move || {
+                        while let Ok(line) = rx.recv() {
+                            if let Ok(mut l) = sink.lock() {
+                                l.push_str(&line);
+                                l.push('\n');
+                            }
+                        }
+                    });
+                    return Server {
+                        child,
+                        url,
+                        log,
+                        later,
+                    };
                 }
             }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {

@@ -322,10 +322,19 @@ impl Conductor {
     }
 
     pub(crate) async fn spec(&self, cluster: &Cluster) -> Result<ClusterSpec, ConductorError> {
+        let trust = self.inner.db.trust_get(&cluster.uuid).await?.and_then(|t| {
+            Some(magnum_core::drivers::TrustCredentials {
+                user_id: t.trustee_user_id?,
+                username: t.trustee_username.unwrap_or_default(),
+                password: t.trustee_password?,
+                trust_id: t.trust_id?,
+            })
+        });
         Ok(ClusterSpec {
             cluster: cluster.clone(),
             template: self.template(cluster).await?,
             nodegroups: self.inner.db.nodegroups_of(&cluster.uuid).await?,
+            trust,
         })
     }
 

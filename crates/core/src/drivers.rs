@@ -36,6 +36,28 @@ pub struct ClusterSpec {
     pub cluster: Cluster,
     pub template: ClusterTemplate,
     pub nodegroups: Vec<NodeGroup>,
+    /// How to act for the cluster's owner (Keystone deployments).
+    pub trust: Option<TrustCredentials>,
+}
+
+/// A cluster's trustee and the trust its owner gave it: what a driver
+/// authenticates with to act for the owner, with no user token kept.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct TrustCredentials {
+    pub user_id: String,
+    pub username: String,
+    pub password: String,
+    pub trust_id: String,
+}
+
+impl std::fmt::Debug for TrustCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrustCredentials")
+            .field("user_id", &self.user_id)
+            .field("trust_id", &self.trust_id)
+            .field("password", &"****")
+            .finish()
+    }
 }
 
 impl ClusterSpec {
@@ -272,7 +294,9 @@ pub fn registry(conf: &Config) -> DriverRegistry {
     registry_with(Vec::new(), conf)
 }
 
-/// The drivers a release build ships.
+/// Placeholders of the drivers a release build ships: they know their
+/// names and kinds, and build nothing (the real ones live in
+/// `magnum-heat`, which the binary registers).
 pub fn shipped() -> Vec<Arc<dyn Driver>> {
     HEAT_DRIVERS
         .iter()
@@ -280,10 +304,15 @@ pub fn shipped() -> Vec<Arc<dyn Driver>> {
         .collect()
 }
 
-/// The registry of the shipped drivers plus `extra` (tests add theirs).
+/// The registry of `extra` (the binary adds the real Heat drivers, tests
+/// their own) plus a placeholder for each shipped name `extra` lacks.
 pub fn registry_with(extra: Vec<Arc<dyn Driver>>, conf: &Config) -> DriverRegistry {
-    let mut all = shipped();
-    all.extend(extra);
+    let mut all = extra;
+    for d in shipped() {
+        if !all.iter().any(|e| e.name() == d.name()) {
+            all.push(d);
+        }
+    }
     DriverRegistry::new(all, conf)
 }
 

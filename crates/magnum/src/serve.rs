@@ -96,12 +96,19 @@ fn cloud(_conf: &Config) -> Arc<dyn CloudLookup> {
 /// The drivers in force: the shipped ones, plus the test cloud driver in
 /// test builds (feature `fake-driver`, never in a release build).
 pub fn drivers(conf: &Config) -> magnum_core::drivers::DriverRegistry {
+    #[allow(unused_mut)]
+    let mut extra: Vec<Arc<dyn magnum_core::drivers::Driver>> =
+        match magnum_heat::HeatContext::from_conf(conf) {
+            Ok(ctx) => magnum_heat::drivers(Arc::new(ctx)),
+            Err(e) => {
+                tracing::error!("Heat drivers unavailable: {e}");
+                Vec::new()
+            }
+        };
     #[cfg(feature = "fake-driver")]
-    let extra: Vec<Arc<dyn magnum_core::drivers::Driver>> = vec![Arc::new(
+    extra.push(Arc::new(
         magnum_conductor::fake_driver::FakeDriver::from_env(),
-    )];
-    #[cfg(not(feature = "fake-driver"))]
-    let extra: Vec<Arc<dyn magnum_core::drivers::Driver>> = Vec::new();
+    ));
     magnum_core::drivers::registry_with(extra, conf)
 }
 

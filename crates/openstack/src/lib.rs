@@ -7,6 +7,7 @@
 //! The service clients ([`barbican::Barbican`]) borrow a session.
 
 pub mod barbican;
+pub mod heat;
 mod session;
 
 pub use session::{find_endpoint, http_client, identity_url, Credential, Session};

@@ -69,6 +69,7 @@ pub static OPTIONS: &[OptDef] = &[
     opt("docker", "key_file", Str, None, "Docker API client: key file.", false),
     opt("docker_registry", "swift_region", Str, None, "docker_registry: swift region.", false),
     opt("docker_registry", "swift_registry_container", Str, Some("docker_registry"), "docker_registry: swift registry container.", false),
+    opt("drivers", "heat_environment_files", List, None, "Heat environment files sent with every cluster stack (magnum-rs); files their resource_registry names are sent too.", false),
     opt("drivers", "verify_ca", Bool, Some("true"), "Whether cluster nodes verify the CA of OpenStack endpoints.", false),
     opt("drivers", "openstack_ca_file", Str, Some(""), "CA bundle handed to cluster nodes for OpenStack endpoints.", false),
     opt("drivers", "disabled_drivers", List, Some(""), "Cluster drivers that may not be used.", false),

@@ -1,0 +1,213 @@
+//! Magnum's Heat drivers: a cluster is a Heat stack built from our own
+//! templates (`templates/`), created, followed and deleted through Heat's
+//! API while acting for the cluster's owner through its trust.
+//!
+//! One [`HeatDriver`] per shipped driver name; they differ in the COE
+//! templates they send and the boot configuration of their nodes
+//! (`Magnum::Boot::*` in the environment: Ignition for Fedora CoreOS,
+//! cloud-init for Ubuntu). Everything else — the queue, leases, status
+//! sync, timeouts — is the conductor's, generic over drivers.
+
+mod params;
+mod stacks;
+mod templates;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use magnum_core::config::Config;
+use magnum_core::drivers::{
+    ClusterKind, ClusterSpec, Driver, DriverError, DriverFuture, Observed, HEAT_DRIVERS,
+};
+use magnum_openstack::heat::Heat;
+use magnum_openstack::{Credential, Selector, Session};
+
+pub use params::{labels_markdown, Label, LABELS};
+pub use templates::{Coe, Os};
+
+/// What every Heat driver shares: how to reach Keystone and Heat, and the
+/// operator's extra environments.
+#[derive(Debug)]
+pub struct HeatContext {
+    /// A session for Keystone's URL and TLS settings; drivers act through
+    /// per-cluster trust sessions made from it.
+    base: Option<Session>,
+    heat: Selector,
+    magnum: Selector,
+    extra: templates::Extra,
+    sessions: Mutex<HashMap<String, Arc<Session>>>,
+    /// `[drivers] verify_ca`.
+    verify_ca: bool,
+}
+
+impl HeatContext {
+    pub fn from_conf(conf: &Config) -> Result<HeatContext, String> {
+        let base = Session::service(conf).ok();
+        let extra = templates::Extra::load(&conf.list("drivers", "heat_environment_files"))?;
+        Ok(HeatContext {
+            base,
+            heat: Selector::from_conf(conf, "heat_client", "orchestration"),
+            magnum: Selector::from_conf(conf, "magnum_client", "container-infra"),
+            extra,
+            sessions: Mutex::new(HashMap::new()),
+            verify_ca: conf
+                .str("drivers", "verify_ca")
+                .is_none_or(|v| v != "false"),
+        })
+    }
+
+    /// The session acting for a cluster's owner through its trust.
+    fn session(&self, spec: &ClusterSpec) -> Result<Arc<Session>, DriverError> {
+        let trust = spec.trust.as_ref().ok_or_else(|| {
+            DriverError::Failed(format!(
+                "cluster {} has no trust to act for its owner with (Heat drivers need Keystone)",
+                spec.cluster.uuid
+            ))
+        })?;
+        let base = self.base.as_ref().ok_or_else(|| {
+            DriverError::Failed(
+                "Heat drivers need Keystone: set [keystone_authtoken] (or [keystone_auth])".into(),
+            )
+        })?;
+        let mut sessions = self
+            .sessions
+            .lock()
+            .map_err(|_| DriverError::Failed("session cache poisoned".into()))?;
+        let key = format!("{}/{}", spec.cluster.uuid, trust.trust_id);
+        if let Some(s) = sessions.get(&key) {
+            return Ok(s.clone());
+        }
+        if sessions.len() > 1000 {
+            sessions.clear();
+        }
+        let s = Arc::new(base.with_credential(Credential::Trust {
+            user_id: trust.user_id.clone(),
+            password: trust.password.clone(),
+            trust_id: trust.trust_id.clone(),
+        }));
+        sessions.insert(key, s.clone());
+        Ok(s)
+    }
+
+    fn heat(&self, spec: &ClusterSpec) -> Result<Heat, DriverError> {
+        Ok(Heat::new(self.session(spec)?, self.heat.clone()))
+    }
+
+    /// Forget the sessions of a cluster that is gone.
+    fn forget(&self, cluster_uuid: &str) {
+        if let Ok(mut s) = self.sessions.lock() {
+            s.retain(|k, _| !k.starts_with(cluster_uuid));
+        }
+    }
+}
+
+/// A Heat driver of one (server type, OS, COE).
+#[derive(Debug)]
+pub struct HeatDriver {
+    name: &'static str,
+    provides: &'static [ClusterKind],
+    coe: Coe,
+    os: Os,
+    ctx: Arc<HeatContext>,
+}
+
+/// The Heat drivers this build ships, sharing `ctx`.
+pub fn drivers(ctx: Arc<HeatContext>) -> Vec<Arc<dyn Driver>> {
+    HEAT_DRIVERS
+        .iter()
+        .filter_map(|(name, provides)| {
+            let kind = provides.first()?;
+            Some(Arc::new(HeatDriver {
+                name,
+                provides,
+                coe: Coe::of(kind.coe)?,
+                os: Os::of(kind.os)?,
+                ctx: ctx.clone(),
+            }) as Arc<dyn Driver>)
+        })
+        .collect()
+}
+
+fn failed(e: impl std::fmt::Display) -> DriverError {
+    DriverError::Failed(e.to_string())
+}
+
+impl Driver for HeatDriver {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn provides(&self) -> &'static [ClusterKind] {
+        self.provides
+    }
+
+    fn create(&self, spec: &ClusterSpec, timeout_minutes: i64) -> DriverFuture<'_, String> {
+        let spec = spec.clone();
+        Box::pin(async move {
+            let heat = self.ctx.heat(&spec)?;
+            let magnum_url = self.magnum_url(&spec).await;
+            let input = self.input(&spec, magnum_url, timeout_minutes)?;
+            stacks::create(&heat, &stacks::name_of(&spec.cluster), &input).await
+        })
+    }
+
+    fn delete(&self, spec: &ClusterSpec) -> DriverFuture<'_, ()> {
+        let spec = spec.clone();
+        Box::pin(async move {
+            let Some(stack) = spec.cluster.stack_id.clone() else {
+                return Ok(());
+            };
+            let heat = self.ctx.heat(&spec)?;
+            heat.delete_stack(&stack).await.map_err(failed)
+        })
+    }
+
+    fn status(&self, spec: &ClusterSpec) -> DriverFuture<'_, Observed> {
+        let spec = spec.clone();
+        Box::pin(async move {
+            let heat = self.ctx.heat(&spec)?;
+            let observed = stacks::observe(&heat, &spec, self.coe).await?;
+            if observed.action == magnum_core::drivers::Action::Delete
+                && observed.progress == magnum_core::drivers::Progress::Complete
+            {
+                self.ctx.forget(&spec.cluster.uuid);
+            }
+            Ok(observed)
+        })
+    }
+}
+
+impl HeatDriver {
+    /// Our API's endpoint, as nodes reach it to have certificates signed.
+    async fn magnum_url(&self, spec: &ClusterSpec) -> String {
+        match self.ctx.session(spec) {
+            Ok(s) => self.ctx.magnum.url(&s).await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
+    fn input(
+        &self,
+        spec: &ClusterSpec,
+        magnum_url: String,
+        timeout_minutes: i64,
+    ) -> Result<magnum_openstack::heat::StackInput, DriverError> {
+        let bundle = templates::bundle(self.coe, self.os, &self.ctx.extra)?;
+        let auth_url = self
+            .ctx
+            .base
+            .as_ref()
+            .map(|b| b.identity_url().to_string())
+            .unwrap_or_default();
+        let parameters =
+            params::for_cluster(spec, self.coe, &magnum_url, &auth_url, self.ctx.verify_ca)?;
+        Ok(magnum_openstack::heat::StackInput {
+            template: bundle.template,
+            files: bundle.files,
+            environment: bundle.environment,
+            parameters,
+            timeout_mins: (timeout_minutes > 0).then_some(timeout_minutes),
+            disable_rollback: true,
+        })
+    }
+}

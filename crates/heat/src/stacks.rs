@@ -1,0 +1,203 @@
+//! Stacks: made once per cluster, and read back into what the conductor
+//! records.
+
+use magnum_core::drivers::{Action, ClusterSpec, DriverError, Observed, Progress};
+use magnum_core::objects::Cluster;
+use magnum_openstack::heat::{output, Heat, StackInput};
+use serde_json::Value;
+
+use crate::Coe;
+
+fn failed(e: impl std::fmt::Display) -> DriverError {
+    DriverError::Failed(e.to_string())
+}
+
+/// A cluster's stack name: its name (as far as Heat allows, 20 characters)
+/// and the start of its uuid, so a retried create finds the stack a dead
+/// conductor already made.
+pub fn name_of(c: &Cluster) -> String {
+    let base: String = c
+        .name
+        .as_deref()
+        .unwrap_or("cluster")
+        .chars()
+        .map(|ch| {
+            if ch.is_ascii_alphanumeric() || ch == '-' || ch == '.' {
+                ch
+            } else {
+                '-'
+            }
+        })
+        .take(20)
+        .collect();
+    let base = if base.starts_with(|ch: char| ch.is_ascii_alphabetic()) {
+        base
+    } else {
+        format!("c{base}")
+    };
+    format!("{base}-{}", c.uuid.chars().take(12).collect::<String>())
+}
+
+/// Create the stack, or adopt the one made by an earlier attempt.
+pub async fn create(heat: &Heat, name: &str, input: &StackInput) -> Result<String, DriverError> {
+    if let Some(s) = heat.stack(name).await.map_err(failed)? {
+        if s["stack_status"] != "DELETE_COMPLETE" {
+            if let Some(id) = s["id"].as_str() {
+                tracing::info!("stack {name} exists already ({id}); adopting it");
+                return Ok(id.to_string());
+            }
+        }
+    }
+    heat.create_stack(name, input).await.map_err(failed)
+}
+
+fn action_of(stem: &str) -> Action {
+    match stem {
+        "CREATE" => Action::Create,
+        "DELETE" => Action::Delete,
+        "ROLLBACK" => Action::Rollback,
+        _ => Action::Update,
+    }
+}
+
+fn cluster_action(c: &Cluster) -> Action {
+    action_of(
+        c.status
+            .as_deref()
+            .and_then(|s| s.split('_').next())
+            .unwrap_or("CREATE"),
+    )
+}
+
+/// Why a stack failed: each failed resource that failed of its own
+/// accord, with its reason; else the stack's reason.
+async fn failure_reason(heat: &Heat, id: &str, stack: &Value) -> String {
+    let stack_reason = stack["stack_status_reason"]
+        .as_str()
+        .unwrap_or("the stack failed")
+        .to_string();
+    let Ok(resources) = heat.resources(id, 5).await else {
+        return stack_reason;
+    };
+    let own: Vec<String> = resources
+        .iter()
+        .filter(|r| {
+            r["resource_status"]
+                .as_str()
+                .is_some_and(|s| s.ends_with("FAILED"))
+        })
+        .filter_map(|r| {
+            let reason = r["resource_status_reason"].as_str()?;
+            // A nested stack's failure repeats its member's.
+            (!reason.contains("resources.")).then(|| {
+                format!(
+                    "{}: {}",
+                    r["resource_name"].as_str().unwrap_or("?"),
+                    reason.trim_start_matches("Error: ")
+                )
+            })
+        })
+        .collect();
+    if own.is_empty() {
+        stack_reason
+    } else {
+        own.join("; ")
+    }
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_str().filter(|s| !s.is_empty()).map(str::to_string))
+            .collect(),
+        Some(Value::String(s)) if !s.is_empty() => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// Where a COE's clients connect, as upstream's drivers report it.
+fn api_address(coe: Coe, ip: &str, tls: bool) -> String {
+    match (coe, tls) {
+        (Coe::Kubernetes, true) => format!("https://{ip}:6443"),
+        (Coe::Kubernetes, false) => format!("http://{ip}:8080"),
+        (Coe::Swarm, true) => format!("tcp://{ip}:2376"),
+        (Coe::Swarm, false) => format!("tcp://{ip}:2375"),
+        (Coe::Mesos, _) => format!("http://{ip}:8080"),
+    }
+}
+
+/// What the cluster's stack says now.
+pub async fn observe(heat: &Heat, spec: &ClusterSpec, coe: Coe) -> Result<Observed, DriverError> {
+    let c = &spec.cluster;
+    let id = match &c.stack_id {
+        Some(id) => id.clone(),
+        // No stack recorded: one may exist from a create cut short.
+        None => match heat.stack(&name_of(c)).await.map_err(failed)? {
+            Some(s) => s["id"].as_str().unwrap_or_default().to_string(),
+            None if cluster_action(c) == Action::Delete => {
+                return Ok(Observed::new(Action::Delete, Progress::Complete))
+            }
+            None => return Ok(Observed::new(cluster_action(c), Progress::InProgress)),
+        },
+    };
+    let Some(stack) = heat.stack(&id).await.map_err(failed)? else {
+        return Ok(if cluster_action(c) == Action::Delete {
+            Observed::new(Action::Delete, Progress::Complete)
+        } else {
+            Observed::new(
+                cluster_action(c),
+                Progress::Failed(format!("Stack {id} not found")),
+            )
+        });
+    };
+    let status = stack["stack_status"].as_str().unwrap_or("UNKNOWN");
+    let (stem, state) = status.split_once('_').unwrap_or((status, ""));
+    let action = action_of(stem);
+    let progress = match state {
+        "COMPLETE" => Progress::Complete,
+        "FAILED" => Progress::Failed(failure_reason(heat, &id, &stack).await),
+        _ => Progress::InProgress,
+    };
+    let mut o = Observed::new(action, progress);
+    if o.progress == Progress::Complete && action != Action::Delete {
+        let tls = stack["parameters"]["tls_disabled"] != "True"
+            && stack["parameters"]["tls_disabled"] != "true";
+        o.api_address = output(&stack, "api_address")
+            .and_then(Value::as_str)
+            .filter(|ip| !ip.is_empty())
+            .map(|ip| api_address(coe, ip, tls));
+        if let Some(m) = spec.default_group("master") {
+            o.node_addresses
+                .insert(m.uuid.clone(), strings(output(&stack, "master_addresses")));
+        }
+        if let Some(w) = spec.default_group("worker") {
+            o.node_addresses
+                .insert(w.uuid.clone(), strings(output(&stack, "worker_addresses")));
+        }
+        if coe == Coe::Kubernetes {
+            o.coe_version = stack["parameters"]["kube_tag"].as_str().map(str::to_string);
+        }
+    }
+    Ok(o)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn stack_names_are_heat_names_and_stable() {
+        let mut c = Cluster {
+            uuid: "0123456789ab-cdef".into(),
+            name: Some("my_cluster with a very long name".into()),
+            ..Default::default()
+        };
+        assert_eq!(name_of(&c), "my-cluster-with-a-ve-0123456789ab");
+        c.name = Some("9lives".into());
+        assert_eq!(name_of(&c), "c9lives-0123456789ab");
+        c.name = None;
+        assert_eq!(name_of(&c), "cluster-0123456789ab");
+    }
+}

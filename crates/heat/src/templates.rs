@@ -1,0 +1,202 @@
+//! Our HOT templates, and what is sent to Heat with them.
+//!
+//! Each COE has a top template (`cluster.yaml`) and nested ones it names by
+//! file (`master.yaml`, `worker.yaml`, `lb.yaml`, …); node boot
+//! configuration is the abstract type `Magnum::Boot::<Role>`, mapped in the
+//! environment to the OS's provider (Ignition for Fedora CoreOS, cloud-init
+//! for Ubuntu). An operator may add environments (`[drivers]
+//! heat_environment_files`): their `resource_registry` entries that name
+//! files are sent along, so a cloud can map types to its own providers.
+
+use std::path::Path;
+
+use magnum_core::drivers::DriverError;
+use serde_json::{json, Map, Value};
+
+/// The container orchestration engine a driver builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coe {
+    Kubernetes,
+    Swarm,
+    Mesos,
+}
+
+impl Coe {
+    pub fn of(coe: &str) -> Option<Coe> {
+        match coe {
+            "kubernetes" => Some(Coe::Kubernetes),
+            "swarm-mode" | "swarm" => Some(Coe::Swarm),
+            "mesos" => Some(Coe::Mesos),
+            _ => None,
+        }
+    }
+}
+
+/// The operating system of a driver's nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Os {
+    FedoraCoreos,
+    Ubuntu,
+}
+
+impl Os {
+    pub fn of(os: &str) -> Option<Os> {
+        match os {
+            "fedora-coreos" => Some(Os::FedoraCoreos),
+            "ubuntu" => Some(Os::Ubuntu),
+            _ => None,
+        }
+    }
+}
+
+/// (name Heat knows the file by, its text).
+type File = (&'static str, &'static str);
+
+const KUBERNETES: &[File] = &[
+    (
+        "cluster.yaml",
+        include_str!("../templates/kubernetes/cluster.yaml"),
+    ),
+    (
+        "network.yaml",
+        include_str!("../templates/common/network.yaml"),
+    ),
+    ("lb.yaml", include_str!("../templates/common/lb.yaml")),
+    ("node.yaml", include_str!("../templates/common/node.yaml")),
+    (
+        "kube-node.sh",
+        include_str!("../templates/kubernetes/kube-node.sh"),
+    ),
+];
+
+const BOOT_FCOS: File = (
+    "boot-fcos.yaml",
+    include_str!("../templates/boot/fcos.yaml"),
+);
+const BOOT_UBUNTU: File = (
+    "boot-ubuntu.yaml",
+    include_str!("../templates/boot/ubuntu.yaml"),
+);
+
+/// Every template file of a COE (for validation and the labels table).
+pub fn files_of(coe: Coe) -> &'static [File] {
+    match coe {
+        Coe::Kubernetes => KUBERNETES,
+        // The Swarm and Mesos templates come with their drivers.
+        Coe::Swarm | Coe::Mesos => &[],
+    }
+}
+
+/// Environments an operator added: their registry and the files it names.
+#[derive(Debug, Clone, Default)]
+pub struct Extra {
+    registry: Map<String, Value>,
+    parameter_defaults: Map<String, Value>,
+    files: Map<String, Value>,
+}
+
+impl Extra {
+    /// Read environment files; a registry entry naming a file (relative to
+    /// its environment) is read and sent by its file name.
+    pub fn load(paths: &[String]) -> Result<Extra, String> {
+        let mut extra = Extra::default();
+        for p in paths {
+            let text =
+                std::fs::read_to_string(p).map_err(|e| format!("heat environment {p}: {e}"))?;
+            let env: Value =
+                serde_yaml::from_str(&text).map_err(|e| format!("heat environment {p}: {e}"))?;
+            let dir = Path::new(p).parent().unwrap_or(Path::new("."));
+            for (k, v) in env["resource_registry"].as_object().into_iter().flatten() {
+                let Some(target) = v.as_str() else {
+                    extra.registry.insert(k.clone(), v.clone());
+                    continue;
+                };
+                let file = dir.join(target);
+                if target.ends_with(".yaml") || target.ends_with(".yml") {
+                    let body = std::fs::read_to_string(&file)
+                        .map_err(|e| format!("heat environment {p}: {}: {e}", file.display()))?;
+                    let name = format!("extra-{}", target.replace('/', "-"));
+                    extra.files.insert(name.clone(), json!(body));
+                    extra.registry.insert(k.clone(), json!(name));
+                } else {
+                    extra.registry.insert(k.clone(), json!(target));
+                }
+            }
+            if let Some(d) = env["parameter_defaults"].as_object() {
+                extra.parameter_defaults.extend(d.clone());
+            }
+        }
+        Ok(extra)
+    }
+}
+
+/// What a stack of one driver is made from.
+pub struct Bundle {
+    pub template: Value,
+    pub files: Map<String, Value>,
+    pub environment: Value,
+}
+
+fn parse(name: &str, text: &str) -> Result<Value, DriverError> {
+    serde_yaml::from_str(text)
+        .map_err(|e| DriverError::Failed(format!("template {name} does not parse: {e}")))
+}
+
+/// The template, files and environment of a (COE, OS) cluster.
+pub fn bundle(coe: Coe, os: Os, extra: &Extra) -> Result<Bundle, DriverError> {
+    let all = files_of(coe);
+    let Some((top, rest)) = all.split_first() else {
+        return Err(DriverError::NotAvailable(format!(
+            "{coe:?} clusters are not available with Heat yet"
+        )));
+    };
+    let boot = match os {
+        Os::FedoraCoreos => BOOT_FCOS,
+        Os::Ubuntu => BOOT_UBUNTU,
+    };
+    let mut files = Map::new();
+    for (name, text) in rest.iter().chain(std::iter::once(&boot)) {
+        files.insert(name.to_string(), json!(text));
+    }
+    files.extend(extra.files.clone());
+    let mut registry = Map::new();
+    registry.insert("Magnum::Boot".into(), json!(boot.0));
+    registry.extend(extra.registry.clone());
+    Ok(Bundle {
+        template: parse(top.0, top.1)?,
+        files,
+        environment: json!({
+            "resource_registry": registry,
+            "parameter_defaults": extra.parameter_defaults,
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn every_template_parses_and_names_only_files_we_send() {
+        for os in [Os::FedoraCoreos, Os::Ubuntu] {
+            let b = bundle(Coe::Kubernetes, os, &Extra::default()).unwrap();
+            assert!(b.template["heat_template_version"].is_string());
+            for (name, text) in b.files.iter() {
+                if name.ends_with(".yaml") {
+                    parse(name, text.as_str().unwrap()).unwrap();
+                }
+            }
+            // Every `type:` or `get_file:` naming a file is one we send.
+            let mut texts = vec![serde_json::to_string(&b.template).unwrap()];
+            texts.extend(b.files.values().map(|v| v.as_str().unwrap().to_string()));
+            for t in texts {
+                for word in t.split(|c: char| c.is_whitespace() || c == '"' || c == ',') {
+                    if (word.ends_with(".yaml") || word.ends_with(".sh")) && !word.contains('/') {
+                        assert!(b.files.contains_key(word), "{word} is not sent");
+                    }
+                }
+            }
+        }
+    }
+}

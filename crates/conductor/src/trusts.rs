@@ -1,7 +1,8 @@
 //! Keystone trusts per cluster, as upstream's conductor made them: a
 //! trustee user `<cluster uuid>_<project>` in `[trust] trustee_domain_*`,
 //! created by the trustee domain's admin, and a trust from the cluster's
-//! owner to it (impersonation, no redelegation) with `[trust] roles`, or the
+//! owner to it (impersonation; redelegable, so Heat can take its own trust
+//! from it) with `[trust] roles`, or the
 //! owner's roles when none are configured. Drivers use them to act for the
 //! owner later, with no user token kept anywhere.
 //!
@@ -191,7 +192,10 @@ impl TrustManager {
                 "trustee_user_id": trustee,
                 "project_id": project,
                 "impersonation": true,
-                "allow_redelegation": false,
+                // Heat makes its own trust from the token it is called
+                // with; from a trust-scoped token Keystone allows that
+                // only as a redelegation of this trust.
+                "allow_redelegation": true,
                 "roles": roles,
             }}))
             .send()

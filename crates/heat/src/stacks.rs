@@ -69,8 +69,22 @@ fn cluster_action(c: &Cluster) -> Action {
     )
 }
 
-/// Why a stack failed: each failed resource that failed of its own
-/// accord, with its reason; else the stack's reason.
+/// A failure reason without Heat's `Error: resources.a.resources.b: `
+/// prefixes.
+fn bare_reason(reason: &str) -> &str {
+    let mut r = reason;
+    while let Some(i) = r.find("resources.") {
+        match r[i..].find(": ") {
+            Some(j) => r = &r[i + j + 2..],
+            None => break,
+        }
+    }
+    r.trim()
+}
+
+/// Why a stack failed: each failed resource none of whose own resources
+/// failed (the root causes), as `<path>: <reason>`; else the stack's
+/// reason.
 async fn failure_reason(heat: &Heat, id: &str, stack: &Value) -> String {
     let stack_reason = stack["stack_status_reason"]
         .as_str()
@@ -79,29 +93,50 @@ async fn failure_reason(heat: &Heat, id: &str, stack: &Value) -> String {
     let Ok(resources) = heat.resources(id, 5).await else {
         return stack_reason;
     };
-    let own: Vec<String> = resources
+    let failed: Vec<&Value> = resources
         .iter()
         .filter(|r| {
             r["resource_status"]
                 .as_str()
                 .is_some_and(|s| s.ends_with("FAILED"))
         })
-        .filter_map(|r| {
-            let reason = r["resource_status_reason"].as_str()?;
-            // A nested stack's failure repeats its member's.
-            (!reason.contains("resources.")).then(|| {
-                format!(
-                    "{}: {}",
-                    r["resource_name"].as_str().unwrap_or("?"),
-                    reason.trim_start_matches("Error: ")
-                )
-            })
+        .collect();
+    let parent_of = |r: &Value| r["parent_resource"].as_str().map(str::to_string);
+    let name_of = |r: &Value| r["resource_name"].as_str().unwrap_or("?").to_string();
+    let leaves: Vec<String> = failed
+        .iter()
+        .filter(|r| {
+            let name = name_of(r);
+            !failed
+                .iter()
+                .any(|o| parent_of(o).as_deref() == Some(name.as_str()))
+        })
+        .map(|r| {
+            // The path down to it: parent.child.
+            let mut path = vec![name_of(r)];
+            let mut cur = parent_of(r);
+            while let Some(p) = cur {
+                path.push(p.clone());
+                cur = resources
+                    .iter()
+                    .find(|o| o["resource_name"] == p.as_str())
+                    .and_then(parent_of);
+                if path.len() > 8 {
+                    break;
+                }
+            }
+            path.reverse();
+            format!(
+                "{}: {}",
+                path.join("."),
+                bare_reason(r["resource_status_reason"].as_str().unwrap_or(""))
+            )
         })
         .collect();
-    if own.is_empty() {
+    if leaves.is_empty() {
         stack_reason
     } else {
-        own.join("; ")
+        leaves.join("; ")
     }
 }
 
@@ -186,6 +221,19 @@ pub async fn observe(heat: &Heat, spec: &ClusterSpec, coe: Coe) -> Result<Observ
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn heat_prefixes_leave_the_reason() {
+        assert_eq!(
+            bare_reason("ValueError: resources.nova_boot: Test Resource failed nova_boot"),
+            "Test Resource failed nova_boot"
+        );
+        assert_eq!(
+            bare_reason("Error: resources.a.resources.b: boom: really"),
+            "boom: really"
+        );
+        assert_eq!(bare_reason("plain"), "plain");
+    }
 
     #[test]
     fn stack_names_are_heat_names_and_stable() {

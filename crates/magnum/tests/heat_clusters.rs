@@ -1,0 +1,188 @@
+//! Clusters as real Heat stacks: our API and conductor (all-in-one, with
+//! Keystone) drive PyPI Heat (`scripts/heat.sh`) through the cluster's
+//! trust; Nova, Neutron, Cinder and Octavia resources are stood in for by
+//! the test environment `tests/heat/fake-cloud-env.yaml`, so the stacks
+//! live their whole life in the real Heat engine.
+
+#![allow(clippy::unwrap_used)] // tests fail by panicking
+
+mod support;
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::cloud::*;
+use support::*;
+
+/// An all-in-one with Keystone whose Heat drivers send the fake cloud.
+fn heat_conf(dir: &std::path::Path) -> String {
+    let conf = conf_with(dir, &format!("{KEYSTONE}/v3"), "x509keypair");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&conf)
+        .unwrap();
+    writeln!(
+        f,
+        "[drivers]\nheat_environment_files = {}",
+        fake_cloud_env().display()
+    )
+    .unwrap();
+    conf
+}
+
+fn wait_status(url: &str, cluster: &str, user: &str, want: &[&str], secs: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let tok = token(user, "project-a");
+        let (s, _, c) = call(
+            url,
+            "GET",
+            &format!("/v1/clusters/{cluster}"),
+            Some(&tok),
+            None,
+        );
+        if want.contains(&"gone") && s == 404 {
+            return Value::Null;
+        }
+        if let Some(st) = c["status"].as_str() {
+            if want.contains(&st) {
+                return c;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cluster {cluster} stuck: {s} {c}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// The stacks of project A Heat lists (a member's view).
+fn heat_stacks(name: &str) -> Vec<Value> {
+    let tok = token("a-member", "project-a");
+    let (s, _, me) = http_with(
+        KEYSTONE,
+        "GET",
+        "/v3/auth/tokens",
+        &[("X-Auth-Token", &tok), ("X-Subject-Token", &tok)],
+        None,
+    );
+    assert_eq!(s, 200);
+    let me: Value = serde_json::from_str(&me).unwrap();
+    let project = me["token"]["project"]["id"].as_str().unwrap().to_string();
+    let (s, _, body) = http_with(
+        "http://127.0.0.1:8004",
+        "GET",
+        &format!("/v1/{project}/stacks?name={name}"),
+        &[("X-Auth-Token", &tok)],
+        None,
+    );
+    assert_eq!(s, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    v["stacks"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn kubernetes_cluster_is_a_heat_stack() {
+    keystone(&["start"]);
+    heat_start();
+    let dir = tempdir("heat-k8s");
+    let _cloud = cloud_double(&dir);
+    glance_with_image(&token("a-member", "project-a"));
+    let conf = heat_conf(&dir);
+    let server = all_in_one(&dir, &conf);
+    let url = server.url.clone();
+    keystone(&["endpoint", &format!("{url}/v1")]);
+    // The test Keystone's tokens live 30 s: a fresh one per call.
+    let member = || token("a-member", "project-a");
+    let (s, _, t) = call(
+        &url,
+        "POST",
+        "/v1/clustertemplates",
+        Some(&member()),
+        Some(
+            json!({"name": "k8s-heat", "coe": "kubernetes", "image_id": "fedora-coreos-40",
+                    "flavor_id": "m1.small", "master_flavor_id": "m1.medium", "keypair_id": "kp",
+                    "external_network_id": "public", "docker_volume_size": 5}),
+        ),
+    );
+    assert_eq!(s, 201, "{t}");
+    assert_eq!(t["cluster_distro"], "fedora-coreos");
+
+    // Create: a stack in Heat, CREATE_COMPLETE with addresses.
+    let (s, _, c) = call(
+        &url,
+        "POST",
+        "/v1/clusters",
+        Some(&member()),
+        Some(json!({"name": "k1", "cluster_template_id": "k8s-heat", "node_count": 2})),
+    );
+    assert_eq!(s, 202, "{c}");
+    let uuid = c["uuid"].as_str().unwrap().to_string();
+    let c = wait_status(
+        &url,
+        &uuid,
+        "a-member",
+        &["CREATE_COMPLETE", "CREATE_FAILED"],
+        240,
+    );
+    assert_eq!(c["status"], "CREATE_COMPLETE", "{c}");
+    let api = c["api_address"].as_str().unwrap_or_default();
+    assert!(
+        api.starts_with("https://172.24.4.") && api.ends_with(":6443"),
+        "{c}"
+    );
+    assert_eq!(c["coe_version"], "v1.30.4");
+    assert_eq!(c["master_addresses"].as_array().unwrap().len(), 1, "{c}");
+    assert_eq!(c["node_addresses"].as_array().unwrap().len(), 2, "{c}");
+    // Newer microversions call the stack id cluster_id.
+    let stack_id = c["cluster_id"].as_str().unwrap().to_string();
+    let stacks = heat_stacks(&format!("k1-{}", &uuid[..12]));
+    assert_eq!(stacks.len(), 1, "{stacks:?}");
+    assert_eq!(stacks[0]["id"], stack_id.as_str());
+    assert_eq!(stacks[0]["stack_status"], "CREATE_COMPLETE");
+
+    // A node that fails to boot: CREATE_FAILED naming it.
+    let (s, _, bad) = call(
+        &url,
+        "POST",
+        "/v1/clusters",
+        Some(&member()),
+        Some(json!({"name": "fail-me", "cluster_template_id": "k8s-heat", "node_count": 1})),
+    );
+    assert_eq!(s, 202, "{bad}");
+    let bad_uuid = bad["uuid"].as_str().unwrap().to_string();
+    let bad = wait_status(
+        &url,
+        &bad_uuid,
+        "a-member",
+        &["CREATE_COMPLETE", "CREATE_FAILED"],
+        240,
+    );
+    assert_eq!(bad["status"], "CREATE_FAILED", "{bad}");
+    let reason = bad["status_reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("nova_boot") && reason.contains("Test Resource failed"),
+        "{reason}"
+    );
+
+    // Delete: the stacks go from Heat, the clusters from our database.
+    for id in [&uuid, &bad_uuid] {
+        let tok = token("a-member", "project-a");
+        let (s, _, b) = call(
+            &url,
+            "DELETE",
+            &format!("/v1/clusters/{id}"),
+            Some(&tok),
+            None,
+        );
+        assert_eq!(s, 204, "{b}");
+    }
+    for id in [&uuid, &bad_uuid] {
+        wait_status(&url, id, "a-member", &["gone"], 240);
+    }
+    assert!(heat_stacks(&format!("k1-{}", &uuid[..12])).is_empty());
+    drop(server);
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -1,0 +1,352 @@
+//! The real OpenStack services of the program-level tests: Keystone,
+//! Glance, Barbican and Heat from PyPI (started by `scripts/*.sh`), a
+//! double for Nova and Neutron, tokens and catalog registration.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::*;
+
+pub const KEYSTONE: &str = "http://127.0.0.1:5001";
+/// Token lifetime of the test Keystone, so an expired token can be shown.
+pub const TOKEN_SECONDS: &str = "30";
+
+pub fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/keystone.sh")
+}
+
+pub fn keystone(args: &[&str]) {
+    let out = run(Command::new("bash")
+        .arg(script())
+        .args(args)
+        .env("KEYSTONE_TOKEN_EXPIRATION", TOKEN_SECONDS));
+    assert!(
+        out.status.success(),
+        "scripts/keystone.sh {args:?} failed:\n{}",
+        text(&out)
+    );
+}
+
+/// A project-scoped token for `user` of `project`.
+pub fn token(user: &str, project: &str) -> String {
+    token_of(user, "secret", project)
+}
+
+pub fn token_of(user: &str, password: &str, project: &str) -> String {
+    let body = json!({"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": user, "password": password, "domain": {"id": "default"}}}},
+        "scope": {"project": {"name": project, "domain": {"id": "default"}}},
+    }});
+    let (status, headers, text) = http_with(
+        KEYSTONE,
+        "POST",
+        "/v3/auth/tokens?nocatalog",
+        &[],
+        Some(&body.to_string()),
+    );
+    assert_eq!(status, 201, "{text}");
+    headers
+        .into_iter()
+        .find(|(k, _)| k == "x-subject-token")
+        .map(|(_, v)| v)
+        .unwrap()
+}
+
+pub fn call(
+    url: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Vec<(String, String)>, Value) {
+    let mut headers = vec![("OpenStack-API-Version", "container-infra latest")];
+    if let Some(t) = token {
+        headers.push(("X-Auth-Token", t));
+    }
+    let body = body.map(|b| b.to_string());
+    let (s, h, text) = http_with(url, method, path, &headers, body.as_deref());
+    (s, h, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+pub fn conf(dir: &std::path::Path, auth_url: &str) -> String {
+    conf_with(dir, auth_url, "x509keypair")
+}
+
+/// The configuration of an all-in-one with Keystone, keeping cluster
+/// certificates in `cert_manager`.
+pub fn conf_with(dir: &std::path::Path, auth_url: &str, cert_manager: &str) -> String {
+    write_conf(
+        dir,
+        &format!(
+            "[DEFAULT]\nauth_strategy = keystone\n[api]\nport = 0\n[conductor]\nsync_interval = 1\n\
+             [certificates]\ncert_manager_type = {cert_manager}\n\
+             [keystone_authtoken]\nauth_url = {auth_url}\nusername = magnum\npassword = magnum-secret\n\
+             project_name = service\nuser_domain_name = Default\nproject_domain_name = Default\n\
+             www_authenticate_uri = {auth_url}\n\
+             [trust]\ntrustee_domain_name = magnum\ntrustee_domain_admin_name = magnum-domain-admin\n\
+             trustee_domain_admin_password = domain-secret\n"
+        ),
+    )
+    .to_str()
+    .unwrap()
+    .to_string()
+}
+
+pub fn all_in_one(dir: &std::path::Path, conf: &str) -> Server {
+    let cloud = dir.join("cloud");
+    start_env(
+        &[
+            "--config-file",
+            conf,
+            "all-in-one",
+            "--data-dir",
+            dir.join("data").to_str().unwrap(),
+        ],
+        &[("MAGNUM_FAKE_CLOUD", cloud.to_str().unwrap())],
+        "listening on ",
+    )
+}
+
+/// An admin token (the bootstrap admin, project `admin`).
+pub fn admin_token() -> String {
+    token_of("admin", "admin-secret", "admin")
+}
+
+pub fn kget(token: &str, path: &str) -> Value {
+    let (s, _, body) = http_with(KEYSTONE, "GET", path, &[("X-Auth-Token", token)], None);
+    assert_eq!(s, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Point the catalog's public endpoint of `service_type` at `url`.
+pub fn register(token: &str, service_type: &str, url: &str) {
+    let services = kget(token, &format!("/v3/services?type={service_type}"));
+    let id = match services["services"].as_array().and_then(|s| s.first()) {
+        Some(s) => s["id"].as_str().unwrap().to_string(),
+        None => {
+            let body = json!({"service": {"type": service_type, "name": service_type}});
+            let (s, _, b) = http_with(
+                KEYSTONE,
+                "POST",
+                "/v3/services",
+                &[("X-Auth-Token", token)],
+                Some(&body.to_string()),
+            );
+            assert_eq!(s, 201, "{b}");
+            serde_json::from_str::<Value>(&b).unwrap()["service"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let eps = kget(
+        token,
+        &format!("/v3/endpoints?service_id={id}&interface=public"),
+    );
+    match eps["endpoints"].as_array().and_then(|e| e.first()) {
+        Some(e) => {
+            let body = json!({"endpoint": {"url": url}});
+            let path = format!("/v3/endpoints/{}", e["id"].as_str().unwrap());
+            let (s, _, b) = http_with(
+                KEYSTONE,
+                "PATCH",
+                &path,
+                &[("X-Auth-Token", token)],
+                Some(&body.to_string()),
+            );
+            assert_eq!(s, 200, "{b}");
+        }
+        None => {
+            let body = json!({"endpoint": {"service_id": id, "interface": "public", "url": url, "region_id": "RegionOne"}});
+            let (s, _, b) = http_with(
+                KEYSTONE,
+                "POST",
+                "/v3/endpoints",
+                &[("X-Auth-Token", token)],
+                Some(&body.to_string()),
+            );
+            assert_eq!(s, 201, "{b}");
+        }
+    }
+}
+
+/// The Nova and Neutron doubles, registered in the catalog.
+pub struct CloudDouble(std::process::Child);
+
+impl Drop for CloudDouble {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn cloud_double(dir: &std::path::Path) -> CloudDouble {
+    let port_file = dir.join("cloud.port");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/cloud_double.py");
+    let child = Command::new(venv().join("bin/python"))
+        .arg(script)
+        .arg(&port_file)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let port = loop {
+        if let Ok(p) = std::fs::read_to_string(&port_file) {
+            if !p.is_empty() {
+                break p;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the cloud double did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let admin = admin_token();
+    let base = format!("http://127.0.0.1:{port}");
+    register(&admin, "compute", &format!("{base}/compute/v2.1"));
+    register(&admin, "network", &format!("{base}/network"));
+    CloudDouble(child)
+}
+
+/// Delete the trusts a user made (left by an earlier run that failed
+/// half-way), so counts start from nothing.
+pub fn forget_trusts_of(user_token: &str) {
+    let (s, _, body) = http_with(
+        KEYSTONE,
+        "GET",
+        "/v3/auth/tokens",
+        &[
+            ("X-Auth-Token", user_token),
+            ("X-Subject-Token", user_token),
+        ],
+        None,
+    );
+    assert_eq!(s, 200, "{body}");
+    let me: Value = serde_json::from_str(&body).unwrap();
+    let id = me["token"]["user"]["id"].as_str().unwrap();
+    let trusts = kget(
+        user_token,
+        &format!("/v3/OS-TRUST/trusts?trustor_user_id={id}"),
+    );
+    for t in trusts["trusts"].as_array().unwrap() {
+        let path = format!("/v3/OS-TRUST/trusts/{}", t["id"].as_str().unwrap());
+        let (s, _, b) = http_with(
+            KEYSTONE,
+            "DELETE",
+            &path,
+            &[("X-Auth-Token", user_token)],
+            None,
+        );
+        assert_eq!(s, 204, "{b}");
+    }
+}
+
+pub const BARBICAN: &str = "http://127.0.0.1:9311";
+
+/// The real Barbican of `scripts/barbican.sh`, in the catalog.
+pub fn barbican_start() {
+    let out = run(Command::new("bash")
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/barbican.sh"))
+        .arg("start"));
+    assert!(
+        out.status.success(),
+        "scripts/barbican.sh start failed:\n{}",
+        text(&out)
+    );
+}
+
+pub fn barbican_get(token: &str, url: &str) -> Value {
+    let (s, _, body) = http_with(url, "GET", "", &[("X-Auth-Token", token)], None);
+    assert_eq!(s, 200, "GET {url}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+pub fn barbican_payload(token: &str, secret: &str) -> String {
+    let (s, _, body) = http_with(
+        secret,
+        "GET",
+        "/payload",
+        &[("X-Auth-Token", token), ("Accept", "text/plain")],
+        None,
+    );
+    assert_eq!(s, 200, "GET {secret}/payload: {body}");
+    body
+}
+
+/// The references of every certificate container `token`'s project holds.
+pub fn barbican_containers(token: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    loop {
+        let page = barbican_get(
+            token,
+            &format!("{BARBICAN}/v1/containers?limit=100&offset={offset}"),
+        );
+        let items = page["containers"].as_array().cloned().unwrap_or_default();
+        out.extend(
+            items
+                .iter()
+                .filter_map(|c| c["container_ref"].as_str().map(str::to_string)),
+        );
+        if items.len() < 100 {
+            return out;
+        }
+        offset += 100;
+    }
+}
+
+/// The real Glance of `scripts/glance.sh`, with an image of project A
+/// whose `os_distro` is fedora-coreos.
+pub fn glance_with_image(owner_token: &str) {
+    let out = run(Command::new("bash")
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/glance.sh"))
+        .arg("start"));
+    assert!(
+        out.status.success(),
+        "scripts/glance.sh start failed:\n{}",
+        text(&out)
+    );
+    let glance = "http://127.0.0.1:9393";
+    let (s, _, list) = http_with(
+        glance,
+        "GET",
+        "/v2/images?name=fedora-coreos-40",
+        &[("X-Auth-Token", owner_token)],
+        None,
+    );
+    assert_eq!(s, 200, "{list}");
+    if serde_json::from_str::<Value>(&list).unwrap()["images"] == json!([]) {
+        let body = json!({"name": "fedora-coreos-40", "os_distro": "fedora-coreos",
+                          "disk_format": "qcow2", "container_format": "bare"});
+        let (s, _, b) = http_with(
+            glance,
+            "POST",
+            "/v2/images",
+            &[("X-Auth-Token", owner_token)],
+            Some(&body.to_string()),
+        );
+        assert_eq!(s, 201, "{b}");
+    }
+}
+
+/// The real Heat of `scripts/heat.sh`, in the catalog.
+pub fn heat_start() {
+    let out = run(Command::new("bash")
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/heat.sh"))
+        .arg("start"));
+    assert!(
+        out.status.success(),
+        "scripts/heat.sh start failed:\n{}",
+        text(&out)
+    );
+}
+
+/// The fake-cloud Heat environment of the tests (`tests/heat/`).
+pub fn fake_cloud_env() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/heat/fake-cloud-env.yaml")
+}

@@ -50,9 +50,7 @@ impl HeatContext {
             magnum: Selector::from_conf(conf, "magnum_client", "container-infra"),
             extra,
             sessions: Mutex::new(HashMap::new()),
-            verify_ca: conf
-                .str("drivers", "verify_ca")
-                .is_none_or(|v| v != "false"),
+            verify_ca: conf.bool("drivers", "verify_ca"),
         })
     }
 
@@ -210,4 +208,20 @@ impl HeatDriver {
             disable_rollback: true,
         })
     }
+}
+
+/// What Heat is sent for a (COE, OS) cluster, without parameters, as the
+/// body of Heat's `POST /validate` (for tests and `magnum-rs` tooling).
+pub fn validation_body(
+    coe: Coe,
+    os: Os,
+    environment_files: &[String],
+) -> Result<serde_json::Value, String> {
+    let extra = templates::Extra::load(environment_files)?;
+    let b = templates::bundle(coe, os, &extra).map_err(|e| e.to_string())?;
+    Ok(serde_json::json!({
+        "template": b.template,
+        "files": b.files,
+        "environment": b.environment,
+    }))
 }

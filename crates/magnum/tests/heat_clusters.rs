@@ -58,19 +58,24 @@ fn wait_status(url: &str, cluster: &str, user: &str, want: &[&str], secs: u64) -
     }
 }
 
-/// The stacks of project A Heat lists (a member's view).
-fn heat_stacks(name: &str) -> Vec<Value> {
-    let tok = token("a-member", "project-a");
+/// Project A's id.
+fn project_a(tok: &str) -> String {
     let (s, _, me) = http_with(
         KEYSTONE,
         "GET",
         "/v3/auth/tokens",
-        &[("X-Auth-Token", &tok), ("X-Subject-Token", &tok)],
+        &[("X-Auth-Token", tok), ("X-Subject-Token", tok)],
         None,
     );
     assert_eq!(s, 200);
     let me: Value = serde_json::from_str(&me).unwrap();
-    let project = me["token"]["project"]["id"].as_str().unwrap().to_string();
+    me["token"]["project"]["id"].as_str().unwrap().to_string()
+}
+
+/// The stacks of project A Heat lists (a member's view).
+fn heat_stacks(name: &str) -> Vec<Value> {
+    let tok = token("a-member", "project-a");
+    let project = project_a(&tok);
     let (s, _, body) = http_with(
         "http://127.0.0.1:8004",
         "GET",
@@ -185,4 +190,31 @@ fn kubernetes_cluster_is_a_heat_stack() {
     assert!(heat_stacks(&format!("k1-{}", &uuid[..12])).is_empty());
     drop(server);
     std::fs::remove_dir_all(dir).ok();
+}
+
+/// Every driver's templates pass Heat's own validation, for each OS.
+#[test]
+fn templates_pass_heat_validation() {
+    keystone(&["start"]);
+    heat_start();
+    let tok = token("a-member", "project-a");
+    let project = project_a(&tok);
+    let env = [fake_cloud_env().display().to_string()];
+    for os in [magnum_heat::Os::FedoraCoreos, magnum_heat::Os::Ubuntu] {
+        let body = magnum_heat::validation_body(magnum_heat::Coe::Kubernetes, os, &env).unwrap();
+        let (s, _, out) = http_with(
+            "http://127.0.0.1:8004",
+            "POST",
+            &format!("/v1/{project}/validate"),
+            &[("X-Auth-Token", &tok)],
+            Some(&body.to_string()),
+        );
+        assert_eq!(s, 200, "{os:?}: {out}");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert!(v["Parameters"]["kube_tag"].is_object(), "{os:?}: {out}");
+        assert!(
+            v["Parameters"]["trustee_password"]["NoEcho"] == "true",
+            "{out}"
+        );
+    }
 }

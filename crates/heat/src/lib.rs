@@ -19,8 +19,10 @@ use magnum_core::config::Config;
 use magnum_core::drivers::{
     ClusterKind, ClusterSpec, Driver, DriverError, DriverFuture, Observed, HEAT_DRIVERS,
 };
+use magnum_core::objects::{ClusterTemplate, NodeGroup};
 use magnum_openstack::heat::Heat;
 use magnum_openstack::{Credential, Selector, Session};
+use serde_json::json;
 
 pub use params::{labels_markdown, Label, LABELS};
 pub use templates::{Coe, Os};
@@ -149,6 +151,77 @@ impl Driver for HeatDriver {
         })
     }
 
+    fn update(&self, spec: &ClusterSpec, rollback: bool) -> DriverFuture<'_, ()> {
+        let spec = spec.clone();
+        Box::pin(async move {
+            let mut p = serde_json::Map::new();
+            p.insert("number_of_workers".into(), json!(worker_count(&spec)));
+            // Removals named by an earlier resize do not carry over.
+            p.insert("workers_to_remove".into(), json!([]));
+            self.patch(&spec, p, rollback).await
+        })
+    }
+
+    fn resize(
+        &self,
+        spec: &ClusterSpec,
+        nodegroup: &NodeGroup,
+        node_count: i64,
+        nodes_to_remove: &[String],
+    ) -> DriverFuture<'_, ()> {
+        let spec = spec.clone();
+        let ng = nodegroup.clone();
+        let remove = nodes_to_remove.to_vec();
+        Box::pin(async move {
+            let is_default_worker = spec
+                .default_group("worker")
+                .is_some_and(|w| w.uuid == ng.uuid);
+            if !is_default_worker {
+                return Err(DriverError::NotAvailable(format!(
+                    "Resizing node group {} is not available with the {} driver yet",
+                    ng.name, self.name
+                )));
+            }
+            let mut p = serde_json::Map::new();
+            p.insert("number_of_workers".into(), json!(node_count));
+            p.insert(
+                "workers_to_remove".into(),
+                json!(remove
+                    .iter()
+                    .map(|n| stacks::removal_ref(n))
+                    .collect::<Vec<_>>()),
+            );
+            self.patch(&spec, p, false).await
+        })
+    }
+
+    fn upgrade(
+        &self,
+        spec: &ClusterSpec,
+        template: &ClusterTemplate,
+        _max_batch_size: i64,
+        _nodegroup: &NodeGroup,
+    ) -> DriverFuture<'_, ()> {
+        let spec = spec.clone();
+        let template = template.clone();
+        Box::pin(async move {
+            // The new template's versions: its kube_tag label and image.
+            let mut p = serde_json::Map::new();
+            if let Some(tag) = template
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("kube_tag"))
+                .and_then(|v| v.as_str())
+            {
+                p.insert("kube_tag".into(), json!(tag));
+            }
+            if let Some(image) = &template.image_id {
+                p.insert("server_image".into(), json!(image));
+            }
+            self.patch(&spec, p, false).await
+        })
+    }
+
     fn delete(&self, spec: &ClusterSpec) -> DriverFuture<'_, ()> {
         let spec = spec.clone();
         Box::pin(async move {
@@ -175,7 +248,36 @@ impl Driver for HeatDriver {
     }
 }
 
+fn worker_count(spec: &ClusterSpec) -> i64 {
+    spec.default_group("worker")
+        .and_then(|w| w.node_count)
+        .unwrap_or(0)
+}
+
 impl HeatDriver {
+    /// Change some parameters of the cluster's stack (Heat keeps the rest).
+    async fn patch(
+        &self,
+        spec: &ClusterSpec,
+        parameters: serde_json::Map<String, serde_json::Value>,
+        rollback: bool,
+    ) -> Result<(), DriverError> {
+        let stack = spec.cluster.stack_id.clone().ok_or_else(|| {
+            DriverError::Failed(format!("cluster {} has no stack", spec.cluster.uuid))
+        })?;
+        let heat = self.ctx.heat(spec)?;
+        let input = magnum_openstack::heat::StackInput {
+            template: serde_json::Value::Null,
+            parameters,
+            disable_rollback: !rollback,
+            environment: json!({}),
+            ..Default::default()
+        };
+        heat.update_stack(&stack, &input, true)
+            .await
+            .map_err(failed)
+    }
+
     /// Our API's endpoint, as nodes reach it to have certificates signed.
     async fn magnum_url(&self, spec: &ClusterSpec) -> String {
         match self.ctx.session(spec) {

@@ -38,6 +38,19 @@ pub fn name_of(c: &Cluster) -> String {
     format!("{base}-{}", c.uuid.chars().take(12).collect::<String>())
 }
 
+/// What a resource group's removal policy names for a node to remove: the
+/// member's index when given the node's name (`<cluster>-node-<index>`),
+/// else the server id as given (members' reference ids are their
+/// servers').
+pub fn removal_ref(node: &str) -> String {
+    match node.rsplit_once("-node-") {
+        Some((_, index)) if !index.is_empty() && index.chars().all(|c| c.is_ascii_digit()) => {
+            index.to_string()
+        }
+        _ => node.to_string(),
+    }
+}
+
 /// Create the stack, or adopt the one made by an earlier attempt.
 pub async fn create(heat: &Heat, name: &str, input: &StackInput) -> Result<String, DriverError> {
     if let Some(s) = heat.stack(name).await.map_err(failed)? {

@@ -148,6 +148,100 @@ fn kubernetes_cluster_is_a_heat_stack() {
     assert_eq!(stacks[0]["id"], stack_id.as_str());
     assert_eq!(stacks[0]["stack_status"], "CREATE_COMPLETE");
 
+    // Scale up through the stack: three workers.
+    let (s, _, b) = call(
+        &url,
+        "PATCH",
+        &format!("/v1/clusters/{uuid}"),
+        Some(&member()),
+        Some(json!([{"op": "replace", "path": "/node_count", "value": 3}])),
+    );
+    assert_eq!(s, 202, "{b}");
+    let c = wait_status(
+        &url,
+        &uuid,
+        "a-member",
+        &["UPDATE_COMPLETE", "UPDATE_FAILED"],
+        240,
+    );
+    assert_eq!(c["status"], "UPDATE_COMPLETE", "{c}");
+    assert_eq!(c["node_addresses"].as_array().unwrap().len(), 3, "{c}");
+
+    // Resize down to one, removing a named node.
+    let (s, _, b) = call(
+        &url,
+        "POST",
+        &format!("/v1/clusters/{uuid}/actions/resize"),
+        Some(&member()),
+        Some(json!({"node_count": 1, "nodes_to_remove": ["k1-node-0"]})),
+    );
+    assert_eq!(s, 202, "{b}");
+    let c = wait_status(
+        &url,
+        &uuid,
+        "a-member",
+        &["UPDATE_COMPLETE", "UPDATE_FAILED"],
+        240,
+    );
+    assert_eq!(c["status"], "UPDATE_COMPLETE", "{c}");
+    assert_eq!(c["node_count"], 1, "{c}");
+    assert_eq!(c["node_addresses"].as_array().unwrap().len(), 1, "{c}");
+    // Heat removed the named node (index 0), then the newest (2).
+    let tok = token("a-member", "project-a");
+    let (s, _, res) = http_with(
+        "http://127.0.0.1:8004",
+        "GET",
+        &format!(
+            "/v1/{}/stacks/k1-{}/{stack_id}/resources?nested_depth=1",
+            project_a(&tok),
+            &uuid[..12]
+        ),
+        &[("X-Auth-Token", &tok)],
+        None,
+    );
+    assert_eq!(s, 200, "{res}");
+    let res: Value = serde_json::from_str(&res).unwrap();
+    let workers: Vec<&str> = res["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["parent_resource"] == "workers")
+        .filter_map(|r| r["resource_name"].as_str())
+        .collect();
+    assert_eq!(workers, ["1"], "{res}");
+
+    // Upgrade to a template with a newer Kubernetes.
+    let (s, _, t2) = call(
+        &url,
+        "POST",
+        "/v1/clustertemplates",
+        Some(&member()),
+        Some(
+            json!({"name": "k8s-heat-2", "coe": "kubernetes", "image_id": "fedora-coreos-40",
+                    "flavor_id": "m1.small", "master_flavor_id": "m1.medium", "keypair_id": "kp",
+                    "external_network_id": "public", "docker_volume_size": 5,
+                    "labels": {"kube_tag": "v1.31.2"}}),
+        ),
+    );
+    assert_eq!(s, 201, "{t2}");
+    let (s, _, b) = call(
+        &url,
+        "POST",
+        &format!("/v1/clusters/{uuid}/actions/upgrade"),
+        Some(&member()),
+        Some(json!({"cluster_template": "k8s-heat-2"})),
+    );
+    assert_eq!(s, 202, "{b}");
+    let c = wait_status(
+        &url,
+        &uuid,
+        "a-member",
+        &["UPDATE_COMPLETE", "UPDATE_FAILED"],
+        240,
+    );
+    assert_eq!(c["status"], "UPDATE_COMPLETE", "{c}");
+    assert_eq!(c["coe_version"], "v1.31.2", "{c}");
+
     // A node that fails to boot: CREATE_FAILED naming it.
     let (s, _, bad) = call(
         &url,

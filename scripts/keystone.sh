@@ -11,6 +11,7 @@
 #       (domain-secret) for trustees; service container-infra whose public
 #       endpoint is URL (default http://127.0.0.1:9511/v1).
 #   scripts/keystone.sh endpoint URL   point container-infra at URL
+#   scripts/keystone.sh register TYPE URL   public endpoint of service TYPE
 #   scripts/keystone.sh env            print exports for the admin
 #   scripts/keystone.sh venv           only build the virtualenv
 #   scripts/keystone.sh stop
@@ -27,11 +28,14 @@ port=5001
 magnum_url="http://127.0.0.1:9511/v1"
 cmd="${1:-}"
 shift || true
+register_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --port) port="$2"; shift 2 ;;
     --magnum-url) magnum_url="$2"; shift 2 ;;
-    *) if [ "$cmd" = endpoint ]; then magnum_url="$1"; shift; else echo "unknown argument $1" >&2; exit 2; fi ;;
+    *) if [ "$cmd" = endpoint ]; then magnum_url="$1"; shift
+       elif [ "$cmd" = register ]; then register_args+=("$1"); shift
+       else echo "unknown argument $1" >&2; exit 2; fi ;;
   esac
 done
 [ -f "$state/port" ] && [ "$cmd" != start ] && port=$(cat "$state/port")
@@ -166,6 +170,10 @@ CONF
     make_venv
     admin_token
     set_endpoint
+    ;;
+  register)
+    # register TYPE URL: any other service's public endpoint.
+    keystone_register "${register_args[0]}" "${register_args[0]}" "${register_args[1]}"
     ;;
   env)
     echo "export KEYSTONE_URL=$url/v3"

@@ -161,6 +161,10 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
     fn name(&self) -> &'static str;
     /// The kinds of cluster this driver builds.
     fn provides(&self) -> &'static [ClusterKind];
+    /// Where its template lives, for `magnum-driver-manage list-drivers -p`.
+    fn template_path(&self) -> Option<String> {
+        None
+    }
     /// Beta drivers must be enabled with `[drivers] enabled_beta_drivers`.
     fn beta(&self) -> bool {
         false

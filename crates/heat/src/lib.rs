@@ -141,6 +141,12 @@ impl Driver for HeatDriver {
         self.provides
     }
 
+    fn template_path(&self) -> Option<String> {
+        templates::files_of(self.coe)
+            .first()
+            .map(|(name, _)| format!("(built in) {}/{name}", templates::dir_of(self.coe)))
+    }
+
     fn create(&self, spec: &ClusterSpec, timeout_minutes: i64) -> DriverFuture<'_, String> {
         let spec = spec.clone();
         Box::pin(async move {

@@ -78,6 +78,15 @@ const BOOT_UBUNTU: File = (
     include_str!("../templates/boot/ubuntu.yaml"),
 );
 
+/// The directory of a COE's templates under `crates/heat/templates`.
+pub fn dir_of(coe: Coe) -> &'static str {
+    match coe {
+        Coe::Kubernetes => "kubernetes",
+        Coe::Swarm => "swarm",
+        Coe::Mesos => "mesos",
+    }
+}
+
 /// Every template file of a COE (for validation and the labels table).
 pub fn files_of(coe: Coe) -> &'static [File] {
     match coe {

@@ -53,6 +53,26 @@ enum Command {
     },
     /// Print the sample configuration file, every option with its default.
     SampleConfig,
+    /// Cluster drivers.
+    Driver {
+        #[command(subcommand)]
+        action: DriverAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DriverAction {
+    /// List the installed drivers (upstream's `magnum-driver-manage
+    /// list-drivers`).
+    #[command(alias = "list-drivers")]
+    List {
+        /// Also the cluster types each driver provides.
+        #[arg(short, long)]
+        details: bool,
+        /// Also where each driver's template is.
+        #[arg(short, long)]
+        paths: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -80,6 +100,7 @@ pub enum Program {
     Api,
     Conductor,
     DbManage,
+    DriverManage,
 }
 
 /// Parse the command line as `magnum`, or as an upstream alias, and run.
@@ -96,6 +117,7 @@ pub fn main_as(program: Option<Program>) -> ExitCode {
             "magnum-api" => Some(Program::Api),
             "magnum-conductor" => Some(Program::Conductor),
             "magnum-db-manage" => Some(Program::DbManage),
+            "magnum-driver-manage" => Some(Program::DriverManage),
             _ => None,
         }
     });
@@ -104,6 +126,7 @@ pub fn main_as(program: Option<Program>) -> ExitCode {
             Program::Api => "api",
             Program::Conductor => "conductor",
             Program::DbManage => "db-manage",
+            Program::DriverManage => "driver",
         };
         // `magnum-db-manage --config-file X upgrade` == `magnum db-manage upgrade`
         // with the global options anywhere.
@@ -188,6 +211,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         return Ok(());
     }
     let conf = load_config(&cli.config)?;
+    if let Command::Driver {
+        action: DriverAction::List { details, paths },
+    } = cli.command
+    {
+        print!("{}", driver_table(&serve::drivers(&conf), details, paths));
+        return Ok(());
+    }
     init_logging(&conf);
     for warning in conf.warnings() {
         tracing::warn!("{warning}");
@@ -198,8 +228,79 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Api => rt.block_on(serve::api(conf)),
         Command::Conductor => rt.block_on(serve::conductor(conf)),
         Command::DbManage { action } => rt.block_on(db_manage(conf, action)),
-        Command::SampleConfig => Ok(()),
+        Command::SampleConfig | Command::Driver { .. } => Ok(()),
     }
+}
+
+/// The drivers as cliff prints upstream's list: Name, and with `details`
+/// one row per cluster type, with `paths` the template path.
+fn driver_table(
+    registry: &magnum_core::drivers::DriverRegistry,
+    details: bool,
+    paths: bool,
+) -> String {
+    let mut header = vec!["Name"];
+    if details {
+        header.extend(["Server_Type", "OS", "COE"]);
+    }
+    if paths {
+        header.push("Template Path");
+    }
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for d in registry.drivers() {
+        let path = d.template_path().unwrap_or_else(|| "n/a".into());
+        let kinds: Vec<Option<&magnum_core::drivers::ClusterKind>> = if details {
+            d.provides().iter().map(Some).collect()
+        } else {
+            vec![None]
+        };
+        for k in kinds {
+            let mut row = vec![d.name().to_string()];
+            if let Some(k) = k {
+                row.extend([k.server_type.into(), k.os.into(), k.coe.into()]);
+            }
+            if paths {
+                row.push(path.clone());
+            }
+            rows.push(row);
+        }
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].len())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let rule = format!(
+        "+{}+\n",
+        widths
+            .iter()
+            .map(|w| "-".repeat(w + 2))
+            .collect::<Vec<_>>()
+            .join("+")
+    );
+    let line = |cells: Vec<String>| {
+        format!(
+            "|{}|\n",
+            cells
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!(" {c:<w$} "))
+                .collect::<Vec<_>>()
+                .join("|")
+        )
+    };
+    let mut out = rule.clone();
+    out.push_str(&line(header.iter().map(|h| h.to_string()).collect()));
+    out.push_str(&rule);
+    for r in rows {
+        out.push_str(&line(r));
+    }
+    out.push_str(&rule);
+    out
 }
 
 async fn db_manage(conf: Config, action: DbAction) -> anyhow::Result<()> {

@@ -262,3 +262,36 @@ fn https_when_enabled_ssl() {
     assert!(text(&out).contains("ssl_key_file"), "{}", text(&out));
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// `magnum-driver-manage list-drivers` prints upstream's table; `-d` one row
+/// per cluster type, `-p` the template path; a disabled driver is not listed.
+#[test]
+fn driver_manage_lists_the_drivers() {
+    let out = run(Command::new(bin("magnum-driver-manage")).args(["list-drivers", "-d", "-p"]));
+    assert!(out.status.success(), "{}", text(&out));
+    let table = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        table.contains("| Name ")
+            && table.contains("| Server_Type | OS ")
+            && table.contains("Template Path"),
+        "{table}"
+    );
+    assert!(
+        table.contains("| k8s_fedora_coreos_v1 | vm          | fedora-coreos | kubernetes | (built in) kubernetes/cluster.yaml |"),
+        "{table}"
+    );
+    for name in ["k8s_ubuntu_v1", "swarm_mode_ubuntu_v1", "mesos_ubuntu_v1"] {
+        assert!(table.contains(name), "{table}");
+    }
+    let dir = tempdir("drivers");
+    let conf = write_conf(&dir, "[drivers]\ndisabled_drivers = mesos_ubuntu_v1\n");
+    let out =
+        run(Command::new(MAGNUM).args(["--config-file", conf.to_str().unwrap(), "driver", "list"]));
+    let table = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success() && table.contains("k8s_ubuntu_v1"),
+        "{table}"
+    );
+    assert!(!table.contains("mesos_ubuntu_v1"), "{table}");
+    std::fs::remove_dir_all(dir).ok();
+}

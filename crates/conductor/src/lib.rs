@@ -79,6 +79,8 @@ pub struct Settings {
     pub sync_interval: Duration,
     /// Time between health syncs.
     pub health_interval: Duration,
+    /// Seconds before an operation whose cloud was unreachable runs again.
+    pub retry_delay: i64,
 }
 
 impl Settings {
@@ -92,6 +94,7 @@ impl Settings {
             health_interval: Duration::from_secs(
                 int("kubernetes", "health_polling_interval", 60).max(1) as u64,
             ),
+            retry_delay: int("conductor", "operation_retry_delay", 30).max(1),
         }
     }
 }
@@ -126,6 +129,10 @@ pub enum ConductorError {
     Magnum(#[from] MagnumError),
     #[error("database: {0}")]
     Db(#[from] DbError),
+    /// The operation could not run now (its cloud is unreachable): keep it
+    /// queued and run it again later.
+    #[error("will retry: {0}")]
+    Retry(String),
 }
 
 fn failure(class: &str, module: &str, message: String) -> RemoteError {
@@ -152,6 +159,11 @@ impl From<ConductorError> for RemoteError {
                 };
                 failure(class, "magnum.common.exception", m.to_string())
             }
+            ConductorError::Retry(r) => failure(
+                "MagnumException",
+                "magnum.common.exception",
+                format!("will retry: {r}"),
+            ),
             ConductorError::Db(d) => failure(
                 "MagnumException",
                 "magnum.common.exception",

@@ -185,7 +185,9 @@ impl Conductor {
                 "Credential rotation is not supported by driver.".into(),
             )
             .into()),
-            Ok(Err(DriverError::Failed(reason))) => Err(MagnumError::Invalid(reason).into()),
+            Ok(Err(DriverError::Failed(reason) | DriverError::Unreachable(reason))) => {
+                Err(MagnumError::Invalid(reason).into())
+            }
             Err(_) => Err(MagnumError::Invalid("the driver did not answer in time".into()).into()),
         }
     }
@@ -254,6 +256,18 @@ impl Conductor {
             let keeper = self.keep_lease(&op.uuid);
             let outcome = self.run(&op).await;
             keeper.abort();
+            if let Err(ConductorError::Retry(reason)) = &outcome {
+                // Keep it: the sweep of any conductor runs it again once
+                // this hold runs out.
+                tracing::warn!(
+                    "{} of cluster {}: {reason}; again in {} s",
+                    op.method,
+                    op.cluster_uuid,
+                    s.retry_delay
+                );
+                db.operation_renew(&op.uuid, &s.host, s.retry_delay).await?;
+                break;
+            }
             if !db.operation_finish(&op.uuid, &s.host).await? {
                 tracing::warn!(
                     "{} of cluster {}: lease lost while running",
@@ -347,13 +361,20 @@ impl Conductor {
         limit: Duration,
         f: impl std::future::Future<Output = Result<T, DriverError>>,
     ) -> Result<T, String> {
+        Self::call_driver(limit, f).await.map_err(|e| e.to_string())
+    }
+
+    /// [`Self::call`], keeping the driver's kind of failure.
+    async fn call_driver<T>(
+        limit: Duration,
+        f: impl std::future::Future<Output = Result<T, DriverError>>,
+    ) -> Result<T, DriverError> {
         match tokio::time::timeout(limit, f).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!(
+            Ok(r) => r,
+            Err(_) => Err(DriverError::Failed(format!(
                 "the driver did not answer within {} seconds",
                 limit.as_secs()
-            )),
+            ))),
         }
     }
 
@@ -496,7 +517,16 @@ impl Conductor {
         } else {
             DRIVER_CALL_LIMIT
         };
-        match Self::call(limit, driver.create(&spec, timeout)).await {
+        match Self::call_driver(limit, driver.create(&spec, timeout)).await {
+            Err(DriverError::Unreachable(reason)) => {
+                // Nothing was made: say so on the cluster and try again.
+                let f = fields(json!({ "status_reason": format!("{reason}; will retry") }));
+                self.inner
+                    .db
+                    .cluster_update_fields(&cluster.uuid, &f, &[CREATE_IN_PROGRESS])
+                    .await?;
+                Err(ConductorError::Retry(reason))
+            }
             Ok(stack_id) => {
                 let f = fields(json!({ "stack_id": stack_id }));
                 self.inner
@@ -508,13 +538,13 @@ impl Conductor {
                 }
                 Ok(())
             }
-            Err(reason) => {
+            Err(e) => {
                 self.fail(
                     ctx,
                     &cluster.uuid,
                     CREATE_IN_PROGRESS,
                     CREATE_FAILED,
-                    &reason,
+                    &e.to_string(),
                 )
                 .await
             }

@@ -6,7 +6,7 @@
 //! update from the status that was read, so of several conductors seeing
 //! the same outcome exactly one records it (and notifies).
 
-use magnum_core::drivers::{Action, Observed, Progress};
+use magnum_core::drivers::{Action, DriverError, Observed, Progress};
 use magnum_core::objects::status::*;
 use magnum_core::objects::Cluster;
 use magnum_core::RequestContext;
@@ -129,6 +129,20 @@ impl Conductor {
             Ok(o) => o,
             Err(e) => {
                 tracing::warn!("status sync of cluster {}: {e}", cluster.uuid);
+                if let DriverError::Unreachable(reason) = e {
+                    // Say why nothing moves; the next sync asks again and
+                    // create_timeout still bounds a create.
+                    let why = format!("{reason}; retrying");
+                    if cluster.status_reason.as_deref() != Some(why.as_str()) {
+                        let status = cluster.status.clone().unwrap_or_default();
+                        let mut f = Map::new();
+                        f.insert("status_reason".into(), json!(why));
+                        self.inner
+                            .db
+                            .cluster_update_fields(&cluster.uuid, &f, &[status.as_str()])
+                            .await?;
+                    }
+                }
                 return Ok(());
             }
         };

@@ -28,6 +28,10 @@ pub enum DriverError {
     /// The operation was tried and failed.
     #[error("{0}")]
     Failed(String),
+    /// The cloud could not be asked (unreachable, or answered that it is
+    /// unavailable): nothing is known to have happened; try again later.
+    #[error("{0}")]
+    Unreachable(String),
 }
 
 /// Everything a driver sees of a cluster.

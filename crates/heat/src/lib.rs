@@ -128,8 +128,17 @@ pub fn drivers(ctx: Arc<HeatContext>) -> Vec<Arc<dyn Driver>> {
         .collect()
 }
 
-fn failed(e: impl std::fmt::Display) -> DriverError {
-    DriverError::Failed(e.to_string())
+/// A client error as the conductor needs it: transient (unreachable, or
+/// a gateway's or server's "unavailable") or not.
+fn failed(e: magnum_openstack::OsError) -> DriverError {
+    use magnum_openstack::OsError;
+    match &e {
+        OsError::Unreachable { .. }
+        | OsError::Status {
+            status: 502..=504, ..
+        } => DriverError::Unreachable(e.to_string()),
+        _ => DriverError::Failed(e.to_string()),
+    }
 }
 
 impl Driver for HeatDriver {

@@ -8,9 +8,7 @@ use serde_json::Value;
 
 use crate::Coe;
 
-fn failed(e: impl std::fmt::Display) -> DriverError {
-    DriverError::Failed(e.to_string())
-}
+use crate::failed;
 
 /// A cluster's stack name: its name (as far as Heat allows, 20 characters)
 /// and the start of its uuid, so a retried create finds the stack a dead

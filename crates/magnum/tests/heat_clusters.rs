@@ -8,85 +8,9 @@
 
 mod support;
 
-use std::io::Write;
-use std::time::{Duration, Instant};
-
 use serde_json::{json, Value};
 use support::cloud::*;
 use support::*;
-
-/// An all-in-one with Keystone whose Heat drivers send the fake cloud.
-fn heat_conf(dir: &std::path::Path) -> String {
-    let conf = conf_with(dir, &format!("{KEYSTONE}/v3"), "x509keypair");
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&conf)
-        .unwrap();
-    writeln!(
-        f,
-        "[drivers]\nheat_environment_files = {}",
-        fake_cloud_env().display()
-    )
-    .unwrap();
-    conf
-}
-
-fn wait_status(url: &str, cluster: &str, user: &str, want: &[&str], secs: u64) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let tok = token(user, "project-a");
-        let (s, _, c) = call(
-            url,
-            "GET",
-            &format!("/v1/clusters/{cluster}"),
-            Some(&tok),
-            None,
-        );
-        if want.contains(&"gone") && s == 404 {
-            return Value::Null;
-        }
-        if let Some(st) = c["status"].as_str() {
-            if want.contains(&st) {
-                return c;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "cluster {cluster} stuck: {s} {c}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
-/// Project A's id.
-fn project_a(tok: &str) -> String {
-    let (s, _, me) = http_with(
-        KEYSTONE,
-        "GET",
-        "/v3/auth/tokens",
-        &[("X-Auth-Token", tok), ("X-Subject-Token", tok)],
-        None,
-    );
-    assert_eq!(s, 200);
-    let me: Value = serde_json::from_str(&me).unwrap();
-    me["token"]["project"]["id"].as_str().unwrap().to_string()
-}
-
-/// The stacks of project A Heat lists (a member's view).
-fn heat_stacks(name: &str) -> Vec<Value> {
-    let tok = token("a-member", "project-a");
-    let project = project_a(&tok);
-    let (s, _, body) = http_with(
-        "http://127.0.0.1:8004",
-        "GET",
-        &format!("/v1/{project}/stacks?name={name}"),
-        &[("X-Auth-Token", &tok)],
-        None,
-    );
-    assert_eq!(s, 200, "{body}");
-    let v: Value = serde_json::from_str(&body).unwrap();
-    v["stacks"].as_array().cloned().unwrap_or_default()
-}
 
 #[test]
 fn kubernetes_cluster_is_a_heat_stack() {
@@ -95,7 +19,7 @@ fn kubernetes_cluster_is_a_heat_stack() {
     let dir = tempdir("heat-k8s");
     let _cloud = cloud_double(&dir);
     glance_with_image(&token("a-member", "project-a"));
-    let conf = heat_conf(&dir);
+    let conf = heat_conf(&dir, "");
     let server = all_in_one(&dir, &conf);
     let url = server.url.clone();
     keystone(&["endpoint", &format!("{url}/v1")]);

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
@@ -349,4 +349,79 @@ pub fn heat_start() {
 /// The fake-cloud Heat environment of the tests (`tests/heat/`).
 pub fn fake_cloud_env() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/heat/fake-cloud-env.yaml")
+}
+
+/// An all-in-one with Keystone whose Heat drivers send the fake cloud.
+/// `extra` lines go into its `[conductor]` section.
+pub fn heat_conf(dir: &std::path::Path, extra: &str) -> String {
+    let conf = conf_with(dir, &format!("{KEYSTONE}/v3"), "x509keypair");
+    let text = std::fs::read_to_string(&conf)
+        .unwrap()
+        .replace("[conductor]\n", &format!("[conductor]\n{extra}"));
+    std::fs::write(
+        &conf,
+        format!(
+            "{text}[drivers]\nheat_environment_files = {}\n",
+            fake_cloud_env().display()
+        ),
+    )
+    .unwrap();
+    conf
+}
+
+pub fn wait_status(url: &str, cluster: &str, user: &str, want: &[&str], secs: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let tok = token(user, "project-a");
+        let (s, _, c) = call(
+            url,
+            "GET",
+            &format!("/v1/clusters/{cluster}"),
+            Some(&tok),
+            None,
+        );
+        if want.contains(&"gone") && s == 404 {
+            return Value::Null;
+        }
+        if let Some(st) = c["status"].as_str() {
+            if want.contains(&st) {
+                return c;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cluster {cluster} stuck: {s} {c}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Project A's id.
+pub fn project_a(tok: &str) -> String {
+    let (s, _, me) = http_with(
+        KEYSTONE,
+        "GET",
+        "/v3/auth/tokens",
+        &[("X-Auth-Token", tok), ("X-Subject-Token", tok)],
+        None,
+    );
+    assert_eq!(s, 200);
+    let me: Value = serde_json::from_str(&me).unwrap();
+    me["token"]["project"]["id"].as_str().unwrap().to_string()
+}
+
+/// The stacks of project A Heat lists (a member's view).
+pub fn heat_stacks(name: &str) -> Vec<Value> {
+    let tok = token("a-member", "project-a");
+    let project = project_a(&tok);
+    let (s, _, body) = http_with(
+        "http://127.0.0.1:8004",
+        "GET",
+        &format!("/v1/{project}/stacks?name={name}"),
+        &[("X-Auth-Token", &tok)],
+        None,
+    );
+    assert_eq!(s, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    v["stacks"].as_array().cloned().unwrap_or_default()
 }

@@ -29,6 +29,7 @@ healthy() { curl -fs -o /dev/null --max-time 2 "$url/"; }
 
 case "$cmd" in
   start)
+    peer_lock barbican
     keystone_port >/dev/null
     peer_venv barbican "$here/barbican-requirements.txt"
     if ! { [ -f "$state/pid" ] && kill -0 "$(cat "$state/pid")" 2>/dev/null && healthy; }; then
@@ -50,7 +51,7 @@ CONF
       HOME="$state" BARBICAN_PASTE="$state/barbican-api-paste.ini" PYTHONPATH="$here" \
         setsid "$venv/bin/gunicorn" --chdir "$state" --bind "127.0.0.1:$port" --workers 1 --timeout 60 \
         --pid "$state/pid" barbican_wsgi:application \
-        >>"$state/gunicorn.log" 2>&1 < /dev/null &
+        >>"$state/gunicorn.log" 2>&1 < /dev/null 9>&- &
       for _ in $(seq 1 120); do healthy && break; sleep 0.5; done
       healthy || { echo "barbican: did not start; see $state/gunicorn.log" >&2; tail -20 "$state/gunicorn.log" >&2; exit 1; }
     fi

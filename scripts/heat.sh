@@ -36,6 +36,7 @@ alive() { [ -f "$state/$1.pid" ] && kill -0 "$(cat "$state/$1.pid")" 2>/dev/null
 
 case "$cmd" in
   start)
+    peer_lock heat
     kport=$(keystone_port)
     peer_venv heat "$here/heat-requirements.txt"
     if ! { alive api && alive engine && healthy; }; then
@@ -75,12 +76,12 @@ CONF
       mysql -h 127.0.0.1 -u root -e "CREATE DATABASE IF NOT EXISTS $db CHARACTER SET utf8"
       "$venv/bin/heat-manage" --config-file "$state/heat.conf" db_sync >"$state/db_sync.log" 2>&1
       setsid "$venv/bin/heat-engine" --config-file "$state/heat.conf" \
-        >>"$state/engine.out" 2>&1 < /dev/null &
+        >>"$state/engine.out" 2>&1 < /dev/null 9>&- &
       echo $! > "$state/engine.pid"
       HEAT_CONF="$state/heat.conf" PYTHONPATH="$here" setsid "$venv/bin/gunicorn" \
         --chdir "$state" --bind "127.0.0.1:$port" --workers 1 --timeout 120 \
         --pid "$state/api.pid" heat_wsgi:application \
-        >>"$state/gunicorn.log" 2>&1 < /dev/null &
+        >>"$state/gunicorn.log" 2>&1 < /dev/null 9>&- &
       for _ in $(seq 1 120); do healthy && break; sleep 0.5; done
       healthy || { echo "heat: did not start; see $state" >&2; tail -20 "$state/gunicorn.log" >&2; exit 1; }
     fi

@@ -124,6 +124,7 @@ bootstrap() {
 
 case "$cmd" in
   start)
+    peer_lock keystone
     make_venv
     mkdir -p "$state"
     expiration=${KEYSTONE_TOKEN_EXPIRATION:-3600}
@@ -160,7 +161,7 @@ CONF
     KEYSTONE_CONF="$state/keystone.conf" PYTHONPATH="$here" setsid "$venv/bin/gunicorn" \
       --bind "127.0.0.1:$port" --workers 2 --timeout 60 --pid "$state/pid" \
       --error-logfile "$state/gunicorn.log" keystone_wsgi:application \
-      >>"$state/gunicorn.log" 2>&1 < /dev/null &
+      >>"$state/gunicorn.log" 2>&1 < /dev/null 9>&- &
     for _ in $(seq 1 120); do healthy && break; sleep 0.5; done
     healthy || { echo "keystone: did not start; see $state/gunicorn.log" >&2; tail -20 "$state/gunicorn.log" >&2; exit 1; }
     bootstrap

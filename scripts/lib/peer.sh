@@ -75,3 +75,10 @@ peer_stop() {
   for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
   kill -9 "$pid" 2>/dev/null || true; rm -f "$state/pid"
 }
+
+# peer_lock NAME: hold a lock on NAME until this script exits, so tests
+# starting the same service at once take turns (the second finds it up).
+peer_lock() {
+  exec 9>"${TMPDIR:-/tmp}/magnum-$1-$(id -u).lock"
+  flock -w 600 9 || { echo "$1: another start holds the lock" >&2; exit 1; }
+}

@@ -191,12 +191,6 @@ impl Driver for HeatDriver {
             let is_default_worker = spec
                 .default_group("worker")
                 .is_some_and(|w| w.uuid == ng.uuid);
-            if !is_default_worker {
-                return Err(DriverError::NotAvailable(format!(
-                    "Resizing node group {} is not available with the {} driver yet",
-                    ng.name, self.name
-                )));
-            }
             let mut p = serde_json::Map::new();
             p.insert("number_of_workers".into(), json!(node_count));
             p.insert(
@@ -206,7 +200,11 @@ impl Driver for HeatDriver {
                     .map(|n| stacks::removal_ref(n))
                     .collect::<Vec<_>>()),
             );
-            self.patch(&spec, p, false).await
+            if is_default_worker {
+                self.patch(&spec, p, false).await
+            } else {
+                self.patch_nodegroup(&spec, &ng, p).await
+            }
         })
     }
 
@@ -244,7 +242,106 @@ impl Driver for HeatDriver {
                 return Ok(());
             };
             let heat = self.ctx.heat(&spec)?;
-            heat.delete_stack(&stack).await.map_err(failed)
+            // Node groups' stacks first: they live in the cluster's network.
+            for ng in spec
+                .nodegroups
+                .iter()
+                .filter(|n| n.is_default != Some(true))
+            {
+                stacks::delete(&heat, &stacks::nodegroup_stack_name(&spec.cluster, ng)).await?;
+            }
+            stacks::delete(&heat, &stack).await
+        })
+    }
+
+    fn create_nodegroup(&self, spec: &ClusterSpec, ng: &NodeGroup) -> DriverFuture<'_, ()> {
+        let spec = spec.clone();
+        let ng = ng.clone();
+        Box::pin(async move {
+            if ng.role.as_deref() == Some("master") {
+                return Err(DriverError::NotAvailable(format!(
+                    "Master node groups beyond the default are not available with the {} driver",
+                    self.name
+                )));
+            }
+            let heat = self.ctx.heat(&spec)?;
+            let cluster_stack = spec
+                .cluster
+                .stack_id
+                .as_deref()
+                .ok_or_else(|| DriverError::Failed("the cluster has no stack yet".into()))?;
+            let stack = heat
+                .stack(cluster_stack)
+                .await
+                .map_err(failed)?
+                .ok_or_else(|| DriverError::Failed(format!("stack {cluster_stack} not found")))?;
+            let out = |k: &str| {
+                magnum_openstack::heat::output(&stack, k)
+                    .cloned()
+                    .unwrap_or(json!(""))
+            };
+            let mut p = serde_json::Map::new();
+            p.insert("nodegroup_name".into(), json!(ng.name));
+            p.insert(
+                "number_of_workers".into(),
+                json!(ng.node_count.unwrap_or(1)),
+            );
+            if let Some(image) = &ng.image_id {
+                p.insert("server_image".into(), json!(image));
+            }
+            if let Some(flavor) = &ng.flavor_id {
+                p.insert("worker_flavor".into(), json!(flavor));
+            }
+            if let Some(size) = ng.docker_volume_size {
+                p.insert("docker_volume_size".into(), json!(size));
+            }
+            for (param, output) in [
+                ("network", "network"),
+                ("subnet", "subnet"),
+                ("security_group", "worker_security_group"),
+                ("join_address", "join_address"),
+                ("bootstrap_token", "bootstrap_token"),
+                ("api_address", "api_address_raw"),
+            ] {
+                p.insert(param.into(), out(output));
+            }
+            let magnum_url = self.magnum_url(&spec).await;
+            let input = self.input_of(
+                &spec,
+                magnum_url,
+                spec.cluster.create_timeout.unwrap_or(60),
+                Some(templates::NODEGROUP_TOP),
+                p,
+            )?;
+            let name = stacks::nodegroup_stack_name(&spec.cluster, &ng);
+            stacks::create(&heat, &name, &input).await.map(|_| ())
+        })
+    }
+
+    fn update_nodegroup(&self, spec: &ClusterSpec, ng: &NodeGroup) -> DriverFuture<'_, ()> {
+        let spec = spec.clone();
+        let ng = ng.clone();
+        Box::pin(async move {
+            let mut p = serde_json::Map::new();
+            p.insert(
+                "number_of_workers".into(),
+                json!(ng.node_count.unwrap_or(0)),
+            );
+            p.insert("workers_to_remove".into(), json!([]));
+            if ng.is_default == Some(true) {
+                self.patch(&spec, p, false).await
+            } else {
+                self.patch_nodegroup(&spec, &ng, p).await
+            }
+        })
+    }
+
+    fn delete_nodegroup(&self, spec: &ClusterSpec, ng: &NodeGroup) -> DriverFuture<'_, ()> {
+        let spec = spec.clone();
+        let ng = ng.clone();
+        Box::pin(async move {
+            let heat = self.ctx.heat(&spec)?;
+            stacks::delete(&heat, &stacks::nodegroup_stack_name(&spec.cluster, &ng)).await
         })
     }
 
@@ -288,9 +385,30 @@ impl HeatDriver {
             environment: json!({}),
             ..Default::default()
         };
-        heat.update_stack(&stack, &input, true)
-            .await
-            .map_err(failed)
+        stacks::patch(&heat, &stack, &input).await
+    }
+
+    /// Change some parameters of a node group's own stack.
+    async fn patch_nodegroup(
+        &self,
+        spec: &ClusterSpec,
+        ng: &NodeGroup,
+        parameters: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), DriverError> {
+        let heat = self.ctx.heat(spec)?;
+        let input = magnum_openstack::heat::StackInput {
+            template: serde_json::Value::Null,
+            parameters,
+            disable_rollback: true,
+            environment: json!({}),
+            ..Default::default()
+        };
+        stacks::patch(
+            &heat,
+            &stacks::nodegroup_stack_name(&spec.cluster, ng),
+            &input,
+        )
+        .await
     }
 
     /// Our API's endpoint, as nodes reach it to have certificates signed.
@@ -307,15 +425,41 @@ impl HeatDriver {
         magnum_url: String,
         timeout_minutes: i64,
     ) -> Result<magnum_openstack::heat::StackInput, DriverError> {
-        let bundle = templates::bundle(self.coe, self.os, &self.ctx.extra)?;
+        self.input_of(
+            spec,
+            magnum_url,
+            timeout_minutes,
+            None,
+            serde_json::Map::new(),
+        )
+    }
+
+    /// The input of the cluster's stack, or with `top` the stack of one of
+    /// the COE's other templates; `overrides` win over the cluster's
+    /// parameters, and only parameters the template declares are sent.
+    fn input_of(
+        &self,
+        spec: &ClusterSpec,
+        magnum_url: String,
+        timeout_minutes: i64,
+        top: Option<&str>,
+        overrides: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<magnum_openstack::heat::StackInput, DriverError> {
+        let bundle = match top {
+            Some(top) => templates::bundle_of(self.coe, self.os, &self.ctx.extra, top)?,
+            None => templates::bundle(self.coe, self.os, &self.ctx.extra)?,
+        };
         let auth_url = self
             .ctx
             .base
             .as_ref()
             .map(|b| b.identity_url().to_string())
             .unwrap_or_default();
-        let parameters =
+        let mut parameters =
             params::for_cluster(spec, self.coe, &magnum_url, &auth_url, self.ctx.verify_ca)?;
+        parameters.extend(overrides);
+        let declared = templates::declared(&bundle.template);
+        parameters.retain(|k, _| declared.contains(k));
         Ok(magnum_openstack::heat::StackInput {
             template: bundle.template,
             files: bundle.files,

@@ -2,7 +2,7 @@
 //! records.
 
 use magnum_core::drivers::{Action, ClusterSpec, DriverError, Observed, Progress};
-use magnum_core::objects::Cluster;
+use magnum_core::objects::{Cluster, NodeGroup};
 use magnum_openstack::heat::{output, Heat, StackInput};
 use serde_json::Value;
 
@@ -36,6 +36,24 @@ pub fn name_of(c: &Cluster) -> String {
     format!("{base}-{}", c.uuid.chars().take(12).collect::<String>())
 }
 
+/// The stack of a node group beyond the defaults: the cluster's stack name
+/// and the group's.
+pub fn nodegroup_stack_name(c: &Cluster, ng: &NodeGroup) -> String {
+    let ng_name: String = ng
+        .name
+        .chars()
+        .map(|ch| {
+            if ch.is_ascii_alphanumeric() || ch == '-' {
+                ch
+            } else {
+                '-'
+            }
+        })
+        .take(40)
+        .collect();
+    format!("{}-{ng_name}", name_of(c))
+}
+
 /// What a resource group's removal policy names for a node to remove: the
 /// member's index when given the node's name (`<cluster>-node-<index>`),
 /// else the server id as given (members' reference ids are their
@@ -47,6 +65,67 @@ pub fn removal_ref(node: &str) -> String {
         }
         _ => node.to_string(),
     }
+}
+
+/// How long a change may take to show in a stack's status.
+const START_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Heat starts an update or a delete after answering; until it does, the
+/// stack still shows the last operation's outcome, which a status sync
+/// would take for this one's. So wait until the stack shows it.
+async fn wait_started(
+    heat: &Heat,
+    id: &str,
+    started: impl Fn(Option<&Value>) -> bool,
+) -> Result<(), DriverError> {
+    let deadline = tokio::time::Instant::now() + START_WAIT;
+    loop {
+        let s = heat.stack(id).await.map_err(failed)?;
+        if started(s.as_ref()) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(DriverError::Failed(format!(
+                "Heat did not start the change of stack {id} within {} seconds",
+                START_WAIT.as_secs()
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+}
+
+/// PATCH a stack's parameters; returns once Heat shows the update.
+pub async fn patch(heat: &Heat, id: &str, input: &StackInput) -> Result<(), DriverError> {
+    let before = heat
+        .stack(id)
+        .await
+        .map_err(failed)?
+        .ok_or_else(|| DriverError::Failed(format!("Stack {id} not found")))?;
+    let was = before["updated_time"].clone();
+    heat.update_stack(id, input, true).await.map_err(failed)?;
+    wait_started(heat, id, |s| {
+        s.is_some_and(|s| {
+            s["updated_time"] != was
+                || s["stack_status"]
+                    .as_str()
+                    .is_some_and(|st| st.ends_with("_IN_PROGRESS"))
+        })
+    })
+    .await
+}
+
+/// Delete a stack (one already gone is fine); returns once Heat shows the
+/// delete.
+pub async fn delete(heat: &Heat, id: &str) -> Result<(), DriverError> {
+    heat.delete_stack(id).await.map_err(failed)?;
+    wait_started(heat, id, |s| {
+        s.is_none_or(|s| {
+            s["stack_status"]
+                .as_str()
+                .is_some_and(|st| st.starts_with("DELETE_"))
+        })
+    })
+    .await
 }
 
 /// Create the stack, or adopt the one made by an earlier attempt.
@@ -223,6 +302,47 @@ pub async fn observe(heat: &Heat, spec: &ClusterSpec, coe: Coe) -> Result<Observ
         }
         if coe == Coe::Kubernetes {
             o.coe_version = stack["parameters"]["kube_tag"].as_str().map(str::to_string);
+        }
+    }
+    if action == Action::Delete {
+        return Ok(o);
+    }
+    // Node groups of their own: the cluster is as far as its slowest.
+    if cluster_action(c) == Action::Update && o.action == Action::Create {
+        // Untouched since created: a node group's operation is running.
+        o.action = Action::Update;
+    }
+    for ng in spec
+        .nodegroups
+        .iter()
+        .filter(|n| n.is_default != Some(true))
+    {
+        let ng_stack = heat
+            .stack(&nodegroup_stack_name(c, ng))
+            .await
+            .map_err(failed)?;
+        let Some(ng_stack) = ng_stack else {
+            if ng.status.as_deref() == Some("CREATE_IN_PROGRESS")
+                && o.progress == Progress::Complete
+            {
+                o.progress = Progress::InProgress;
+            }
+            continue;
+        };
+        let status = ng_stack["stack_status"].as_str().unwrap_or("UNKNOWN");
+        if status.ends_with("_IN_PROGRESS") {
+            if o.progress == Progress::Complete {
+                o.progress = Progress::InProgress;
+            }
+        } else if status.ends_with("_FAILED") {
+            let id = ng_stack["id"].as_str().unwrap_or_default().to_string();
+            let reason = failure_reason(heat, &id, &ng_stack).await;
+            o.progress = Progress::Failed(format!("node group {}: {reason}", ng.name));
+        } else if status != "DELETE_COMPLETE" {
+            o.node_addresses.insert(
+                ng.uuid.clone(),
+                strings(output(&ng_stack, "worker_addresses")),
+            );
         }
     }
     Ok(o)

@@ -64,10 +64,25 @@ const KUBERNETES: &[File] = &[
     ("lb.yaml", include_str!("../templates/common/lb.yaml")),
     ("node.yaml", include_str!("../templates/common/node.yaml")),
     (
+        "node-config.yaml",
+        include_str!("../templates/kubernetes/node-config.yaml"),
+    ),
+    (
+        "workers.yaml",
+        include_str!("../templates/kubernetes/workers.yaml"),
+    ),
+    (
+        "nodegroup.yaml",
+        include_str!("../templates/kubernetes/nodegroup.yaml"),
+    ),
+    (
         "kube-node.sh",
         include_str!("../templates/kubernetes/kube-node.sh"),
     ),
 ];
+
+/// The top template of a node group's own stack, among a COE's files.
+pub const NODEGROUP_TOP: &str = "nodegroup.yaml";
 
 const BOOT_FCOS: File = (
     "boot-fcos.yaml",
@@ -139,6 +154,14 @@ impl Extra {
     }
 }
 
+/// The parameter names a template declares.
+pub fn declared(template: &Value) -> Vec<String> {
+    template["parameters"]
+        .as_object()
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
 /// What a stack of one driver is made from.
 pub struct Bundle {
     pub template: Value,
@@ -153,18 +176,25 @@ fn parse(name: &str, text: &str) -> Result<Value, DriverError> {
 
 /// The template, files and environment of a (COE, OS) cluster.
 pub fn bundle(coe: Coe, os: Os, extra: &Extra) -> Result<Bundle, DriverError> {
+    let top = files_of(coe).first().map(|f| f.0).unwrap_or_default();
+    bundle_of(coe, os, extra, top)
+}
+
+/// [`bundle`] with another of the COE's templates on top (a node group's).
+pub fn bundle_of(coe: Coe, os: Os, extra: &Extra, top: &str) -> Result<Bundle, DriverError> {
     let all = files_of(coe);
-    let Some((top, rest)) = all.split_first() else {
+    let Some(top) = all.iter().find(|f| f.0 == top) else {
         return Err(DriverError::NotAvailable(format!(
             "{coe:?} clusters are not available with Heat yet"
         )));
     };
+    let rest: Vec<&File> = all.iter().filter(|f| f.0 != top.0).collect();
     let boot = match os {
         Os::FedoraCoreos => BOOT_FCOS,
         Os::Ubuntu => BOOT_UBUNTU,
     };
     let mut files = Map::new();
-    for (name, text) in rest.iter().chain(std::iter::once(&boot)) {
+    for (name, text) in rest.into_iter().chain(std::iter::once(&boot)) {
         files.insert(name.to_string(), json!(text));
     }
     files.extend(extra.files.clone());

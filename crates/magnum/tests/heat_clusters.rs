@@ -8,6 +8,8 @@
 
 mod support;
 
+use std::time::{Duration, Instant};
+
 use serde_json::{json, Value};
 use support::cloud::*;
 use support::*;
@@ -116,7 +118,7 @@ fn kubernetes_cluster_is_a_heat_stack() {
         "http://127.0.0.1:8004",
         "GET",
         &format!(
-            "/v1/{}/stacks/k1-{}/{stack_id}/resources?nested_depth=1",
+            "/v1/{}/stacks/k1-{}/{stack_id}/resources?nested_depth=2",
             project_a(&tok),
             &uuid[..12]
         ),
@@ -129,7 +131,7 @@ fn kubernetes_cluster_is_a_heat_stack() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|r| r["parent_resource"] == "workers")
+        .filter(|r| r["parent_resource"] == "group")
         .filter_map(|r| r["resource_name"].as_str())
         .collect();
     assert_eq!(workers, ["1"], "{res}");
@@ -165,6 +167,52 @@ fn kubernetes_cluster_is_a_heat_stack() {
     );
     assert_eq!(c["status"], "UPDATE_COMPLETE", "{c}");
     assert_eq!(c["coe_version"], "v1.31.2", "{c}");
+
+    // A node group of its own: a stack of its own, joining the cluster's.
+    let (s, _, ng) = call(
+        &url,
+        "POST",
+        &format!("/v1/clusters/{uuid}/nodegroups"),
+        Some(&member()),
+        Some(json!({"name": "ng1", "node_count": 2, "flavor_id": "m1.small"})),
+    );
+    assert_eq!(s, 202, "{ng}");
+    let c = wait_status(
+        &url,
+        &uuid,
+        "a-member",
+        &["UPDATE_COMPLETE", "UPDATE_FAILED"],
+        240,
+    );
+    assert_eq!(c["status"], "UPDATE_COMPLETE", "{c}");
+    let ng_path = format!("/v1/clusters/{uuid}/nodegroups/ng1");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let ng = loop {
+        let (_, _, ng) = call(&url, "GET", &ng_path, Some(&member()), None);
+        if ng["status"] == "CREATE_COMPLETE" {
+            break ng;
+        }
+        assert!(Instant::now() < deadline, "{ng}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(ng["node_addresses"].as_array().unwrap().len(), 2, "{ng}");
+    let ng_stack = format!("k1-{}-ng1", &uuid[..12]);
+    let stacks = heat_stacks(&ng_stack);
+    assert_eq!(stacks.len(), 1, "{stacks:?}");
+    assert_eq!(stacks[0]["stack_status"], "CREATE_COMPLETE");
+    // ... and goes with it.
+    let (s, _, b) = call(&url, "DELETE", &ng_path, Some(&member()), None);
+    assert_eq!(s, 204, "{b}");
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let (s, _, _) = call(&url, "GET", &ng_path, Some(&member()), None);
+        if s == 404 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node group ng1 not deleted");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(heat_stacks(&ng_stack).is_empty());
 
     // A node that fails to boot: CREATE_FAILED naming it.
     let (s, _, bad) = call(

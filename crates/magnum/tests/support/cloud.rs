@@ -410,7 +410,7 @@ pub fn project_a(tok: &str) -> String {
     me["token"]["project"]["id"].as_str().unwrap().to_string()
 }
 
-/// The stacks of project A Heat lists (a member's view).
+/// The stacks of project A Heat lists (a member's view), but deleted ones.
 pub fn heat_stacks(name: &str) -> Vec<Value> {
     let tok = token("a-member", "project-a");
     let project = project_a(&tok);
@@ -423,5 +423,12 @@ pub fn heat_stacks(name: &str) -> Vec<Value> {
     );
     assert_eq!(s, 200, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
-    v["stacks"].as_array().cloned().unwrap_or_default()
+    // A stack just deleted shows DELETE_COMPLETE until Heat hides it.
+    v["stacks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["stack_status"] != "DELETE_COMPLETE")
+        .cloned()
+        .collect()
 }

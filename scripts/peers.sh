@@ -8,6 +8,10 @@ req="$here/peers-requirements.txt"
 hash=$(sha256sum "$req" | cut -c1-16)
 cache="${MAGNUM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/magnum-rs}"
 venv="$cache/peers-$hash"
+mkdir -p "$cache"
+# One builder at a time (tests may ask at once); the others then find it.
+exec 9>"$cache/peers.lock"
+flock -w 900 9
 if [ ! -f "$venv/.complete" ]; then
   echo "peers: creating $venv (first run only)" >&2
   rm -rf "$venv"

@@ -12,13 +12,20 @@ peer_venv() {
   local name="$1" req="$2" hash
   hash=$(sha256sum "$req" | cut -c1-16)
   venv="$peer_cache/$name-$hash"
+  mkdir -p "$peer_cache"
+  [ -f "$venv/.complete" ] && return 0
+  # One builder at a time; a second finds it built. The lock is let go
+  # before any service starts, so no daemon keeps it.
+  exec 8>"$peer_cache/$name.lock"
+  flock -w 900 8
   if [ ! -f "$venv/.complete" ]; then
     echo "$name: creating $venv (first run only)" >&2
-    rm -rf "$venv"; mkdir -p "$peer_cache"
+    rm -rf "$venv"
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req" >&2
     touch "$venv/.complete"
   fi
+  exec 8>&-
 }
 
 # keystone_port: the port of the running local Keystone (fails without one).

@@ -151,9 +151,10 @@ impl Driver for HeatDriver {
     }
 
     fn template_path(&self) -> Option<String> {
-        templates::files_of(self.coe)
-            .first()
-            .map(|(name, _)| format!("(built in) {}/{name}", templates::dir_of(self.coe)))
+        Some(format!(
+            "(built in) {}/ + common/cluster.yaml",
+            templates::dir_of(self.coe)
+        ))
     }
 
     fn create(&self, spec: &ClusterSpec, timeout_minutes: i64) -> DriverFuture<'_, String> {
@@ -218,15 +219,16 @@ impl Driver for HeatDriver {
         let spec = spec.clone();
         let template = template.clone();
         Box::pin(async move {
-            // The new template's versions: its kube_tag label and image.
+            // The new template's versions: its COE version label (kube_tag,
+            // docker_version, mesos_version) and image.
             let mut p = serde_json::Map::new();
             if let Some(tag) = template
                 .labels
                 .as_ref()
-                .and_then(|l| l.get("kube_tag"))
+                .and_then(|l| l.get(params::version_label(self.coe)))
                 .and_then(|v| v.as_str())
             {
-                p.insert("kube_tag".into(), json!(tag));
+                p.insert("coe_version".into(), json!(tag));
             }
             if let Some(image) = &template.image_id {
                 p.insert("server_image".into(), json!(image));
@@ -300,6 +302,7 @@ impl Driver for HeatDriver {
                 ("subnet", "subnet"),
                 ("security_group", "worker_security_group"),
                 ("join_address", "join_address"),
+                ("init_address", "init_address"),
                 ("bootstrap_token", "bootstrap_token"),
                 ("api_address", "api_address_raw"),
             ] {
@@ -471,18 +474,41 @@ impl HeatDriver {
     }
 }
 
-/// What Heat is sent for a (COE, OS) cluster, without parameters, as the
-/// body of Heat's `POST /validate` (for tests and `magnum-rs` tooling).
-pub fn validation_body(
+/// What Heat is sent for each stack of a (COE, OS) cluster (the
+/// cluster's, and a further node group's), without parameters, as bodies
+/// of Heat's `POST /validate`, by top template (for tests and tooling).
+pub fn validation_bodies(
     coe: Coe,
     os: Os,
     environment_files: &[String],
-) -> Result<serde_json::Value, String> {
+) -> Result<Vec<(&'static str, serde_json::Value)>, String> {
     let extra = templates::Extra::load(environment_files)?;
-    let b = templates::bundle(coe, os, &extra).map_err(|e| e.to_string())?;
-    Ok(serde_json::json!({
-        "template": b.template,
-        "files": b.files,
-        "environment": b.environment,
-    }))
+    ["cluster.yaml", templates::NODEGROUP_TOP]
+        .into_iter()
+        .map(|top| {
+            let b = templates::bundle_of(coe, os, &extra, top).map_err(|e| e.to_string())?;
+            Ok((
+                top,
+                serde_json::json!({
+                    "template": b.template,
+                    "files": b.files,
+                    "environment": b.environment,
+                }),
+            ))
+        })
+        .collect()
+}
+
+/// The installer a COE's nodes run (`common/node-lib.sh`, then the
+/// COE's `node.sh`), as the boot configuration writes it.
+pub fn installer(coe: Coe) -> String {
+    let files = templates::files_of(coe);
+    let text = |name: &str| {
+        files
+            .iter()
+            .find(|f| f.0 == name)
+            .map(|f| f.1)
+            .unwrap_or_default()
+    };
+    format!("{}\n{}", text("node-lib.sh"), text("node.sh"))
 }

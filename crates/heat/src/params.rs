@@ -18,31 +18,94 @@ pub struct Label {
 const K8S: &[Coe] = &[Coe::Kubernetes];
 const ALL: &[Coe] = &[Coe::Kubernetes, Coe::Swarm, Coe::Mesos];
 
+const SWARM: &[Coe] = &[Coe::Swarm];
+const MESOS: &[Coe] = &[Coe::Mesos];
+
 /// Every label the Heat drivers read.
 pub const LABELS: &[Label] = &[
     Label {
         name: "kube_tag",
         coes: K8S,
         default: "v1.30.4",
-        help: "Kubernetes version the nodes install (kubeadm, kubelet, control plane); also the cluster's coe_version.",
-    },
-    Label {
-        name: "fixed_subnet_cidr",
-        coes: ALL,
-        default: "10.0.0.0/24",
-        help: "CIDR of the private subnet made for the cluster when the template names no fixed_network.",
+        help: "Kubernetes version the nodes install (kubeadm, kubelet, control plane); also the cluster's coe_version, and what an upgrade moves to.",
     },
     Label {
         name: "pods_network_cidr",
         coes: K8S,
         default: "10.100.0.0/16",
-        help: "Pod network CIDR given to kubeadm and the network driver.",
+        help: "Pod network CIDR given to kubeadm and the network driver (flannel or calico, the template's network_driver).",
     },
     Label {
         name: "service_cluster_ip_range",
         coes: K8S,
         default: "10.254.0.0/16",
         help: "Service (cluster IP) CIDR given to kubeadm.",
+    },
+    Label {
+        name: "docker_version",
+        coes: SWARM,
+        default: "27.3.1",
+        help: "Docker Engine version the nodes install from Docker's apt repository (the newest packaged release starting with it); also the cluster's coe_version, and what an upgrade moves to.",
+    },
+    Label {
+        name: "mesos_version",
+        coes: MESOS,
+        default: "1.7.1",
+        help: "Tag of the Mesos master and agent images; also the cluster's coe_version, and what an upgrade moves to.",
+    },
+    Label {
+        name: "mesos_master_image",
+        coes: MESOS,
+        default: "mesosphere/mesos-master",
+        help: "Image (without tag) of the Mesos master container.",
+    },
+    Label {
+        name: "mesos_agent_image",
+        coes: MESOS,
+        default: "mesosphere/mesos-slave",
+        help: "Image (without tag) of the Mesos agent container.",
+    },
+    Label {
+        name: "marathon_image",
+        coes: MESOS,
+        default: "mesosphere/marathon:v1.6.322",
+        help: "Image of Marathon, the cluster's API on the masters (port 8080).",
+    },
+    Label {
+        name: "zookeeper_image",
+        coes: MESOS,
+        default: "zookeeper:3.8",
+        help: "Image of the ZooKeeper the first master runs for the Mesos masters and Marathon.",
+    },
+    Label {
+        name: "mesos_slave_isolation",
+        coes: MESOS,
+        default: "",
+        help: "The agents' --isolation (as upstream's label); empty: Mesos' default.",
+    },
+    Label {
+        name: "mesos_slave_image_providers",
+        coes: MESOS,
+        default: "",
+        help: "The agents' --image_providers (as upstream's label), e.g. `docker`.",
+    },
+    Label {
+        name: "mesos_slave_work_dir",
+        coes: MESOS,
+        default: "/tmp/mesos",
+        help: "The agents' --work_dir (as upstream's label).",
+    },
+    Label {
+        name: "mesos_slave_executor_env_variables",
+        coes: MESOS,
+        default: "",
+        help: "The agents' --executor_environment_variables, a JSON object (as upstream's label).",
+    },
+    Label {
+        name: "fixed_subnet_cidr",
+        coes: ALL,
+        default: "10.0.0.0/24",
+        help: "CIDR of the private subnet made for the cluster when the template names no fixed_network.",
     },
     Label {
         name: "docker_volume_type",
@@ -63,6 +126,81 @@ pub const LABELS: &[Label] = &[
         help: "Nova availability zone of the nodes; empty: Nova chooses.",
     },
 ];
+
+/// The label naming a COE's version: what the nodes install, the
+/// cluster's coe_version, and what an upgrade moves to.
+pub fn version_label(coe: Coe) -> &'static str {
+    match coe {
+        Coe::Kubernetes => "kube_tag",
+        Coe::Swarm => "docker_version",
+        Coe::Mesos => "mesos_version",
+    }
+}
+
+/// Where a COE's API listens on the masters (and the load balancer).
+pub fn api_port(coe: Coe, tls: bool) -> u16 {
+    match (coe, tls) {
+        (Coe::Kubernetes, _) => 6443,
+        (Coe::Swarm, true) => 2376,
+        (Coe::Swarm, false) => 2375,
+        (Coe::Mesos, _) => 8080,
+    }
+}
+
+/// The installer variables of a COE's own (`coe_settings`).
+fn coe_settings(spec: &ClusterSpec, coe: Coe) -> Map<String, Value> {
+    let t = &spec.template;
+    let mut m = Map::new();
+    let mut set = |k: &str, v: String| {
+        m.insert(k.to_string(), json!(v));
+    };
+    match coe {
+        Coe::Kubernetes => {
+            set(
+                "NETWORK_DRIVER",
+                t.network_driver.clone().unwrap_or_else(|| "flannel".into()),
+            );
+            set(
+                "PODS_NETWORK_CIDR",
+                label_or_default(spec, "pods_network_cidr"),
+            );
+            set(
+                "SERVICE_CLUSTER_IP_RANGE",
+                label_or_default(spec, "service_cluster_ip_range"),
+            );
+        }
+        Coe::Swarm => {
+            set(
+                "NETWORK_DRIVER",
+                t.network_driver.clone().unwrap_or_else(|| "docker".into()),
+            );
+        }
+        Coe::Mesos => {
+            let masters = spec
+                .default_group("master")
+                .and_then(|m| m.node_count)
+                .unwrap_or(1)
+                .max(1);
+            set("MESOS_QUORUM", (masters / 2 + 1).to_string());
+            for (var, label) in [
+                ("MESOS_MASTER_IMAGE", "mesos_master_image"),
+                ("MESOS_AGENT_IMAGE", "mesos_agent_image"),
+                ("MARATHON_IMAGE", "marathon_image"),
+                ("ZOOKEEPER_IMAGE", "zookeeper_image"),
+                ("MESOS_AGENT_ISOLATION", "mesos_slave_isolation"),
+                ("MESOS_AGENT_IMAGE_PROVIDERS", "mesos_slave_image_providers"),
+                ("MESOS_AGENT_WORK_DIR", "mesos_slave_work_dir"),
+                (
+                    "MESOS_AGENT_EXECUTOR_ENV_VARIABLES",
+                    "mesos_slave_executor_env_variables",
+                ),
+            ] {
+                set(var, label_or_default(spec, label));
+            }
+        }
+    }
+    m
+}
 
 /// The labels table as Markdown (`docs/labels.md`).
 pub fn labels_markdown() -> String {
@@ -242,21 +380,13 @@ pub fn for_cluster(
     set("trustee_user_id", json!(trust.user_id));
     set("trustee_password", json!(trust.password));
     set("trust_id", json!(trust.trust_id));
-    if coe == Coe::Kubernetes {
-        set("kube_tag", json!(label_or_default(spec, "kube_tag")));
-        set(
-            "network_driver",
-            json!(t.network_driver.clone().unwrap_or_else(|| "flannel".into())),
-        );
-        set(
-            "pods_network_cidr",
-            json!(label_or_default(spec, "pods_network_cidr")),
-        );
-        set(
-            "service_cluster_ip_range",
-            json!(label_or_default(spec, "service_cluster_ip_range")),
-        );
-    }
+    let tls = !t.tls_disabled.unwrap_or(false);
+    set("api_port", json!(api_port(coe, tls)));
+    set(
+        "coe_version",
+        json!(label_or_default(spec, version_label(coe))),
+    );
+    set("coe_settings", Value::Object(coe_settings(spec, coe)));
     Ok(p)
 }
 
@@ -279,17 +409,73 @@ mod tests {
         );
     }
 
+    /// A spec of `coe` whose labels are each set to a value of its own.
+    fn spec_with_every_label(coe: Coe) -> ClusterSpec {
+        let labels: Map<String, Value> = LABELS
+            .iter()
+            .map(|l| (l.name.to_string(), json!(format!("L-{}", l.name))))
+            .collect();
+        let coe_name = match coe {
+            Coe::Kubernetes => "kubernetes",
+            Coe::Swarm => "swarm-mode",
+            Coe::Mesos => "mesos",
+        };
+        let cluster: magnum_core::objects::Cluster = serde_json::from_value(json!({
+            "uuid": "u", "name": "c", "labels": labels,
+        }))
+        .unwrap();
+        let template: magnum_core::objects::ClusterTemplate =
+            serde_json::from_value(json!({"uuid": "t", "coe": coe_name})).unwrap();
+        ClusterSpec {
+            cluster,
+            template,
+            nodegroups: vec![],
+            trust: None,
+        }
+    }
+
     #[test]
-    fn every_label_is_a_template_parameter() {
-        for l in LABELS {
-            if l.coes.contains(&Coe::Kubernetes) {
-                let t = crate::templates::files_of(Coe::Kubernetes)[0].1;
-                assert!(
-                    t.contains(&format!("  {}:", l.name)),
-                    "{} is no parameter",
+    fn every_label_reaches_the_stack_of_its_coes() {
+        for coe in [Coe::Kubernetes, Coe::Swarm, Coe::Mesos] {
+            let spec = spec_with_every_label(coe);
+            let p = for_cluster(&spec, coe, "", "", true).unwrap();
+            let sent = serde_json::to_string(&p).unwrap();
+            for l in LABELS {
+                let value = format!("L-{}", l.name);
+                // master_lb_floating_ip_enabled is read as a boolean.
+                if l.name == "master_lb_floating_ip_enabled" {
+                    continue;
+                }
+                assert_eq!(
+                    sent.contains(&format!("\"{value}\"")),
+                    l.coes.contains(&coe),
+                    "{} for {coe:?}: {sent}",
                     l.name
                 );
             }
+            // Every parameter sent is one the top template declares.
+            let top = crate::templates::bundle(coe, crate::Os::Ubuntu, &Default::default())
+                .unwrap()
+                .template;
+            let declared = crate::templates::declared(&top);
+            for k in p.keys() {
+                assert!(declared.contains(k), "{k} is no parameter of {coe:?}");
+            }
         }
+    }
+
+    #[test]
+    fn versions_and_api_ports() {
+        for (coe, label) in [
+            (Coe::Kubernetes, "kube_tag"),
+            (Coe::Swarm, "docker_version"),
+            (Coe::Mesos, "mesos_version"),
+        ] {
+            let p = for_cluster(&spec_with_every_label(coe), coe, "", "", true).unwrap();
+            assert_eq!(p["coe_version"], json!(format!("L-{label}")));
+        }
+        assert_eq!(api_port(Coe::Swarm, true), 2376);
+        assert_eq!(api_port(Coe::Swarm, false), 2375);
+        assert_eq!(api_port(Coe::Kubernetes, false), 6443);
     }
 }

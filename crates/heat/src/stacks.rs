@@ -300,9 +300,10 @@ pub async fn observe(heat: &Heat, spec: &ClusterSpec, coe: Coe) -> Result<Observ
             o.node_addresses
                 .insert(w.uuid.clone(), strings(output(&stack, "worker_addresses")));
         }
-        if coe == Coe::Kubernetes {
-            o.coe_version = stack["parameters"]["kube_tag"].as_str().map(str::to_string);
-        }
+        o.coe_version = stack["parameters"]["coe_version"]
+            .as_str()
+            .filter(|v| !v.is_empty())
+            .map(str::to_string);
     }
     if action == Action::Delete {
         return Ok(o);

@@ -52,10 +52,11 @@ impl Os {
 /// (name Heat knows the file by, its text).
 type File = (&'static str, &'static str);
 
-const KUBERNETES: &[File] = &[
+/// The templates every COE shares; `cluster.yaml` is the top one.
+const COMMON: &[File] = &[
     (
         "cluster.yaml",
-        include_str!("../templates/kubernetes/cluster.yaml"),
+        include_str!("../templates/common/cluster.yaml"),
     ),
     (
         "network.yaml",
@@ -65,20 +66,43 @@ const KUBERNETES: &[File] = &[
     ("node.yaml", include_str!("../templates/common/node.yaml")),
     (
         "node-config.yaml",
-        include_str!("../templates/kubernetes/node-config.yaml"),
+        include_str!("../templates/common/node-config.yaml"),
     ),
     (
         "workers.yaml",
-        include_str!("../templates/kubernetes/workers.yaml"),
+        include_str!("../templates/common/workers.yaml"),
     ),
     (
         "nodegroup.yaml",
-        include_str!("../templates/kubernetes/nodegroup.yaml"),
+        include_str!("../templates/common/nodegroup.yaml"),
     ),
     (
-        "kube-node.sh",
-        include_str!("../templates/kubernetes/kube-node.sh"),
+        "node-lib.sh",
+        include_str!("../templates/common/node-lib.sh"),
     ),
+];
+
+/// What each COE brings: its security groups and its installer.
+const KUBERNETES: &[File] = &[
+    (
+        "secgroups.yaml",
+        include_str!("../templates/kubernetes/secgroups.yaml"),
+    ),
+    ("node.sh", include_str!("../templates/kubernetes/node.sh")),
+];
+const SWARM: &[File] = &[
+    (
+        "secgroups.yaml",
+        include_str!("../templates/swarm/secgroups.yaml"),
+    ),
+    ("node.sh", include_str!("../templates/swarm/node.sh")),
+];
+const MESOS: &[File] = &[
+    (
+        "secgroups.yaml",
+        include_str!("../templates/mesos/secgroups.yaml"),
+    ),
+    ("node.sh", include_str!("../templates/mesos/node.sh")),
 ];
 
 /// The top template of a node group's own stack, among a COE's files.
@@ -102,13 +126,18 @@ pub fn dir_of(coe: Coe) -> &'static str {
     }
 }
 
-/// Every template file of a COE (for validation and the labels table).
-pub fn files_of(coe: Coe) -> &'static [File] {
+/// The files of a COE's own, beside the common ones.
+fn own_files_of(coe: Coe) -> &'static [File] {
     match coe {
         Coe::Kubernetes => KUBERNETES,
-        // The Swarm and Mesos templates come with their drivers.
-        Coe::Swarm | Coe::Mesos => &[],
+        Coe::Swarm => SWARM,
+        Coe::Mesos => MESOS,
     }
+}
+
+/// Every template file of a COE, the top one first.
+pub fn files_of(coe: Coe) -> Vec<File> {
+    COMMON.iter().chain(own_files_of(coe)).copied().collect()
 }
 
 /// Environments an operator added: their registry and the files it names.
@@ -184,8 +213,8 @@ pub fn bundle(coe: Coe, os: Os, extra: &Extra) -> Result<Bundle, DriverError> {
 pub fn bundle_of(coe: Coe, os: Os, extra: &Extra, top: &str) -> Result<Bundle, DriverError> {
     let all = files_of(coe);
     let Some(top) = all.iter().find(|f| f.0 == top) else {
-        return Err(DriverError::NotAvailable(format!(
-            "{coe:?} clusters are not available with Heat yet"
+        return Err(DriverError::Failed(format!(
+            "{top} is none of the {coe:?} templates"
         )));
     };
     let rest: Vec<&File> = all.iter().filter(|f| f.0 != top.0).collect();
@@ -218,8 +247,13 @@ mod tests {
 
     #[test]
     fn every_template_parses_and_names_only_files_we_send() {
-        for os in [Os::FedoraCoreos, Os::Ubuntu] {
-            let b = bundle(Coe::Kubernetes, os, &Extra::default()).unwrap();
+        for (coe, os) in [
+            (Coe::Kubernetes, Os::FedoraCoreos),
+            (Coe::Kubernetes, Os::Ubuntu),
+            (Coe::Swarm, Os::Ubuntu),
+            (Coe::Mesos, Os::Ubuntu),
+        ] {
+            let b = bundle(coe, os, &Extra::default()).unwrap();
             assert!(b.template["heat_template_version"].is_string());
             for (name, text) in b.files.iter() {
                 if name.ends_with(".yaml") {

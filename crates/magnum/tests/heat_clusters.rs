@@ -1,8 +1,9 @@
-//! Clusters as real Heat stacks: our API and conductor (all-in-one, with
-//! Keystone) drive PyPI Heat (`scripts/heat.sh`) through the cluster's
-//! trust; Nova, Neutron, Cinder and Octavia resources are stood in for by
-//! the test environment `tests/heat/fake-cloud-env.yaml`, so the stacks
-//! live their whole life in the real Heat engine.
+//! Clusters as real Heat stacks, for every COE: the real `openstack coe`
+//! client (by password through Keystone's catalog) drives our all-in-one,
+//! whose conductor drives PyPI Heat (`scripts/heat.sh`) through each
+//! cluster's trust. Nova, Neutron, Cinder and Octavia resources are stood
+//! in for by the test environment `tests/heat/fake-cloud-env.yaml`, so the
+//! stacks live their whole life in the real Heat engine.
 
 #![allow(clippy::unwrap_used)] // tests fail by panicking
 
@@ -14,222 +15,284 @@ use serde_json::{json, Value};
 use support::cloud::*;
 use support::*;
 
-#[test]
-fn kubernetes_cluster_is_a_heat_stack() {
-    keystone(&["start"]);
-    heat_start();
-    let dir = tempdir("heat-k8s");
-    let _cloud = cloud_double(&dir);
-    glance_with_image(&token("a-member", "project-a"));
-    let conf = heat_conf(&dir, "");
-    let server = all_in_one(&dir, &conf);
-    let url = server.url.clone();
-    keystone(&["endpoint", &format!("{url}/v1")]);
-    // The test Keystone's tokens live 30 s: a fresh one per call.
-    let member = || token("a-member", "project-a");
-    let (s, _, t) = call(
-        &url,
-        "POST",
-        "/v1/clustertemplates",
-        Some(&member()),
-        Some(
-            json!({"name": "k8s-heat", "coe": "kubernetes", "image_id": "fedora-coreos-40",
-                    "flavor_id": "m1.small", "master_flavor_id": "m1.medium", "keypair_id": "kp",
-                    "external_network_id": "public", "docker_volume_size": 5}),
-        ),
-    );
-    assert_eq!(s, 201, "{t}");
-    assert_eq!(t["cluster_distro"], "fedora-coreos");
+/// How long one stack operation may take here (three clusters share one
+/// Heat engine).
+const STEP_SECS: u64 = 600;
 
-    // Create: a stack in Heat, CREATE_COMPLETE with addresses.
-    let (s, _, c) = call(
-        &url,
-        "POST",
-        "/v1/clusters",
-        Some(&member()),
-        Some(json!({"name": "k1", "cluster_template_id": "k8s-heat", "node_count": 2})),
-    );
-    assert_eq!(s, 202, "{c}");
-    let uuid = c["uuid"].as_str().unwrap().to_string();
-    let c = wait_status(
-        &url,
-        &uuid,
-        "a-member",
-        &["CREATE_COMPLETE", "CREATE_FAILED"],
-        240,
-    );
-    assert_eq!(c["status"], "CREATE_COMPLETE", "{c}");
-    let api = c["api_address"].as_str().unwrap_or_default();
+/// One COE's driver, as a user meets it.
+struct Case {
+    /// The cluster's name, and the prefix of its templates'.
+    name: &'static str,
+    coe: &'static str,
+    image: &'static str,
+    driver: &'static str,
+    /// The version label, the default version, the upgrade's version.
+    version_label: &'static str,
+    version: &'static str,
+    upgraded: &'static str,
+    /// api_address is `<scheme>://<floating ip>:<port>`.
+    scheme: &'static str,
+    port: u16,
+}
+
+const CASES: [Case; 3] = [
+    Case {
+        name: "k8s",
+        coe: "kubernetes",
+        image: "fedora-coreos-40",
+        driver: "k8s_fedora_coreos_v1",
+        version_label: "kube_tag",
+        version: "v1.30.4",
+        upgraded: "v1.31.2",
+        scheme: "https",
+        port: 6443,
+    },
+    Case {
+        name: "swarm",
+        coe: "swarm-mode",
+        image: "ubuntu-24.04",
+        driver: "swarm_mode_ubuntu_v1",
+        version_label: "docker_version",
+        version: "27.3.1",
+        upgraded: "27.4.0",
+        scheme: "tcp",
+        port: 2376,
+    },
+    Case {
+        name: "mesos",
+        coe: "mesos",
+        image: "ubuntu-24.04",
+        driver: "mesos_ubuntu_v1",
+        version_label: "mesos_version",
+        version: "1.7.1",
+        upgraded: "1.8.1",
+        scheme: "http",
+        port: 8080,
+    },
+];
+
+/// The real client as project A's member; fails the test on an error.
+fn coe(args: &[&str]) -> String {
+    let mut all = vec!["coe"];
+    all.extend_from_slice(args);
+    let out = openstack_as("a-member", "project-a", &all);
     assert!(
-        api.starts_with("https://172.24.4.") && api.ends_with(":6443"),
-        "{c}"
+        out.status.success(),
+        "openstack {all:?} failed:\n{}",
+        text(&out)
     );
-    assert_eq!(c["coe_version"], "v1.30.4");
-    assert_eq!(c["master_addresses"].as_array().unwrap().len(), 1, "{c}");
-    assert_eq!(c["node_addresses"].as_array().unwrap().len(), 2, "{c}");
-    // Newer microversions call the stack id cluster_id.
-    let stack_id = c["cluster_id"].as_str().unwrap().to_string();
-    let stacks = heat_stacks(&format!("k1-{}", &uuid[..12]));
-    assert_eq!(stacks.len(), 1, "{stacks:?}");
-    assert_eq!(stacks[0]["id"], stack_id.as_str());
-    assert_eq!(stacks[0]["stack_status"], "CREATE_COMPLETE");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
 
-    // Scale up through the stack: three workers.
-    let (s, _, b) = call(
-        &url,
-        "PATCH",
-        &format!("/v1/clusters/{uuid}"),
-        Some(&member()),
-        Some(json!([{"op": "replace", "path": "/node_count", "value": 3}])),
-    );
-    assert_eq!(s, 202, "{b}");
-    let c = wait_status(
-        &url,
-        &uuid,
-        "a-member",
-        &["UPDATE_COMPLETE", "UPDATE_FAILED"],
-        240,
-    );
-    assert_eq!(c["status"], "UPDATE_COMPLETE", "{c}");
-    assert_eq!(c["node_addresses"].as_array().unwrap().len(), 3, "{c}");
+fn coe_json(args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend_from_slice(&["-f", "json"]);
+    let out = coe(&all);
+    let start = out.find(['{', '[']).unwrap_or(0);
+    serde_json::from_str(&out[start..]).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
+}
 
-    // Resize down to one, removing a named node.
-    let (s, _, b) = call(
-        &url,
-        "POST",
-        &format!("/v1/clusters/{uuid}/actions/resize"),
-        Some(&member()),
-        Some(json!({"node_count": 1, "nodes_to_remove": ["k1-node-0"]})),
-    );
-    assert_eq!(s, 202, "{b}");
-    let c = wait_status(
-        &url,
-        &uuid,
-        "a-member",
-        &["UPDATE_COMPLETE", "UPDATE_FAILED"],
-        240,
-    );
-    assert_eq!(c["status"], "UPDATE_COMPLETE", "{c}");
-    assert_eq!(c["node_count"], 1, "{c}");
-    assert_eq!(c["node_addresses"].as_array().unwrap().len(), 1, "{c}");
-    // Heat removed the named node (index 0), then the newest (2).
+/// Wait for the cluster's current operation (`CREATE`, `UPDATE`) to end,
+/// and require it to have ended well.
+fn settled(url: &str, cluster: &str, action: &str) -> Value {
+    let (done, failed) = (format!("{action}_COMPLETE"), format!("{action}_FAILED"));
+    let c = wait_status(url, cluster, "a-member", &[&done, &failed], STEP_SECS);
+    assert_eq!(c["status"], done.as_str(), "{c}");
+    c
+}
+
+/// Poll a node group until `done` holds (or it is gone, `None`).
+fn wait_nodegroup(url: &str, cluster: &str, ng: &str, done: impl Fn(Option<&Value>) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(STEP_SECS);
+    loop {
+        let (s, _, v) = call(
+            url,
+            "GET",
+            &format!("/v1/clusters/{cluster}/nodegroups/{ng}"),
+            Some(&token("a-member", "project-a")),
+            None,
+        );
+        if done((s != 404).then_some(&v)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "node group {ng}: {s} {v}");
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+}
+
+/// The members of the default worker group in the cluster's stack.
+fn worker_members(stack_name: &str, stack_id: &str) -> Vec<String> {
     let tok = token("a-member", "project-a");
     let (s, _, res) = http_with(
         "http://127.0.0.1:8004",
         "GET",
         &format!(
-            "/v1/{}/stacks/k1-{}/{stack_id}/resources?nested_depth=2",
-            project_a(&tok),
-            &uuid[..12]
+            "/v1/{}/stacks/{stack_name}/{stack_id}/resources?nested_depth=2",
+            project_a(&tok)
         ),
         &[("X-Auth-Token", &tok)],
         None,
     );
     assert_eq!(s, 200, "{res}");
     let res: Value = serde_json::from_str(&res).unwrap();
-    let workers: Vec<&str> = res["resources"]
+    res["resources"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|r| r["parent_resource"] == "group")
-        .filter_map(|r| r["resource_name"].as_str())
-        .collect();
-    assert_eq!(workers, ["1"], "{res}");
+        .filter_map(|r| r["resource_name"].as_str().map(str::to_string))
+        .collect()
+}
 
-    // Upgrade to a template with a newer Kubernetes.
-    let (s, _, t2) = call(
-        &url,
-        "POST",
-        "/v1/clustertemplates",
-        Some(&member()),
-        Some(
-            json!({"name": "k8s-heat-2", "coe": "kubernetes", "image_id": "fedora-coreos-40",
-                    "flavor_id": "m1.small", "master_flavor_id": "m1.medium", "keypair_id": "kp",
-                    "external_network_id": "public", "docker_volume_size": 5,
-                    "labels": {"kube_tag": "v1.31.2"}}),
-        ),
+/// One cluster's whole life through the client: create, scale up, resize
+/// removing a named node, a node group of its own, upgrade, delete.
+fn lifecycle(url: &str, case: &Case) {
+    let name = case.name;
+    let (t1, t2) = (format!("{name}-t"), format!("{name}-t2"));
+    for (t, version) in [(&t1, case.version), (&t2, case.upgraded)] {
+        coe(&[
+            "cluster",
+            "template",
+            "create",
+            t,
+            "--coe",
+            case.coe,
+            "--image",
+            case.image,
+            "--external-network",
+            "public",
+            "--flavor",
+            "m1.small",
+            "--master-flavor",
+            "m1.medium",
+            "--keypair",
+            "kp",
+            "--docker-volume-size",
+            "5",
+            "--labels",
+            &format!("{}={version}", case.version_label),
+        ]);
+    }
+    let t = coe_json(&["cluster", "template", "show", &t1]);
+    assert_eq!(t["driver"], case.driver, "{t}");
+
+    // Create: a stack in Heat, CREATE_COMPLETE with addresses.
+    let out = coe(&[
+        "cluster",
+        "create",
+        name,
+        "--cluster-template",
+        &t1,
+        "--node-count",
+        "2",
+        "--timeout",
+        "30",
+    ]);
+    assert!(out.contains("accepted"), "{out}");
+    let c = settled(url, name, "CREATE");
+    let uuid = c["uuid"].as_str().unwrap().to_string();
+    let shown = coe_json(&["cluster", "show", name]);
+    let api = shown["api_address"].as_str().unwrap_or_default();
+    assert!(
+        api.starts_with(&format!("{}://172.24.4.", case.scheme))
+            && api.ends_with(&format!(":{}", case.port)),
+        "{shown}"
     );
-    assert_eq!(s, 201, "{t2}");
-    let (s, _, b) = call(
-        &url,
-        "POST",
-        &format!("/v1/clusters/{uuid}/actions/upgrade"),
-        Some(&member()),
-        Some(json!({"cluster_template": "k8s-heat-2"})),
-    );
-    assert_eq!(s, 202, "{b}");
-    let c = wait_status(
-        &url,
-        &uuid,
-        "a-member",
-        &["UPDATE_COMPLETE", "UPDATE_FAILED"],
-        240,
-    );
-    assert_eq!(c["status"], "UPDATE_COMPLETE", "{c}");
-    assert_eq!(c["coe_version"], "v1.31.2", "{c}");
+    assert_eq!(shown["coe_version"], case.version, "{shown}");
+    assert_eq!(shown["master_addresses"].as_array().unwrap().len(), 1);
+    assert_eq!(shown["node_addresses"].as_array().unwrap().len(), 2);
+    let stack_name = format!("{name}-{}", &uuid[..12]);
+    let stack_id = c["cluster_id"].as_str().unwrap().to_string();
+    let stacks = heat_stacks(&stack_name);
+    assert_eq!(stacks.len(), 1, "{stacks:?}");
+    assert_eq!(stacks[0]["id"], stack_id.as_str());
+    assert_eq!(stacks[0]["stack_status"], "CREATE_COMPLETE");
+
+    // Scale up through the stack: three workers.
+    coe(&["cluster", "update", name, "--node-count", "3"]);
+    let c = settled(url, name, "UPDATE");
+    assert_eq!(c["node_addresses"].as_array().unwrap().len(), 3, "{c}");
+    assert_eq!(worker_members(&stack_name, &stack_id), ["0", "1", "2"]);
+
+    // Resize down to one, removing a named node: Heat removes it (index
+    // 0), then the newest (2).
+    coe(&[
+        "cluster",
+        "resize",
+        name,
+        "1",
+        "--nodes-to-remove",
+        &format!("{name}-node-0"),
+    ]);
+    let c = settled(url, name, "UPDATE");
+    assert_eq!(c["node_count"], 1, "{c}");
+    assert_eq!(c["node_addresses"].as_array().unwrap().len(), 1, "{c}");
+    assert_eq!(worker_members(&stack_name, &stack_id), ["1"]);
 
     // A node group of its own: a stack of its own, joining the cluster's.
-    let (s, _, ng) = call(
-        &url,
-        "POST",
-        &format!("/v1/clusters/{uuid}/nodegroups"),
-        Some(&member()),
-        Some(json!({"name": "ng1", "node_count": 2, "flavor_id": "m1.small"})),
-    );
-    assert_eq!(s, 202, "{ng}");
-    let c = wait_status(
-        &url,
-        &uuid,
-        "a-member",
-        &["UPDATE_COMPLETE", "UPDATE_FAILED"],
-        240,
-    );
-    assert_eq!(c["status"], "UPDATE_COMPLETE", "{c}");
-    let ng_path = format!("/v1/clusters/{uuid}/nodegroups/ng1");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let ng = loop {
-        let (_, _, ng) = call(&url, "GET", &ng_path, Some(&member()), None);
-        if ng["status"] == "CREATE_COMPLETE" {
-            break ng;
-        }
-        assert!(Instant::now() < deadline, "{ng}");
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    coe(&[
+        "nodegroup",
+        "create",
+        name,
+        "ng1",
+        "--node-count",
+        "2",
+        "--flavor",
+        "m1.small",
+    ]);
+    wait_nodegroup(url, &uuid, "ng1", |ng| {
+        ng.is_some_and(|ng| ng["status"] == "CREATE_COMPLETE" || ng["status"] == "CREATE_FAILED")
+    });
+    let ng = coe_json(&["nodegroup", "show", name, "ng1"]);
+    assert_eq!(ng["status"], "CREATE_COMPLETE", "{ng}");
     assert_eq!(ng["node_addresses"].as_array().unwrap().len(), 2, "{ng}");
-    let ng_stack = format!("k1-{}-ng1", &uuid[..12]);
+    let ng_stack = format!("{stack_name}-ng1");
     let stacks = heat_stacks(&ng_stack);
     assert_eq!(stacks.len(), 1, "{stacks:?}");
     assert_eq!(stacks[0]["stack_status"], "CREATE_COMPLETE");
-    // ... and goes with it.
-    let (s, _, b) = call(&url, "DELETE", &ng_path, Some(&member()), None);
-    assert_eq!(s, 204, "{b}");
-    let deadline = Instant::now() + Duration::from_secs(240);
-    loop {
-        let (s, _, _) = call(&url, "GET", &ng_path, Some(&member()), None);
-        if s == 404 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "node group ng1 not deleted");
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    let c = settled(url, name, "UPDATE");
+    assert_eq!(c["node_count"], 3, "{c}");
+    // ... and goes with its stack.
+    coe(&["nodegroup", "delete", name, "ng1"]);
+    wait_nodegroup(url, &uuid, "ng1", |ng| ng.is_none());
     assert!(heat_stacks(&ng_stack).is_empty());
 
-    // A node that fails to boot: CREATE_FAILED naming it.
-    let (s, _, bad) = call(
-        &url,
-        "POST",
-        "/v1/clusters",
-        Some(&member()),
-        Some(json!({"name": "fail-me", "cluster_template_id": "k8s-heat", "node_count": 1})),
-    );
-    assert_eq!(s, 202, "{bad}");
-    let bad_uuid = bad["uuid"].as_str().unwrap().to_string();
+    // Upgrade to the template with the newer version.
+    coe(&["cluster", "upgrade", name, &t2]);
+    let c = settled(url, name, "UPDATE");
+    assert_eq!(c["coe_version"], case.upgraded, "{c}");
+    let stack = &heat_stacks(&stack_name)[0];
+    assert_eq!(stack["stack_status"], "UPDATE_COMPLETE", "{stack}");
+
+    // Delete: the stack goes from Heat, the cluster from our database.
+    let out = coe(&["cluster", "delete", name]);
+    assert!(out.contains("accepted"), "{out}");
+    wait_status(url, &uuid, "a-member", &["gone"], STEP_SECS);
+    assert!(heat_stacks(&stack_name).is_empty());
+    for t in [&t1, &t2] {
+        coe(&["cluster", "template", "delete", t]);
+    }
+}
+
+/// A node that fails to boot: CREATE_FAILED naming the failed resource
+/// and its reason; then deleted.
+fn failing_node(url: &str) {
+    let out = coe(&[
+        "cluster",
+        "create",
+        "fail-me",
+        "--cluster-template",
+        "fail-t",
+        "--node-count",
+        "1",
+    ]);
+    assert!(out.contains("accepted"), "{out}");
     let bad = wait_status(
-        &url,
-        &bad_uuid,
+        url,
+        "fail-me",
         "a-member",
         &["CREATE_COMPLETE", "CREATE_FAILED"],
-        240,
+        STEP_SECS,
     );
     assert_eq!(bad["status"], "CREATE_FAILED", "{bad}");
     let reason = bad["status_reason"].as_str().unwrap_or_default();
@@ -237,28 +300,72 @@ fn kubernetes_cluster_is_a_heat_stack() {
         reason.contains("nova_boot") && reason.contains("Test Resource failed"),
         "{reason}"
     );
+    let shown = coe_json(&["cluster", "show", "fail-me"]);
+    assert_eq!(shown["status_reason"], reason);
+    let uuid = bad["uuid"].as_str().unwrap().to_string();
+    coe(&["cluster", "delete", "fail-me"]);
+    wait_status(url, &uuid, "a-member", &["gone"], STEP_SECS);
+    assert!(heat_stacks(&format!("fail-me-{}", &uuid[..12])).is_empty());
+}
 
-    // Delete: the stacks go from Heat, the clusters from our database.
-    for id in [&uuid, &bad_uuid] {
-        let tok = token("a-member", "project-a");
-        let (s, _, b) = call(
-            &url,
-            "DELETE",
-            &format!("/v1/clusters/{id}"),
-            Some(&tok),
-            None,
-        );
-        assert_eq!(s, 204, "{b}");
-    }
-    for id in [&uuid, &bad_uuid] {
-        wait_status(&url, id, "a-member", &["gone"], 240);
-    }
-    assert!(heat_stacks(&format!("k1-{}", &uuid[..12])).is_empty());
+#[test]
+fn every_coe_lives_its_whole_life_in_heat() {
+    keystone(&["start"]);
+    heat_start();
+    let dir = tempdir("heat-coes");
+    let _cloud = cloud_double(&dir);
+    glance_with_image(&token("a-member", "project-a"));
+    let conf = heat_conf(&dir, "");
+    let server = all_in_one(&dir, &conf);
+    let url = server.url.clone();
+    keystone(&["endpoint", &format!("{url}/v1")]);
+    coe(&[
+        "cluster",
+        "template",
+        "create",
+        "fail-t",
+        "--coe",
+        "kubernetes",
+        "--image",
+        "fedora-coreos-40",
+        "--external-network",
+        "public",
+        "--flavor",
+        "m1.small",
+        "--keypair",
+        "kp",
+    ]);
+    // The COEs side by side, as a cloud's users would.
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        let runs: Vec<_> = CASES
+            .iter()
+            .map(|case| {
+                let url = url.clone();
+                s.spawn(move || lifecycle(&url, case))
+            })
+            .chain(std::iter::once({
+                let url = url.clone();
+                s.spawn(move || failing_node(&url))
+            }))
+            .collect();
+        let failed: Vec<String> = runs
+            .into_iter()
+            .zip(CASES.iter().map(|c| c.name).chain(["fail-me"]))
+            .filter_map(|(r, name)| r.join().err().map(|_| name.to_string()))
+            .collect();
+        assert!(failed.is_empty(), "failed: {failed:?} (see above)");
+    });
+    eprintln!(
+        "every COE's lifecycle took {} s",
+        started.elapsed().as_secs()
+    );
+    coe(&["cluster", "template", "delete", "fail-t"]);
     drop(server);
     std::fs::remove_dir_all(dir).ok();
 }
 
-/// Every driver's templates pass Heat's own validation, for each OS.
+/// Every driver's templates pass Heat's own validation: each COE, each OS.
 #[test]
 fn templates_pass_heat_validation() {
     keystone(&["start"]);
@@ -266,21 +373,82 @@ fn templates_pass_heat_validation() {
     let tok = token("a-member", "project-a");
     let project = project_a(&tok);
     let env = [fake_cloud_env().display().to_string()];
-    for os in [magnum_heat::Os::FedoraCoreos, magnum_heat::Os::Ubuntu] {
-        let body = magnum_heat::validation_body(magnum_heat::Coe::Kubernetes, os, &env).unwrap();
-        let (s, _, out) = http_with(
-            "http://127.0.0.1:8004",
-            "POST",
-            &format!("/v1/{project}/validate"),
-            &[("X-Auth-Token", &tok)],
-            Some(&body.to_string()),
-        );
-        assert_eq!(s, 200, "{os:?}: {out}");
-        let v: Value = serde_json::from_str(&out).unwrap();
-        assert!(v["Parameters"]["kube_tag"].is_object(), "{os:?}: {out}");
-        assert!(
-            v["Parameters"]["trustee_password"]["NoEcho"] == "true",
-            "{out}"
-        );
+    use magnum_heat::{Coe, Os};
+    for (coe, os) in [
+        (Coe::Kubernetes, Os::FedoraCoreos),
+        (Coe::Kubernetes, Os::Ubuntu),
+        (Coe::Swarm, Os::Ubuntu),
+        (Coe::Mesos, Os::Ubuntu),
+    ] {
+        let bodies = magnum_heat::validation_bodies(coe, os, &env).unwrap();
+        assert_eq!(bodies.len(), 2);
+        for (top, body) in bodies {
+            let (s, _, out) = http_with(
+                "http://127.0.0.1:8004",
+                "POST",
+                &format!("/v1/{project}/validate"),
+                &[("X-Auth-Token", &tok)],
+                Some(&body.to_string()),
+            );
+            assert_eq!(s, 200, "{coe:?} {os:?} {top}: {out}");
+            let v: Value = serde_json::from_str(&out).unwrap();
+            assert!(v["Parameters"]["coe_version"].is_object(), "{out}");
+            assert!(v["Parameters"]["coe_settings"].is_object(), "{out}");
+            assert_eq!(
+                v["Parameters"]["trustee_password"]["NoEcho"],
+                json!("true"),
+                "{out}"
+            );
+        }
     }
+    // Heat looks into the nested templates: without the COE's security
+    // groups the bundle is refused (so the check above can fail).
+    let (_, mut body) = magnum_heat::validation_bodies(Coe::Swarm, Os::Ubuntu, &env)
+        .unwrap()
+        .remove(0);
+    body["files"]
+        .as_object_mut()
+        .unwrap()
+        .remove("secgroups.yaml");
+    let (s, _, out) = http_with(
+        "http://127.0.0.1:8004",
+        "POST",
+        &format!("/v1/{project}/validate"),
+        &[("X-Auth-Token", &tok)],
+        Some(&body.to_string()),
+    );
+    assert_eq!(s, 400, "{out}");
+}
+
+/// Every COE's node installer (what the boot configuration writes and
+/// runs) is valid bash that shellcheck finds no warning in.
+#[test]
+fn node_installers_pass_shellcheck() {
+    use magnum_heat::Coe;
+    let dir = tempdir("installers");
+    for coe in [Coe::Kubernetes, Coe::Swarm, Coe::Mesos] {
+        let path = dir.join(format!("{coe:?}.sh"));
+        std::fs::write(&path, magnum_heat::installer(coe)).unwrap();
+        let out = run(std::process::Command::new("bash").arg("-n").arg(&path));
+        assert!(out.status.success(), "{coe:?}: {}", text(&out));
+        let out = run(std::process::Command::new(venv().join("bin/shellcheck"))
+            .args(["--shell=bash", "--severity=warning"])
+            .arg(&path));
+        assert!(out.status.success(), "{coe:?}: {}", text(&out));
+    }
+    // shellcheck does find what it should.
+    let bad = dir.join("bad.sh");
+    std::fs::write(
+        &bad,
+        "#!/bin/bash
+x=(a,b)
+echo \"${x[@]}\"
+",
+    )
+    .unwrap();
+    let out = run(std::process::Command::new(venv().join("bin/shellcheck"))
+        .args(["--shell=bash", "--severity=warning"])
+        .arg(&bad));
+    assert!(!out.status.success(), "{}", text(&out));
+    std::fs::remove_dir_all(dir).ok();
 }

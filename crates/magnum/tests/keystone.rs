@@ -9,7 +9,6 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -390,22 +389,7 @@ fn keystone_guards_every_tenant() {
     );
 
     // The real client, by password, finds us in the catalog.
-    let osc = |user: &str, project: &str, args: &[&str]| {
-        let mut cmd = Command::new(venv().join("bin/openstack"));
-        cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", std::env::temp_dir())
-            .env("OS_AUTH_URL", format!("{KEYSTONE}/v3"))
-            .env("OS_USERNAME", user)
-            .env("OS_PASSWORD", "secret")
-            .env("OS_PROJECT_NAME", project)
-            .env("OS_USER_DOMAIN_NAME", "Default")
-            .env("OS_PROJECT_DOMAIN_NAME", "Default")
-            .env("OS_IDENTITY_API_VERSION", "3")
-            .env("OS_REGION_NAME", "RegionOne")
-            .args(args);
-        run(&mut cmd)
-    };
+    let osc = openstack_as;
     let out = osc(
         "a-member",
         "project-a",

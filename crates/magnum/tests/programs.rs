@@ -277,7 +277,7 @@ fn driver_manage_lists_the_drivers() {
         "{table}"
     );
     assert!(
-        table.contains("| k8s_fedora_coreos_v1 | vm          | fedora-coreos | kubernetes | (built in) kubernetes/cluster.yaml |"),
+        table.contains("| k8s_fedora_coreos_v1 | vm          | fedora-coreos | kubernetes | (built in) kubernetes/ + common/cluster.yaml |"),
         "{table}"
     );
     for name in ["k8s_ubuntu_v1", "swarm_mode_ubuntu_v1", "mesos_ubuntu_v1"] {

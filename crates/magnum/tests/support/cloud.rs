@@ -300,8 +300,9 @@ pub fn barbican_containers(token: &str) -> Vec<String> {
     }
 }
 
-/// The real Glance of `scripts/glance.sh`, with an image of project A
-/// whose `os_distro` is fedora-coreos.
+/// The real Glance of `scripts/glance.sh`, with images of project A:
+/// `fedora-coreos-40` (os_distro fedora-coreos) and `ubuntu-24.04`
+/// (os_distro ubuntu).
 pub fn glance_with_image(owner_token: &str) {
     let out = run(Command::new("bash")
         .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/glance.sh"))
@@ -312,26 +313,52 @@ pub fn glance_with_image(owner_token: &str) {
         text(&out)
     );
     let glance = "http://127.0.0.1:9393";
-    let (s, _, list) = http_with(
-        glance,
-        "GET",
-        "/v2/images?name=fedora-coreos-40",
-        &[("X-Auth-Token", owner_token)],
-        None,
-    );
-    assert_eq!(s, 200, "{list}");
-    if serde_json::from_str::<Value>(&list).unwrap()["images"] == json!([]) {
-        let body = json!({"name": "fedora-coreos-40", "os_distro": "fedora-coreos",
-                          "disk_format": "qcow2", "container_format": "bare"});
-        let (s, _, b) = http_with(
+    for (name, distro) in [
+        ("fedora-coreos-40", "fedora-coreos"),
+        ("ubuntu-24.04", "ubuntu"),
+    ] {
+        let (s, _, list) = http_with(
             glance,
-            "POST",
-            "/v2/images",
+            "GET",
+            &format!("/v2/images?name={name}"),
             &[("X-Auth-Token", owner_token)],
-            Some(&body.to_string()),
+            None,
         );
-        assert_eq!(s, 201, "{b}");
+        assert_eq!(s, 200, "{list}");
+        if serde_json::from_str::<Value>(&list).unwrap()["images"] == json!([]) {
+            let body = json!({"name": name, "os_distro": distro,
+                              "disk_format": "qcow2", "container_format": "bare"});
+            let (s, _, b) = http_with(
+                glance,
+                "POST",
+                "/v2/images",
+                &[("X-Auth-Token", owner_token)],
+                Some(&body.to_string()),
+            );
+            assert_eq!(s, 201, "{b}");
+        }
     }
+}
+
+/// The real `openstack` client as a user of a project, by password
+/// through the test Keystone (our API found in its catalog).
+pub fn openstack_as(user: &str, project: &str, args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(venv().join("bin/openstack"));
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", std::env::temp_dir())
+        .env("LANG", "C.UTF-8")
+        .env("SHELL", "/bin/bash")
+        .env("OS_AUTH_URL", format!("{KEYSTONE}/v3"))
+        .env("OS_USERNAME", user)
+        .env("OS_PASSWORD", "secret")
+        .env("OS_PROJECT_NAME", project)
+        .env("OS_USER_DOMAIN_NAME", "Default")
+        .env("OS_PROJECT_DOMAIN_NAME", "Default")
+        .env("OS_IDENTITY_API_VERSION", "3")
+        .env("OS_REGION_NAME", "RegionOne")
+        .args(args);
+    run(&mut cmd)
 }
 
 /// The real Heat of `scripts/heat.sh`, in the catalog.

@@ -1,86 +1,15 @@
-#!/bin/bash
-# Installs Kubernetes on this node and joins it to its cluster (magnum-rs).
-#
-# Settings come from /etc/magnum/node.env (written by the boot
-# configuration). Private keys are made here and never leave the node:
-# every certificate is signed by the cluster's CAs through Magnum's API
-# (POST /v1/certificates), authenticated as the cluster's trustee through
-# its trust. kubeadm runs in external-CA mode on masters (it finds every
-# certificate in place and needs no CA key); workers' kubelets get their
-# client certificates the same way. When done, the wait condition of this
-# node is signalled (success or failure, with the reason).
-set -euo pipefail
-set -a
-. /etc/magnum/node.env
-set +a
-
+# Kubernetes on this node, with kubeadm (follows common/node-lib.sh).
+# kubeadm runs in external-CA mode on masters (it finds every certificate
+# in place and needs no CA key); workers' kubelets get their client
+# certificates the same way.
 PKI=/etc/kubernetes/pki
 ARCH=amd64
-NODE_IP=$(ip -4 route get 1.1.1.1 | awk '{for (i = 1; i < NF; i++) if ($i == "src") print $(i + 1)}')
-
-signal() {
-  local status=$1 reason=$2
-  local cmd
-  cmd=$(cat /etc/magnum/signal)
-  eval "$cmd --data-binary '{\"status\": \"$status\", \"reason\": \"$reason\"}'" || true
-}
-trap 'signal FAILURE "$(basename "$0") failed at line $LINENO on $NODE_NAME"' ERR
-
-for v in HTTP_PROXY HTTPS_PROXY NO_PROXY; do
-  [ -n "${!v}" ] && export "${v,,}=${!v}"
-done
-
-# Container storage on the Cinder volume, when the cluster has one.
-if [ "${DOCKER_VOLUME_SIZE:-0}" != 0 ]; then
-  dev=$(lsblk -dpno NAME,TYPE | awk '$2 == "disk" {print $1}' | grep -v "$(findmnt -no SOURCE / | sed 's/[0-9]*$//')" | head -1)
-  if [ -n "$dev" ] && ! blkid "$dev" >/dev/null; then mkfs.xfs -f "$dev"; fi
-  mkdir -p /var/lib/containerd
-  echo "$dev /var/lib/containerd xfs defaults 0 2" >> /etc/fstab
-  mount /var/lib/containerd
-fi
-
-# A token acting for the cluster's owner.
-curl_opts=(-fsS --retry 10 --retry-delay 5)
-[ "$VERIFY_CA" = "True" ] || [ "$VERIFY_CA" = "true" ] || curl_opts+=(-k)
-TOKEN=$(curl "${curl_opts[@]}" -i -X POST "$AUTH_URL/auth/tokens" -H 'Content-Type: application/json' \
-  -d "{\"auth\": {\"identity\": {\"methods\": [\"password\"], \"password\": {\"user\": {\"id\": \"$TRUSTEE_USER_ID\", \"password\": \"$TRUSTEE_PASSWORD\"}}}, \"scope\": {\"OS-TRUST:trust\": {\"id\": \"$TRUST_ID\"}}}}" \
-  | tr -d '\r' | awk -F': ' 'tolower($1) == "x-subject-token" {print $2}')
-
-magnum() {
-  curl "${curl_opts[@]}" -H "X-Auth-Token: $TOKEN" -H 'OpenStack-API-Version: container-infra latest' \
-    -H 'Content-Type: application/json' "$@"
-}
-json_field() { sed -n "s/.*\"$1\": *\"\\([^\"]*\\)\".*/\\1/p" | sed 's/\\n/\n/g'; }
-
-# ca NAME TYPE: the cluster's CA of TYPE (kubernetes, etcd, front_proxy).
-ca() {
-  magnum "$MAGNUM_URL/certificates/$CLUSTER_UUID?ca_cert_type=$2" | json_field pem > "$PKI/$1.crt"
-}
-
-# sign NAME SUBJECT TYPE [SANS]: a key made here and its certificate
-# signed by the CA of TYPE.
-sign() {
-  local name=$1 subj=$2 type=$3 sans=${4:-}
-  local conf
-  conf=$(mktemp)
-  printf '[req]\ndistinguished_name=dn\n[dn]\n[ext]\n' > "$conf"
-  if [ -n "$sans" ]; then printf 'subjectAltName=%s\n' "$sans" >> "$conf"; fi
-  printf 'keyUsage=critical,digitalSignature,keyEncipherment\n' >> "$conf"
-  openssl req -new -newkey rsa:2048 -nodes -keyout "$PKI/$name.key" -subj "$subj" \
-    -config "$conf" -reqexts ext -out "$PKI/$name.csr" 2>/dev/null
-  chmod 600 "$PKI/$name.key"
-  local csr
-  csr=$(awk '{printf "%s\\n", $0}' "$PKI/$name.csr")
-  magnum -X POST "$MAGNUM_URL/certificates" \
-    -d "{\"cluster_uuid\": \"$CLUSTER_UUID\", \"csr\": \"$csr\", \"ca_cert_type\": \"$type\"}" \
-    | json_field pem > "$PKI/$name.crt"
-  rm -f "$conf" "$PKI/$name.csr"
-}
+KUBE_TAG=$COE_VERSION
 
 # kubeconfig FILE USER SUBJECT SERVER: a kubeconfig with a signed client certificate.
 kubeconfig() {
   local file=$1 user=$2 subj=$3 server=$4
-  sign "kc-$user" "$subj" kubernetes
+  sign "$PKI/kc-$user" "$subj" kubernetes
   cat > "$file" <<KC
 apiVersion: v1
 kind: Config
@@ -148,10 +77,11 @@ UNIT
 }
 
 mkdir -p "$PKI/etcd" /var/lib/magnum
+mount_volume /var/lib/containerd
 install_packages
-ca ca kubernetes
-ca front-proxy-ca front_proxy
-ca etcd/ca etcd
+ca "$PKI/ca.crt" kubernetes
+ca "$PKI/front-proxy-ca.crt" front_proxy
+ca "$PKI/etcd/ca.crt" etcd
 JOIN=${JOIN_ADDRESS:-$NODE_IP}
 ENDPOINT=${API_ADDRESS:-$JOIN}
 SERVICE_IP=$(echo "$SERVICE_CLUSTER_IP_RANGE" | awk -F'[./]' '{print $1"."$2"."$3"."$4+1}')
@@ -159,13 +89,13 @@ SERVICE_IP=$(echo "$SERVICE_CLUSTER_IP_RANGE" | awk -F'[./]' '{print $1"."$2"."$
 if [ "$NODE_ROLE" = master ]; then
   sans="DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,DNS:$NODE_NAME,IP:$NODE_IP,IP:$SERVICE_IP,IP:$JOIN"
   [ -n "$API_ADDRESS" ] && sans="$sans,IP:$API_ADDRESS"
-  sign apiserver "/CN=kube-apiserver" kubernetes "$sans"
-  sign apiserver-kubelet-client "/O=kubeadm:cluster-admins/CN=kube-apiserver-kubelet-client" kubernetes
-  sign front-proxy-client "/CN=front-proxy-client" front_proxy
-  sign etcd/server "/CN=$NODE_NAME" etcd "DNS:$NODE_NAME,DNS:localhost,IP:$NODE_IP,IP:127.0.0.1"
-  sign etcd/peer "/CN=$NODE_NAME" etcd "DNS:$NODE_NAME,DNS:localhost,IP:$NODE_IP,IP:127.0.0.1"
-  sign etcd/healthcheck-client "/CN=kube-etcd-healthcheck-client" etcd
-  sign apiserver-etcd-client "/CN=kube-apiserver-etcd-client" etcd
+  sign "$PKI/apiserver" "/CN=kube-apiserver" kubernetes "$sans"
+  sign "$PKI/apiserver-kubelet-client" "/O=kubeadm:cluster-admins/CN=kube-apiserver-kubelet-client" kubernetes
+  sign "$PKI/front-proxy-client" "/CN=front-proxy-client" front_proxy
+  sign "$PKI/etcd/server" "/CN=$NODE_NAME" etcd "DNS:$NODE_NAME,DNS:localhost,IP:$NODE_IP,IP:127.0.0.1"
+  sign "$PKI/etcd/peer" "/CN=$NODE_NAME" etcd "DNS:$NODE_NAME,DNS:localhost,IP:$NODE_IP,IP:127.0.0.1"
+  sign "$PKI/etcd/healthcheck-client" "/CN=kube-etcd-healthcheck-client" etcd
+  sign "$PKI/apiserver-etcd-client" "/CN=kube-apiserver-etcd-client" etcd
   kubeconfig /etc/kubernetes/admin.conf kubernetes-admin "/O=system:masters/CN=kubernetes-admin" "$JOIN"
   kubeconfig /etc/kubernetes/super-admin.conf kubernetes-super-admin "/O=system:masters/CN=kubernetes-super-admin" "$JOIN"
   kubeconfig /etc/kubernetes/controller-manager.conf controller-manager "/CN=system:kube-controller-manager" "$NODE_IP"
@@ -189,7 +119,7 @@ apiVersion: kubeadm.k8s.io/v1beta3
 kind: ClusterConfiguration
 clusterName: "$CLUSTER_NAME"
 kubernetesVersion: "$KUBE_TAG"
-controlPlaneEndpoint: "$ENDPOINT:6443"
+controlPlaneEndpoint: "$ENDPOINT:$API_PORT"
 networking: {podSubnet: "$PODS_NETWORK_CIDR", serviceSubnet: "$SERVICE_CLUSTER_IP_RANGE"}
 ---
 apiVersion: kubelet.config.k8s.io/v1beta1
@@ -216,5 +146,4 @@ else
     --node-name "$NODE_NAME" --ignore-preflight-errors=FileAvailable--etc-kubernetes-kubelet.conf
 fi
 
-touch /var/lib/magnum/node-done
-signal SUCCESS "$NODE_NAME joined the cluster"
+done_ok

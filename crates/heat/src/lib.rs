@@ -348,6 +348,28 @@ impl Driver for HeatDriver {
         })
     }
 
+    fn rotate_ca_certificate(&self, spec: &ClusterSpec) -> DriverFuture<'_, ()> {
+        let spec = spec.clone();
+        Box::pin(async move {
+            // The nodes trust the CA named by ca_generation: a new one makes
+            // their boot configuration new, so Heat makes them anew and
+            // they fetch the new CA and have new certificates signed.
+            let generation = json!(spec.cluster.ca_cert_ref.clone().unwrap_or_default());
+            for ng in spec
+                .nodegroups
+                .iter()
+                .filter(|n| n.is_default != Some(true))
+            {
+                let mut p = serde_json::Map::new();
+                p.insert("ca_generation".into(), generation.clone());
+                self.patch_nodegroup(&spec, ng, p).await?;
+            }
+            let mut p = serde_json::Map::new();
+            p.insert("ca_generation".into(), generation);
+            self.patch(&spec, p, false).await
+        })
+    }
+
     fn status(&self, spec: &ClusterSpec) -> DriverFuture<'_, Observed> {
         let spec = spec.clone();
         Box::pin(async move {

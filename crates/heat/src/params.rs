@@ -387,6 +387,7 @@ pub fn for_cluster(
         json!(label_or_default(spec, version_label(coe))),
     );
     set("coe_settings", Value::Object(coe_settings(spec, coe)));
+    set("ca_generation", json!(s(&c.ca_cert_ref)));
     Ok(p)
 }
 

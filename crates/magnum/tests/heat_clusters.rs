@@ -101,6 +101,42 @@ fn settled(url: &str, cluster: &str, action: &str) -> Value {
     c
 }
 
+/// `openstack coe cluster config`: what the COE's own client needs, with a
+/// client certificate the cluster's CA signed (Mesos has no such config).
+fn cluster_config(case: &Case, api: &str) {
+    let dir = tempdir(&format!("config-{}", case.name));
+    let out = coe(&[
+        "cluster",
+        "config",
+        case.name,
+        "--dir",
+        dir.to_str().unwrap(),
+        "--output-certs",
+        "--force",
+    ]);
+    match case.coe {
+        "kubernetes" => {
+            assert!(out.contains("KUBECONFIG="), "{out}");
+            let kc = std::fs::read_to_string(dir.join("config")).unwrap();
+            assert!(kc.contains(&format!("server: {api}")), "{kc}");
+        }
+        "swarm-mode" => {
+            assert!(out.contains(&format!("DOCKER_HOST={api}\n")), "{out}");
+            assert!(out.contains("DOCKER_TLS_VERIFY=True"), "{out}");
+        }
+        _ => return,
+    }
+    let verified = run(std::process::Command::new("openssl")
+        .current_dir(&dir)
+        .args(["verify", "-CAfile", "ca.pem", "cert.pem"]));
+    assert!(
+        String::from_utf8_lossy(&verified.stdout).contains("cert.pem: OK"),
+        "{}",
+        text(&verified)
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
 /// Poll a node group until `done` holds (or it is gone, `None`).
 fn wait_nodegroup(url: &str, cluster: &str, ng: &str, done: impl Fn(Option<&Value>) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(STEP_SECS);
@@ -118,6 +154,24 @@ fn wait_nodegroup(url: &str, cluster: &str, ng: &str, done: impl Fn(Option<&Valu
         assert!(Instant::now() < deadline, "node group {ng}: {s} {v}");
         std::thread::sleep(Duration::from_millis(1000));
     }
+}
+
+/// The stack's `ca_generation` parameter.
+fn stack_parameter(stack_name: &str, stack_id: &str) -> String {
+    let tok = token("a-member", "project-a");
+    let (s, _, body) = http_with(
+        "http://127.0.0.1:8004",
+        "GET",
+        &format!("/v1/{}/stacks/{stack_name}/{stack_id}", project_a(&tok)),
+        &[("X-Auth-Token", &tok)],
+        None,
+    );
+    assert_eq!(s, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    v["stack"]["parameters"]["ca_generation"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// The members of the default worker group in the cluster's stack.
@@ -201,6 +255,7 @@ fn lifecycle(url: &str, case: &Case) {
     assert_eq!(shown["coe_version"], case.version, "{shown}");
     assert_eq!(shown["master_addresses"].as_array().unwrap().len(), 1);
     assert_eq!(shown["node_addresses"].as_array().unwrap().len(), 2);
+    cluster_config(case, api);
     let stack_name = format!("{name}-{}", &uuid[..12]);
     let stack_id = c["cluster_id"].as_str().unwrap().to_string();
     let stacks = heat_stacks(&stack_name);
@@ -264,6 +319,29 @@ fn lifecycle(url: &str, case: &Case) {
     let stack = &heat_stacks(&stack_name)[0];
     assert_eq!(stack["stack_status"], "UPDATE_COMPLETE", "{stack}");
 
+    // CA rotation: new CAs, and the stack made anew around them.
+    let ca = |uuid: &str| {
+        let (s, _, v) = call(
+            url,
+            "GET",
+            &format!("/v1/certificates/{uuid}"),
+            Some(&token("a-member", "project-a")),
+            None,
+        );
+        assert_eq!(s, 200, "{v}");
+        v["pem"].as_str().unwrap().to_string()
+    };
+    let (ca_before, generation_before) = (ca(&uuid), stack_parameter(&stack_name, &stack_id));
+    assert!(!generation_before.is_empty());
+    coe(&["ca", "rotate", name]);
+    settled(url, name, "UPDATE");
+    assert_ne!(ca(&uuid), ca_before);
+    let generation = stack_parameter(&stack_name, &stack_id);
+    assert!(
+        !generation.is_empty() && generation != generation_before,
+        "{generation}"
+    );
+
     // Delete: the stack goes from Heat, the cluster from our database.
     let out = coe(&["cluster", "delete", name]);
     assert!(out.contains("accepted"), "{out}");
@@ -276,20 +354,21 @@ fn lifecycle(url: &str, case: &Case) {
 
 /// A node that fails to boot: CREATE_FAILED naming the failed resource
 /// and its reason; then deleted.
-fn failing_node(url: &str) {
+fn failing_node(url: &str, case: &Case) {
+    let name = format!("fail-me-{}", case.name);
     let out = coe(&[
         "cluster",
         "create",
-        "fail-me",
+        &name,
         "--cluster-template",
-        "fail-t",
+        &format!("fail-{}", case.name),
         "--node-count",
         "1",
     ]);
     assert!(out.contains("accepted"), "{out}");
     let bad = wait_status(
         url,
-        "fail-me",
+        &name,
         "a-member",
         &["CREATE_COMPLETE", "CREATE_FAILED"],
         STEP_SECS,
@@ -300,12 +379,18 @@ fn failing_node(url: &str) {
         reason.contains("nova_boot") && reason.contains("Test Resource failed"),
         "{reason}"
     );
-    let shown = coe_json(&["cluster", "show", "fail-me"]);
+    let shown = coe_json(&["cluster", "show", &name]);
     assert_eq!(shown["status_reason"], reason);
     let uuid = bad["uuid"].as_str().unwrap().to_string();
-    coe(&["cluster", "delete", "fail-me"]);
+    coe(&["cluster", "delete", &name]);
     wait_status(url, &uuid, "a-member", &["gone"], STEP_SECS);
-    assert!(heat_stacks(&format!("fail-me-{}", &uuid[..12])).is_empty());
+    assert!(heat_stacks(&format!("{name}-{}", &uuid[..12])).is_empty());
+    coe(&[
+        "cluster",
+        "template",
+        "delete",
+        &format!("fail-{}", case.name),
+    ]);
 }
 
 #[test]
@@ -319,40 +404,39 @@ fn every_coe_lives_its_whole_life_in_heat() {
     let server = all_in_one(&dir, &conf);
     let url = server.url.clone();
     keystone(&["endpoint", &format!("{url}/v1")]);
-    coe(&[
-        "cluster",
-        "template",
-        "create",
-        "fail-t",
-        "--coe",
-        "kubernetes",
-        "--image",
-        "fedora-coreos-40",
-        "--external-network",
-        "public",
-        "--flavor",
-        "m1.small",
-        "--keypair",
-        "kp",
-    ]);
+    for case in &CASES {
+        coe(&[
+            "cluster",
+            "template",
+            "create",
+            &format!("fail-{}", case.name),
+            "--coe",
+            case.coe,
+            "--image",
+            case.image,
+            "--external-network",
+            "public",
+            "--flavor",
+            "m1.small",
+            "--keypair",
+            "kp",
+        ]);
+    }
     // The COEs side by side, as a cloud's users would.
     let started = Instant::now();
     std::thread::scope(|s| {
-        let runs: Vec<_> = CASES
-            .iter()
-            .map(|case| {
-                let url = url.clone();
-                s.spawn(move || lifecycle(&url, case))
-            })
-            .chain(std::iter::once({
-                let url = url.clone();
-                s.spawn(move || failing_node(&url))
-            }))
-            .collect();
+        let mut runs = Vec::new();
+        for case in &CASES {
+            let url = url.as_str();
+            runs.push((case.name.to_string(), s.spawn(move || lifecycle(url, case))));
+            runs.push((
+                format!("fail-me-{}", case.name),
+                s.spawn(move || failing_node(url, case)),
+            ));
+        }
         let failed: Vec<String> = runs
             .into_iter()
-            .zip(CASES.iter().map(|c| c.name).chain(["fail-me"]))
-            .filter_map(|(r, name)| r.join().err().map(|_| name.to_string()))
+            .filter_map(|(name, r)| r.join().err().map(|_| name))
             .collect();
         assert!(failed.is_empty(), "failed: {failed:?} (see above)");
     });
@@ -360,7 +444,6 @@ fn every_coe_lives_its_whole_life_in_heat() {
         "every COE's lifecycle took {} s",
         started.elapsed().as_secs()
     );
-    coe(&["cluster", "template", "delete", "fail-t"]);
     drop(server);
     std::fs::remove_dir_all(dir).ok();
 }

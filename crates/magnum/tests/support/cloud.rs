@@ -242,7 +242,9 @@ pub fn forget_trusts_of(user_token: &str) {
             &[("X-Auth-Token", user_token)],
             None,
         );
-        assert_eq!(s, 204, "{b}");
+        // 404: gone meanwhile (Heat drops its own trusts as it deletes
+        // stacks of earlier tests).
+        assert!(s == 204 || s == 404, "{s} {b}");
     }
 }
 

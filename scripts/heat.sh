@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A real Heat (PyPI `openstack-heat`) on 127.0.0.1 for the Heat driver tests
-# and for trying clusters out: heat-api under gunicorn and one heat-engine,
+# and for trying clusters out: heat-api under gunicorn (threaded) and heat-engine (two workers),
 # its database on the local MariaDB (SQLite locks up under Heat's
 # concurrency), RPC over the local RabbitMQ, tokens validated by the Keystone of
 # scripts/keystone.sh, registered there as `orchestration`.
@@ -39,15 +39,20 @@ case "$cmd" in
     peer_lock heat
     kport=$(keystone_port)
     peer_venv heat "$here/heat-requirements.txt"
-    if ! { alive api && alive engine && healthy; }; then
+    # Two engine workers and a threaded API: the tests run several
+    # clusters at once, and one synchronous worker queues them past their
+    # clients' timeouts. A Heat started with other settings is restarted.
+    settings="engines=2 api=2x8 venv=$venv"
+    if ! { alive api && alive engine && healthy && [ "$(cat "$state/settings" 2>/dev/null)" = "$settings" ]; }; then
       "$0" stop
       mkdir -p "$state"
+      echo "$settings" > "$state/settings"
       cp "$venv/etc/heat/api-paste.ini" "$state/"
       cat > "$state/heat.conf" <<CONF
 [DEFAULT]
 transport_url = rabbit://guest:guest@127.0.0.1:5672/
 host = magnum-test-heat
-num_engine_workers = 1
+num_engine_workers = 2
 log_dir = $state
 heat_metadata_server_url = $url
 heat_waitcondition_server_url = $url/v1/waitcondition
@@ -79,7 +84,7 @@ CONF
         >>"$state/engine.out" 2>&1 < /dev/null 9>&- &
       echo $! > "$state/engine.pid"
       HEAT_CONF="$state/heat.conf" PYTHONPATH="$here" setsid "$venv/bin/gunicorn" \
-        --chdir "$state" --bind "127.0.0.1:$port" --workers 1 --timeout 120 \
+        --chdir "$state" --bind "127.0.0.1:$port" --workers 2 --threads 8 --timeout 120 \
         --pid "$state/api.pid" heat_wsgi:application \
         >>"$state/gunicorn.log" 2>&1 < /dev/null 9>&- &
       for _ in $(seq 1 120); do healthy && break; sleep 0.5; done

@@ -465,7 +465,7 @@ impl Conductor {
         notifier
             .cluster(ctx, "create", Outcome::Pending, &cluster)
             .await;
-        let spec = self.spec(&cluster).await?;
+        let mut spec = self.spec(&cluster).await?;
         let driver = match self.driver(&spec) {
             Ok(d) => d,
             Err(e) => {
@@ -490,6 +490,10 @@ impl Conductor {
                         .db
                         .cluster_update_fields(&cluster.uuid, &refs, &[])
                         .await?;
+                    // The driver sees the cluster with its certificates.
+                    if let Some(now) = self.inner.db.cluster_get(&cluster.uuid).await? {
+                        spec = self.spec(&now).await?;
+                    }
                 }
                 Err(e) => {
                     tracing::error!("cluster {}: certificates: {e}", cluster.uuid);
@@ -574,20 +578,31 @@ impl Conductor {
         }
         let spec = self.spec(&cluster).await?;
         let outcome = match self.driver(&spec) {
-            Ok(driver) => Self::call(DRIVER_CALL_LIMIT, driver.delete(&spec)).await,
-            Err(e) => Err(e.to_string()),
+            Ok(driver) => Self::call_driver(DRIVER_CALL_LIMIT, driver.delete(&spec)).await,
+            Err(e) => Err(DriverError::Failed(e.to_string())),
         };
-        if let Err(reason) = outcome {
-            self.fail(
-                ctx,
-                &cluster.uuid,
-                DELETE_IN_PROGRESS,
-                DELETE_FAILED,
-                &reason,
-            )
-            .await?;
+        match outcome {
+            Ok(()) => Ok(()),
+            // Deleting again is safe: say why it waits, and retry.
+            Err(DriverError::Unreachable(reason)) => {
+                let f = fields(json!({ "status_reason": format!("{reason}; will retry") }));
+                self.inner
+                    .db
+                    .cluster_update_fields(&cluster.uuid, &f, &[DELETE_IN_PROGRESS])
+                    .await?;
+                Err(ConductorError::Retry(reason))
+            }
+            Err(e) => {
+                self.fail(
+                    ctx,
+                    &cluster.uuid,
+                    DELETE_IN_PROGRESS,
+                    DELETE_FAILED,
+                    &e.to_string(),
+                )
+                .await
+            }
         }
-        Ok(())
     }
 
     async fn run_update(

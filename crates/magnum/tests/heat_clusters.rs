@@ -145,7 +145,7 @@ fn wait_nodegroup(url: &str, cluster: &str, ng: &str, done: impl Fn(Option<&Valu
             url,
             "GET",
             &format!("/v1/clusters/{cluster}/nodegroups/{ng}"),
-            Some(&token("a-member", "project-a")),
+            Some(&polling_token("a-member", "project-a")),
             None,
         );
         if done((s != 404).then_some(&v)) {
@@ -393,6 +393,85 @@ fn failing_node(url: &str, case: &Case) {
     ]);
 }
 
+/// Several masters behind an Octavia load balancer: the API address is
+/// the balancer's floating IP and every master is a pool member.
+fn masters_behind_a_load_balancer(url: &str) {
+    coe(&[
+        "cluster",
+        "template",
+        "create",
+        "ha-t",
+        "--coe",
+        "kubernetes",
+        "--image",
+        "ubuntu-24.04",
+        "--external-network",
+        "public",
+        "--flavor",
+        "m1.small",
+        "--keypair",
+        "kp",
+        "--master-lb-enabled",
+    ]);
+    let t = coe_json(&["cluster", "template", "show", "ha-t"]);
+    assert_eq!(t["driver"], "k8s_ubuntu_v1", "{t}");
+    coe(&[
+        "cluster",
+        "create",
+        "ha",
+        "--cluster-template",
+        "ha-t",
+        "--master-count",
+        "3",
+        "--node-count",
+        "1",
+    ]);
+    let c = settled(url, "ha", "CREATE");
+    let uuid = c["uuid"].as_str().unwrap().to_string();
+    assert_eq!(c["master_addresses"].as_array().unwrap().len(), 3, "{c}");
+    let api = c["api_address"].as_str().unwrap_or_default();
+    assert!(
+        api.starts_with("https://172.24.4.") && api.ends_with(":6443"),
+        "{c}"
+    );
+    let masters: Vec<&str> = c["master_addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(!masters.contains(&&api[8..api.len() - 5]), "{c}");
+    let tok = token("a-member", "project-a");
+    let stack_name = format!("ha-{}", &uuid[..12]);
+    let (s, _, res) = http_with(
+        "http://127.0.0.1:8004",
+        "GET",
+        &format!(
+            "/v1/{}/stacks/{stack_name}/{}/resources?nested_depth=3",
+            project_a(&tok),
+            c["cluster_id"].as_str().unwrap()
+        ),
+        &[("X-Auth-Token", &tok)],
+        None,
+    );
+    assert_eq!(s, 200, "{res}");
+    let res: Value = serde_json::from_str(&res).unwrap();
+    let named = |n: &str| {
+        res["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["resource_name"] == n && r["resource_status"] == "CREATE_COMPLETE")
+            .count()
+    };
+    assert_eq!(named("api_lb"), 1, "{res}");
+    assert_eq!(named("pool_member"), 3, "{res}");
+    coe(&["cluster", "delete", "ha"]);
+    wait_status(url, &uuid, "a-member", &["gone"], STEP_SECS);
+    assert!(heat_stacks(&stack_name).is_empty());
+    coe(&["cluster", "template", "delete", "ha-t"]);
+}
+
 #[test]
 fn every_coe_lives_its_whole_life_in_heat() {
     keystone(&["start"]);
@@ -434,6 +513,10 @@ fn every_coe_lives_its_whole_life_in_heat() {
                 s.spawn(move || failing_node(url, case)),
             ));
         }
+        runs.push((
+            "ha".to_string(),
+            s.spawn(|| masters_behind_a_load_balancer(url.as_str())),
+        ));
         let failed: Vec<String> = runs
             .into_iter()
             .filter_map(|(name, r)| r.join().err().map(|_| name))

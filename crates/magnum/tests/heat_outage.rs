@@ -104,6 +104,10 @@ fn heat_unreachable_is_said_and_retried() {
         240,
     );
     assert_eq!(c["status"], "CREATE_COMPLETE", "{c}");
+
+    // Heat down again for the delete: it waits and says why, not
+    // DELETE_FAILED, and the cluster goes once Heat is back.
+    heat("stop");
     let (s, _, b) = call(
         &url,
         "DELETE",
@@ -112,6 +116,35 @@ fn heat_unreachable_is_said_and_retried() {
         None,
     );
     assert_eq!(s, 204, "{b}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let waiting = loop {
+        let (_, _, c) = call(
+            &url,
+            "GET",
+            &format!("/v1/clusters/{uuid}"),
+            Some(&member()),
+            None,
+        );
+        if c["status_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("Heat is unreachable") && r.contains("retr"))
+        {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "no reason given: {c}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(waiting["status"], "DELETE_IN_PROGRESS", "{waiting}");
+    std::thread::sleep(Duration::from_secs(6));
+    let (_, _, c) = call(
+        &url,
+        "GET",
+        &format!("/v1/clusters/{uuid}"),
+        Some(&member()),
+        None,
+    );
+    assert_eq!(c["status"], "DELETE_IN_PROGRESS", "{c}");
+    heat_start();
     wait_status(&url, &uuid, "a-member", &["gone"], 240);
     drop(server);
     std::fs::remove_dir_all(dir).ok();

@@ -398,10 +398,28 @@ pub fn heat_conf(dir: &std::path::Path, extra: &str) -> String {
     conf
 }
 
+/// A token of `user` in `project` for polling: made anew once it is 10 s
+/// old (the test Keystone's tokens live 30 s), so polls do not each cost
+/// Keystone a login.
+pub fn polling_token(user: &str, project: &str) -> String {
+    use std::sync::Mutex;
+    type Cache = Vec<((String, String), (Instant, String))>;
+    static CACHE: Mutex<Cache> = Mutex::new(Vec::new());
+    let key = (user.to_string(), project.to_string());
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    cache.retain(|(_, (at, _))| at.elapsed() < Duration::from_secs(10));
+    if let Some((_, (_, tok))) = cache.iter().find(|(k, _)| *k == key) {
+        return tok.clone();
+    }
+    let tok = token(user, project);
+    cache.push((key, (Instant::now(), tok.clone())));
+    tok
+}
+
 pub fn wait_status(url: &str, cluster: &str, user: &str, want: &[&str], secs: u64) -> Value {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
-        let tok = token(user, "project-a");
+        let tok = polling_token(user, "project-a");
         let (s, _, c) = call(
             url,
             "GET",

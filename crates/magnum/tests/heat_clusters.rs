@@ -174,7 +174,7 @@ fn stack_parameter(stack_name: &str, stack_id: &str) -> String {
         .to_string()
 }
 
-/// The members of the default worker group in the cluster's stack.
+/// The members of the default worker group in the cluster's stack, sorted.
 fn worker_members(stack_name: &str, stack_id: &str) -> Vec<String> {
     let tok = token("a-member", "project-a");
     let (s, _, res) = http_with(
@@ -189,13 +189,15 @@ fn worker_members(stack_name: &str, stack_id: &str) -> Vec<String> {
     );
     assert_eq!(s, 200, "{res}");
     let res: Value = serde_json::from_str(&res).unwrap();
-    res["resources"]
+    let mut members: Vec<String> = res["resources"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|r| r["parent_resource"] == "group")
         .filter_map(|r| r["resource_name"].as_str().map(str::to_string))
-        .collect()
+        .collect();
+    members.sort();
+    members
 }
 
 /// One cluster's whole life through the client: create, scale up, resize

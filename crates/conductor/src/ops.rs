@@ -378,6 +378,22 @@ impl Conductor {
         }
     }
 
+    /// The cloud could not be reached: say so on the cluster (still in
+    /// `status`) and keep the operation queued for another try.
+    async fn retry_later<T>(
+        &self,
+        cluster_uuid: &str,
+        status: &str,
+        reason: String,
+    ) -> Result<T, ConductorError> {
+        let f = fields(json!({ "status_reason": format!("{reason}; will retry") }));
+        self.inner
+            .db
+            .cluster_update_fields(cluster_uuid, &f, &[status])
+            .await?;
+        Err(ConductorError::Retry(reason))
+    }
+
     /// Mark the cluster (moving from `from`) and its node groups in
     /// progress as failed, and tell the bus.
     async fn fail(
@@ -522,14 +538,10 @@ impl Conductor {
             DRIVER_CALL_LIMIT
         };
         match Self::call_driver(limit, driver.create(&spec, timeout)).await {
+            // Nothing was made: say so on the cluster and try again.
             Err(DriverError::Unreachable(reason)) => {
-                // Nothing was made: say so on the cluster and try again.
-                let f = fields(json!({ "status_reason": format!("{reason}; will retry") }));
-                self.inner
-                    .db
-                    .cluster_update_fields(&cluster.uuid, &f, &[CREATE_IN_PROGRESS])
-                    .await?;
-                Err(ConductorError::Retry(reason))
+                self.retry_later(&cluster.uuid, CREATE_IN_PROGRESS, reason)
+                    .await
             }
             Ok(stack_id) => {
                 let f = fields(json!({ "stack_id": stack_id }));
@@ -585,12 +597,8 @@ impl Conductor {
             Ok(()) => Ok(()),
             // Deleting again is safe: say why it waits, and retry.
             Err(DriverError::Unreachable(reason)) => {
-                let f = fields(json!({ "status_reason": format!("{reason}; will retry") }));
-                self.inner
-                    .db
-                    .cluster_update_fields(&cluster.uuid, &f, &[DELETE_IN_PROGRESS])
-                    .await?;
-                Err(ConductorError::Retry(reason))
+                self.retry_later(&cluster.uuid, DELETE_IN_PROGRESS, reason)
+                    .await
             }
             Err(e) => {
                 self.fail(

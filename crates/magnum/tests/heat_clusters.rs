@@ -84,6 +84,29 @@ fn coe(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
+/// A template of project A's member on the test cloud (network `public`,
+/// flavor `m1.small`, keypair `kp`), with `extra` options.
+fn template(name: &str, coe_name: &str, image: &str, extra: &[&str]) {
+    let mut args = vec![
+        "cluster",
+        "template",
+        "create",
+        name,
+        "--coe",
+        coe_name,
+        "--image",
+        image,
+        "--external-network",
+        "public",
+        "--flavor",
+        "m1.small",
+        "--keypair",
+        "kp",
+    ];
+    args.extend_from_slice(extra);
+    coe(&args);
+}
+
 fn coe_json(args: &[&str]) -> Value {
     let mut all = args.to_vec();
     all.extend_from_slice(&["-f", "json"]);
@@ -206,28 +229,19 @@ fn lifecycle(url: &str, case: &Case) {
     let name = case.name;
     let (t1, t2) = (format!("{name}-t"), format!("{name}-t2"));
     for (t, version) in [(&t1, case.version), (&t2, case.upgraded)] {
-        coe(&[
-            "cluster",
-            "template",
-            "create",
+        template(
             t,
-            "--coe",
             case.coe,
-            "--image",
             case.image,
-            "--external-network",
-            "public",
-            "--flavor",
-            "m1.small",
-            "--master-flavor",
-            "m1.medium",
-            "--keypair",
-            "kp",
-            "--docker-volume-size",
-            "5",
-            "--labels",
-            &format!("{}={version}", case.version_label),
-        ]);
+            &[
+                "--master-flavor",
+                "m1.medium",
+                "--docker-volume-size",
+                "5",
+                "--labels",
+                &format!("{}={version}", case.version_label),
+            ],
+        );
     }
     let t = coe_json(&["cluster", "template", "show", &t1]);
     assert_eq!(t["driver"], case.driver, "{t}");
@@ -398,23 +412,12 @@ fn failing_node(url: &str, case: &Case) {
 /// Several masters behind an Octavia load balancer: the API address is
 /// the balancer's floating IP and every master is a pool member.
 fn masters_behind_a_load_balancer(url: &str) {
-    coe(&[
-        "cluster",
-        "template",
-        "create",
+    template(
         "ha-t",
-        "--coe",
         "kubernetes",
-        "--image",
         "ubuntu-24.04",
-        "--external-network",
-        "public",
-        "--flavor",
-        "m1.small",
-        "--keypair",
-        "kp",
-        "--master-lb-enabled",
-    ]);
+        &["--master-lb-enabled"],
+    );
     let t = coe_json(&["cluster", "template", "show", "ha-t"]);
     assert_eq!(t["driver"], "k8s_ubuntu_v1", "{t}");
     coe(&[
@@ -486,22 +489,7 @@ fn every_coe_lives_its_whole_life_in_heat() {
     let url = server.url.clone();
     keystone(&["endpoint", &format!("{url}/v1")]);
     for case in &CASES {
-        coe(&[
-            "cluster",
-            "template",
-            "create",
-            &format!("fail-{}", case.name),
-            "--coe",
-            case.coe,
-            "--image",
-            case.image,
-            "--external-network",
-            "public",
-            "--flavor",
-            "m1.small",
-            "--keypair",
-            "kp",
-        ]);
+        template(&format!("fail-{}", case.name), case.coe, case.image, &[]);
     }
     // The COEs side by side, as a cloud's users would.
     let started = Instant::now();
@@ -541,6 +529,16 @@ fn templates_pass_heat_validation() {
     let tok = token("a-member", "project-a");
     let project = project_a(&tok);
     let env = [fake_cloud_env().display().to_string()];
+    let validate = |body: &Value| {
+        let (s, _, out) = http_with(
+            "http://127.0.0.1:8004",
+            "POST",
+            &format!("/v1/{project}/validate"),
+            &[("X-Auth-Token", &tok)],
+            Some(&body.to_string()),
+        );
+        (s, out)
+    };
     use magnum_heat::{Coe, Os};
     for (coe, os) in [
         (Coe::Kubernetes, Os::FedoraCoreos),
@@ -551,13 +549,7 @@ fn templates_pass_heat_validation() {
         let bodies = magnum_heat::validation_bodies(coe, os, &env).unwrap();
         assert_eq!(bodies.len(), 2);
         for (top, body) in bodies {
-            let (s, _, out) = http_with(
-                "http://127.0.0.1:8004",
-                "POST",
-                &format!("/v1/{project}/validate"),
-                &[("X-Auth-Token", &tok)],
-                Some(&body.to_string()),
-            );
+            let (s, out) = validate(&body);
             assert_eq!(s, 200, "{coe:?} {os:?} {top}: {out}");
             let v: Value = serde_json::from_str(&out).unwrap();
             assert!(v["Parameters"]["coe_version"].is_object(), "{out}");
@@ -578,13 +570,7 @@ fn templates_pass_heat_validation() {
         .as_object_mut()
         .unwrap()
         .remove("secgroups.yaml");
-    let (s, _, out) = http_with(
-        "http://127.0.0.1:8004",
-        "POST",
-        &format!("/v1/{project}/validate"),
-        &[("X-Auth-Token", &tok)],
-        Some(&body.to_string()),
-    );
+    let (s, out) = validate(&body);
     assert_eq!(s, 400, "{out}");
 }
 

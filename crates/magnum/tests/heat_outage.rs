@@ -20,6 +20,36 @@ fn heat(cmd: &str) {
     assert!(out.status.success(), "heat.sh {cmd}: {}", text(&out));
 }
 
+/// The cluster says Heat is unreachable and that it retries, and a few
+/// retries later it is still `status`, not failed.
+fn waits_for_heat(url: &str, uuid: &str, status: &str) {
+    let show = || {
+        let tok = token("a-member", "project-a");
+        call(
+            url,
+            "GET",
+            &format!("/v1/clusters/{uuid}"),
+            Some(&tok),
+            None,
+        )
+        .2
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let waiting = loop {
+        let c = show();
+        let reason = c["status_reason"].as_str().unwrap_or_default();
+        if reason.contains("Heat is unreachable") && reason.contains("retr") {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "no reason given: {c}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(waiting["status"], status, "{waiting}");
+    std::thread::sleep(Duration::from_secs(6));
+    let c = show();
+    assert_eq!(c["status"], status, "{c}");
+}
+
 #[test]
 fn heat_unreachable_is_said_and_retried() {
     keystone(&["start"]);
@@ -56,44 +86,7 @@ fn heat_unreachable_is_said_and_retried() {
     assert_eq!(s, 202, "{c}");
     let uuid = c["uuid"].as_str().unwrap().to_string();
     // Still in progress, saying Heat cannot be reached and that it retries.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let waiting = loop {
-        let (_, _, c) = call(
-            &url,
-            "GET",
-            &format!("/v1/clusters/{uuid}"),
-            Some(&member()),
-            None,
-        );
-        let reason = c["status_reason"].as_str().unwrap_or_default().to_string();
-        if reason.contains("unreachable") {
-            break c;
-        }
-        assert!(Instant::now() < deadline, "no reason given: {c}");
-        std::thread::sleep(Duration::from_millis(500));
-    };
-    assert_eq!(waiting["status"], "CREATE_IN_PROGRESS", "{waiting}");
-    assert!(
-        waiting["status_reason"]
-            .as_str()
-            .unwrap()
-            .contains("Heat is unreachable")
-            && waiting["status_reason"]
-                .as_str()
-                .unwrap()
-                .ends_with("will retry"),
-        "{waiting}"
-    );
-    // A few retries later it is still waiting, not failed.
-    std::thread::sleep(Duration::from_secs(6));
-    let (_, _, c) = call(
-        &url,
-        "GET",
-        &format!("/v1/clusters/{uuid}"),
-        Some(&member()),
-        None,
-    );
-    assert_eq!(c["status"], "CREATE_IN_PROGRESS", "{c}");
+    waits_for_heat(&url, &uuid, "CREATE_IN_PROGRESS");
 
     heat_start();
     let c = wait_status(
@@ -116,34 +109,7 @@ fn heat_unreachable_is_said_and_retried() {
         None,
     );
     assert_eq!(s, 204, "{b}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let waiting = loop {
-        let (_, _, c) = call(
-            &url,
-            "GET",
-            &format!("/v1/clusters/{uuid}"),
-            Some(&member()),
-            None,
-        );
-        if c["status_reason"]
-            .as_str()
-            .is_some_and(|r| r.contains("Heat is unreachable") && r.contains("retr"))
-        {
-            break c;
-        }
-        assert!(Instant::now() < deadline, "no reason given: {c}");
-        std::thread::sleep(Duration::from_millis(500));
-    };
-    assert_eq!(waiting["status"], "DELETE_IN_PROGRESS", "{waiting}");
-    std::thread::sleep(Duration::from_secs(6));
-    let (_, _, c) = call(
-        &url,
-        "GET",
-        &format!("/v1/clusters/{uuid}"),
-        Some(&member()),
-        None,
-    );
-    assert_eq!(c["status"], "DELETE_IN_PROGRESS", "{c}");
+    waits_for_heat(&url, &uuid, "DELETE_IN_PROGRESS");
     heat_start();
     wait_status(&url, &uuid, "a-member", &["gone"], 240);
     drop(server);

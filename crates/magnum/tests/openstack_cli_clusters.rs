@@ -14,13 +14,8 @@ use serde_json::Value;
 use support::*;
 
 fn osc(endpoint: &str, args: &[&str]) -> Output {
-    let mut cmd = Command::new(venv().join("bin/openstack"));
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", std::env::temp_dir())
-        .env("LANG", "C.UTF-8")
-        .env("SHELL", "/bin/bash")
-        .args(["--os-auth-type", "none", "--os-endpoint", endpoint])
+    let mut cmd = openstack_command();
+    cmd.args(["--os-auth-type", "none", "--os-endpoint", endpoint])
         .args(args);
     run(&mut cmd)
 }

@@ -345,13 +345,8 @@ pub fn glance_with_image(owner_token: &str) {
 /// The real `openstack` client as a user of a project, by password
 /// through the test Keystone (our API found in its catalog).
 pub fn openstack_as(user: &str, project: &str, args: &[&str]) -> std::process::Output {
-    let mut cmd = Command::new(venv().join("bin/openstack"));
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", std::env::temp_dir())
-        .env("LANG", "C.UTF-8")
-        .env("SHELL", "/bin/bash")
-        .env("OS_AUTH_URL", format!("{KEYSTONE}/v3"))
+    let mut cmd = openstack_command();
+    cmd.env("OS_AUTH_URL", format!("{KEYSTONE}/v3"))
         .env("OS_USERNAME", user)
         .env("OS_PASSWORD", "secret")
         .env("OS_PROJECT_NAME", project)

@@ -204,6 +204,18 @@ pub fn write_conf(dir: &Path, text: &str) -> PathBuf {
     path
 }
 
+/// The real `openstack` client of the peers virtualenv, in a clean
+/// environment (what it needs of one: PATH, HOME, a UTF-8 locale, SHELL).
+pub fn openstack_command() -> Command {
+    let mut cmd = Command::new(venv().join("bin/openstack"));
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", std::env::temp_dir())
+        .env("LANG", "C.UTF-8")
+        .env("SHELL", "/bin/bash");
+    cmd
+}
+
 /// The peers virtualenv: `MAGNUM_PEER_VENV`, else made by `scripts/peers.sh`.
 pub fn venv() -> PathBuf {
     if let Some(v) = std::env::var_os("MAGNUM_PEER_VENV") {

@@ -27,8 +27,13 @@ fn uuid_like(s: &str) -> bool {
     crate::fields::canonical_uuid(s).is_some()
 }
 
+/// A service of the catalog that did not answer (or answered 5xx): 503,
+/// the details logged.
 fn unreachable(what: &str, e: impl std::fmt::Display) -> MagnumError {
-    MagnumError::Internal(format!("cannot reach the {what} service: {e}"))
+    tracing::warn!("cannot reach the {what} service: {e}");
+    MagnumError::ServiceUnavailable(format!(
+        "The {what} service could not be reached; try again later."
+    ))
 }
 
 impl CatalogCloud {

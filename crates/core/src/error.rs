@@ -79,6 +79,9 @@ pub enum MagnumError {
     ClusterApiAddressUnavailable,
     #[error("Failed to create trustee or trust for Cluster: {0}")]
     TrusteeOrTrustToClusterFailed(String),
+    /// Another OpenStack service could not be asked: 503, try again.
+    #[error("{0}")]
+    ServiceUnavailable(String),
     /// Something went wrong on our side; the text is logged, never sent.
     #[error("{0}")]
     Internal(String),
@@ -121,6 +124,7 @@ impl MagnumError {
             | InvalidClusterTemplateForUpgrade(_)
             | ClusterApiAddressUnavailable => 409,
             Internal(_) | TrusteeOrTrustToClusterFailed(_) => 500,
+            ServiceUnavailable(_) => 503,
         }
     }
 }

@@ -360,7 +360,11 @@ impl Database {
     /// Start a transaction.
     pub(crate) async fn begin(&self) -> Result<Tx, DbError> {
         Ok(match &self.pool {
-            Pool::Sqlite(p) => Tx::Sqlite(p.begin().await?),
+            // IMMEDIATE: take SQLite's write lock up front (waiting as
+            // busy_timeout allows), so a transaction that reads, then
+            // writes, is never refused at its first write because another
+            // connection wrote meanwhile.
+            Pool::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
             Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
             Pool::MySql(p) => Tx::MySql(p.begin().await?),
         })

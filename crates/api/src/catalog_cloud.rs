@@ -285,3 +285,36 @@ impl CloudLookup for CatalogCloud {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A catalog service that does not answer is a 503 naming it, not a 500.
+    #[tokio::test]
+    async fn an_unreachable_service_is_503() {
+        // A port nothing listens on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let catalog = serde_json::json!([{"type": "image", "endpoints": [
+            {"interface": "public", "region_id": "RegionOne",
+             "url": format!("http://127.0.0.1:{port}")}]}]);
+        let ctx = RequestContext {
+            catalog: Some(std::sync::Arc::new(catalog)),
+            ..Default::default()
+        };
+        let cloud = CatalogCloud::from_conf(&Config::defaults());
+        let Err(e) = cloud.image(&ctx, "fedora-coreos-40").await else {
+            panic!("an image was found on a closed port");
+        };
+        assert_eq!(e.code(), 503, "{e}");
+        assert_eq!(
+            e.to_string(),
+            "The image service could not be reached; try again later."
+        );
+    }
+}

@@ -402,15 +402,7 @@ impl HeatDriver {
         let stack = spec.cluster.stack_id.clone().ok_or_else(|| {
             DriverError::Failed(format!("cluster {} has no stack", spec.cluster.uuid))
         })?;
-        let heat = self.ctx.heat(spec)?;
-        let input = magnum_openstack::heat::StackInput {
-            template: serde_json::Value::Null,
-            parameters,
-            disable_rollback: !rollback,
-            environment: json!({}),
-            ..Default::default()
-        };
-        stacks::patch(&heat, &stack, &input).await
+        self.patch_stack(spec, &stack, parameters, rollback).await
     }
 
     /// Change some parameters of a node group's own stack.
@@ -420,20 +412,27 @@ impl HeatDriver {
         ng: &NodeGroup,
         parameters: serde_json::Map<String, serde_json::Value>,
     ) -> Result<(), DriverError> {
+        let stack = stacks::nodegroup_stack_name(&spec.cluster, ng);
+        self.patch_stack(spec, &stack, parameters, false).await
+    }
+
+    /// PATCH `stack`'s parameters, acting for the cluster's owner.
+    async fn patch_stack(
+        &self,
+        spec: &ClusterSpec,
+        stack: &str,
+        parameters: serde_json::Map<String, serde_json::Value>,
+        rollback: bool,
+    ) -> Result<(), DriverError> {
         let heat = self.ctx.heat(spec)?;
         let input = magnum_openstack::heat::StackInput {
             template: serde_json::Value::Null,
             parameters,
-            disable_rollback: true,
+            disable_rollback: !rollback,
             environment: json!({}),
             ..Default::default()
         };
-        stacks::patch(
-            &heat,
-            &stacks::nodegroup_stack_name(&spec.cluster, ng),
-            &input,
-        )
-        .await
+        stacks::patch(&heat, stack, &input).await
     }
 
     /// Our API's endpoint, as nodes reach it to have certificates signed.

@@ -126,6 +126,74 @@ async fn cluster_certificates(backend: Backend) {
         "{}",
         r.raw
     );
+    // A CSR whose signature another key made: u.csr's request with the
+    // signature of the same request under a second key.
+    let (ok, text) = openssl(
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "o.key",
+            "-out",
+            "o.csr",
+            "-subj",
+            "/CN=user/O=team",
+        ],
+        &d,
+    );
+    assert!(ok, "{text}");
+    let der = |name: &str| {
+        let (ok, text) = openssl(
+            &[
+                "req",
+                "-in",
+                name,
+                "-outform",
+                "DER",
+                "-out",
+                &format!("{name}.der"),
+            ],
+            &d,
+        );
+        assert!(ok, "{text}");
+        std::fs::read(d.join(format!("{name}.der"))).unwrap()
+    };
+    let (mut forged, other) = (der("u.csr"), der("o.csr"));
+    let n = forged.len();
+    forged[n - 256..].copy_from_slice(&other[other.len() - 256..]);
+    std::fs::write(d.join("forged.der"), &forged).unwrap();
+    let (ok, text) = openssl(
+        &[
+            "req",
+            "-inform",
+            "DER",
+            "-in",
+            "forged.der",
+            "-out",
+            "forged.csr",
+        ],
+        &d,
+    );
+    assert!(ok, "{text}");
+    // (OpenSSL 3.0 exits 0 here; what it prints tells.)
+    let (_, text) = openssl(&["req", "-in", "forged.csr", "-verify", "-noout"], &d);
+    assert!(text.contains("verify failure"), "{text}");
+    let forged = std::fs::read_to_string(d.join("forged.csr")).unwrap();
+    let r = app
+        .post(
+            "/v1/certificates",
+            &member("p1"),
+            json!({"cluster_uuid": id, "csr": forged}),
+        )
+        .await;
+    assert!(
+        r.error(400).starts_with("Received invalid csr"),
+        "{}",
+        r.raw
+    );
     let r = app
         .post(
             "/v1/certificates",

@@ -56,7 +56,7 @@ $(keystone_authtoken_section)
 CONF
       "$venv/bin/glance-manage" --config-file "$state/glance-api.conf" db_sync >/dev/null 2>&1
       OS_GLANCE_CONFIG_DIR="$state" setsid "$venv/bin/gunicorn" --bind "127.0.0.1:$port" \
-        --workers 1 --timeout 60 --pid "$state/pid" glance.wsgi.api:application \
+        --workers 2 --timeout 60 --pid "$state/pid" glance.wsgi.api:application \
         >>"$state/gunicorn.log" 2>&1 < /dev/null 9>&- &
       for _ in $(seq 1 120); do healthy && break; sleep 0.5; done
       healthy || { echo "glance: did not start; see $state/gunicorn.log" >&2; tail -20 "$state/gunicorn.log" >&2; exit 1; }

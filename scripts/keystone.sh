@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A real Keystone (PyPI `keystone`) on 127.0.0.1 for tests and for trying
-# Magnum with authentication: SQLite, fernet tokens, served by gunicorn.
+# Magnum with authentication: its database on the local MariaDB, fernet
+# tokens, served by gunicorn.
 #
 #   scripts/keystone.sh start [--port P] [--magnum-url URL]
 #       start it (a no-op when it already answers) and bootstrap: admin
@@ -18,12 +19,15 @@
 #
 # The virtualenv is cached outside the clone, keyed by
 # scripts/keystone-requirements.txt; state lives in $MAGNUM_KEYSTONE_DIR
-# (default /tmp/magnum-keystone-$UID). KEYSTONE_TOKEN_EXPIRATION sets the
-# token lifetime in seconds (default 3600) when it starts.
+# (default /tmp/magnum-keystone-$UID), its database is $MAGNUM_KEYSTONE_DB
+# (default magnum_keystone_$UID, made anew with a new state directory).
+# KEYSTONE_TOKEN_EXPIRATION sets the token lifetime in seconds (default
+# 3600) when it starts.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib/peer.sh"
 state="${MAGNUM_KEYSTONE_DIR:-/tmp/magnum-keystone-$(id -u)}"
+db="${MAGNUM_KEYSTONE_DB:-magnum_keystone_$(id -u)}"
 port=5001
 magnum_url="http://127.0.0.1:9511/v1"
 cmd="${1:-}"
@@ -128,20 +132,32 @@ case "$cmd" in
     make_venv
     mkdir -p "$state"
     expiration=${KEYSTONE_TOKEN_EXPIRATION:-3600}
+    # What a running Keystone must have been started with to be kept.
+    settings="expiration=$expiration hash_rounds=4 db=mariadb:$db workers=3"
     if [ -f "$state/pid" ] && kill -0 "$(cat "$state/pid")" 2>/dev/null && healthy; then
-      if [ "$(cat "$state/expiration" 2>/dev/null)" = "$expiration" ]; then
+      if [ "$(cat "$state/settings" 2>/dev/null)" = "$settings" ]; then
         echo "keystone: already running at $url" >&2
         exit 0
       fi
       "$0" stop
     fi
-    echo "$expiration" > "$state/expiration"
+    echo "$settings" > "$state/settings"
     echo "$port" > "$state/port"
     cat > "$state/keystone.conf" <<CONF
 [DEFAULT]
 log_file = $state/keystone.log
 [database]
-connection = sqlite:///$state/keystone.db
+# MariaDB, not SQLite: Heat, Glance and the tests write to Keystone at
+# once (trustees, trusts, Heat's stack domain projects), and SQLite
+# refused such writes with "database is locked" (an HTTP 500 that failed
+# a Heat stack delete).
+connection = mysql+pymysql://root@127.0.0.1:3306/$db?charset=utf8
+[identity]
+# bcrypt's cheapest cost: every password sign-in (each client command,
+# Heat's and the conductor's trust sign-ins) costs ~1 ms instead of
+# ~250 ms of CPU, which a 2-core machine running several Heat stacks at
+# once cannot spare. Only for this test and trial Keystone.
+password_hash_rounds = 4
 [token]
 provider = fernet
 expiration = $expiration
@@ -151,7 +167,13 @@ key_repository = $state/fernet-keys
 key_repository = $state/credential-keys
 CONF
     started=$(date +%s)
-    "$venv/bin/keystone-manage" --config-file "$state/keystone.conf" db_sync >/dev/null 2>&1
+    if [ ! -d "$state/fernet-keys" ]; then
+      # A new state directory is a new Keystone.
+      mysql -h 127.0.0.1 -u root -e "DROP DATABASE IF EXISTS $db"
+    fi
+    mysql -h 127.0.0.1 -u root -e "CREATE DATABASE IF NOT EXISTS $db CHARACTER SET utf8"
+    "$venv/bin/keystone-manage" --config-file "$state/keystone.conf" db_sync >"$state/db_sync.log" 2>&1 \
+      || { echo "keystone: db_sync failed; see $state/db_sync.log" >&2; tail -20 "$state/db_sync.log" >&2; exit 1; }
     if [ ! -d "$state/fernet-keys" ]; then
       "$venv/bin/keystone-manage" --config-file "$state/keystone.conf" fernet_setup \
         --keystone-user "$(id -un)" --keystone-group "$(id -gn)" >/dev/null 2>&1
@@ -159,7 +181,7 @@ CONF
         --keystone-user "$(id -un)" --keystone-group "$(id -gn)" >/dev/null 2>&1
     fi
     KEYSTONE_CONF="$state/keystone.conf" PYTHONPATH="$here" setsid "$venv/bin/gunicorn" \
-      --bind "127.0.0.1:$port" --workers 2 --timeout 60 --pid "$state/pid" \
+      --bind "127.0.0.1:$port" --workers 3 --timeout 60 --pid "$state/pid" \
       --error-logfile "$state/gunicorn.log" keystone_wsgi:application \
       >>"$state/gunicorn.log" 2>&1 < /dev/null 9>&- &
     for _ in $(seq 1 120); do healthy && break; sleep 0.5; done
@@ -193,7 +215,7 @@ CONF
     fi
     ;;
   *)
-    sed -n '2,24p' "$0" >&2
+    sed -n '2,27p' "$0" >&2
     exit 2
     ;;
 esac

@@ -32,6 +32,18 @@ fn openssl(args: &[&str], cwd: &Path) -> (bool, String) {
     )
 }
 
+/// `openssl req -new`: NAME.key (RSA 2048) and NAME.csr for SUBJ in DIR.
+fn new_csr(dir: &Path, name: &str, subj: &str, extra: &[&str]) {
+    let (key, csr) = (format!("{name}.key"), format!("{name}.csr"));
+    let mut args = vec![
+        "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj",
+        subj,
+    ];
+    args.extend_from_slice(extra);
+    let (ok, text) = openssl(&args, dir);
+    assert!(ok, "{text}");
+}
+
 async fn cluster_certificates(backend: Backend) {
     let app = TestApp::new(backend).await;
     let d = std::env::temp_dir().join(format!("magnum-certs-{}", uuid::Uuid::new_v4()));
@@ -81,23 +93,7 @@ async fn cluster_certificates(backend: Backend) {
         .error(404);
 
     // Sign a CSR; it verifies against the CA.
-    let (ok, text) = openssl(
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "u.key",
-            "-out",
-            "u.csr",
-            "-subj",
-            "/CN=user/O=team",
-        ],
-        &d,
-    );
-    assert!(ok, "{text}");
+    new_csr(&d, "u", "/CN=user/O=team", &[]);
     let csr = std::fs::read_to_string(d.join("u.csr")).unwrap();
     let r = app
         .post(
@@ -128,23 +124,7 @@ async fn cluster_certificates(backend: Backend) {
     );
     // A CSR whose signature another key made: u.csr's request with the
     // signature of the same request under a second key.
-    let (ok, text) = openssl(
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "o.key",
-            "-out",
-            "o.csr",
-            "-subj",
-            "/CN=user/O=team",
-        ],
-        &d,
-    );
-    assert!(ok, "{text}");
+    new_csr(&d, "o", "/CN=user/O=team", &[]);
     let der = |name: &str| {
         let (ok, text) = openssl(
             &[
@@ -214,25 +194,12 @@ async fn cluster_certificates(backend: Backend) {
         .await
         .error(400);
     // A CSR asking to be a CA, critically: refused as upstream's validator.
-    let (ok, text) = openssl(
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca-req.key",
-            "-out",
-            "ca-req.csr",
-            "-subj",
-            "/CN=sub-ca",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-        ],
+    new_csr(
         &d,
+        "ca-req",
+        "/CN=sub-ca",
+        &["-addext", "basicConstraints=critical,CA:TRUE"],
     );
-    assert!(ok, "{text}");
     let ca_req = std::fs::read_to_string(d.join("ca-req.csr")).unwrap();
     let r = app
         .post(
@@ -397,23 +364,7 @@ async fn local_certificate_store() {
     let ca = std::fs::read_to_string(store.join(format!("{}.crt", refs[0]))).unwrap();
     assert_eq!(r.body["pem"].as_str().unwrap().trim(), ca.trim());
     std::fs::create_dir_all(&dir).unwrap();
-    let (ok, text) = openssl(
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "u.key",
-            "-out",
-            "u.csr",
-            "-subj",
-            "/CN=user/O=team",
-        ],
-        &dir,
-    );
-    assert!(ok, "{text}");
+    new_csr(&dir, "u", "/CN=user/O=team", &[]);
     let csr = std::fs::read_to_string(dir.join("u.csr")).unwrap();
     let r = app
         .post(

@@ -179,8 +179,8 @@ fn wait_nodegroup(url: &str, cluster: &str, ng: &str, done: impl Fn(Option<&Valu
     }
 }
 
-/// The stack's `ca_generation` parameter.
-fn stack_parameter(stack_name: &str, stack_id: &str) -> String {
+/// The stack's parameters, as Heat holds them.
+fn stack_parameters(stack_name: &str, stack_id: &str) -> Value {
     let tok = token("a-member", "project-a");
     let (s, _, body) = http_with(
         "http://127.0.0.1:8004",
@@ -191,7 +191,12 @@ fn stack_parameter(stack_name: &str, stack_id: &str) -> String {
     );
     assert_eq!(s, 200, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
-    v["stack"]["parameters"]["ca_generation"]
+    v["stack"]["parameters"].clone()
+}
+
+/// The stack's `ca_generation` parameter.
+fn stack_parameter(stack_name: &str, stack_id: &str) -> String {
+    stack_parameters(stack_name, stack_id)["ca_generation"]
         .as_str()
         .unwrap_or_default()
         .to_string()
@@ -199,22 +204,7 @@ fn stack_parameter(stack_name: &str, stack_id: &str) -> String {
 
 /// The members of the default worker group in the cluster's stack, sorted.
 fn worker_members(stack_name: &str, stack_id: &str) -> Vec<String> {
-    let tok = token("a-member", "project-a");
-    let (s, _, res) = http_with(
-        "http://127.0.0.1:8004",
-        "GET",
-        &format!(
-            "/v1/{}/stacks/{stack_name}/{stack_id}/resources?nested_depth=2",
-            project_a(&tok)
-        ),
-        &[("X-Auth-Token", &tok)],
-        None,
-    );
-    assert_eq!(s, 200, "{res}");
-    let res: Value = serde_json::from_str(&res).unwrap();
-    let mut members: Vec<String> = res["resources"]
-        .as_array()
-        .unwrap()
+    let mut members: Vec<String> = stack_resources(stack_name, stack_id)
         .iter()
         .filter(|r| r["parent_resource"] == "group")
         .filter_map(|r| r["resource_name"].as_str().map(str::to_string))
@@ -446,35 +436,125 @@ fn masters_behind_a_load_balancer(url: &str) {
         .filter_map(Value::as_str)
         .collect();
     assert!(!masters.contains(&&api[8..api.len() - 5]), "{c}");
-    let tok = token("a-member", "project-a");
     let stack_name = format!("ha-{}", &uuid[..12]);
+    let res = stack_resources(&stack_name, c["cluster_id"].as_str().unwrap());
+    let named = |n: &str| {
+        res.iter()
+            .filter(|r| r["resource_name"] == n && r["resource_status"] == "CREATE_COMPLETE")
+            .count()
+    };
+    assert_eq!(named("api_lb"), 1, "{res:?}");
+    assert_eq!(named("pool_member"), 3, "{res:?}");
+    coe(&["cluster", "delete", "ha"]);
+    wait_status(url, &uuid, "a-member", &["gone"], STEP_SECS);
+    assert!(heat_stacks(&stack_name).is_empty());
+    coe(&["cluster", "template", "delete", "ha-t"]);
+}
+
+/// The resources of a cluster's stack, nested ones included.
+fn stack_resources(stack_name: &str, stack_id: &str) -> Vec<Value> {
+    let tok = token("a-member", "project-a");
     let (s, _, res) = http_with(
         "http://127.0.0.1:8004",
         "GET",
         &format!(
-            "/v1/{}/stacks/{stack_name}/{}/resources?nested_depth=3",
-            project_a(&tok),
-            c["cluster_id"].as_str().unwrap()
+            "/v1/{}/stacks/{stack_name}/{stack_id}/resources?nested_depth=3",
+            project_a(&tok)
         ),
         &[("X-Auth-Token", &tok)],
         None,
     );
     assert_eq!(s, 200, "{res}");
     let res: Value = serde_json::from_str(&res).unwrap();
-    let named = |n: &str| {
-        res["resources"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["resource_name"] == n && r["resource_status"] == "CREATE_COMPLETE")
+    res["resources"].as_array().unwrap().clone()
+}
+
+/// A cluster on the template's own network and subnet, without floating
+/// IPs, with a Cinder volume per node: Heat makes no network, subnet,
+/// router or floating IP, and the API address is the master's private one.
+fn on_a_fixed_network(url: &str) {
+    template(
+        "fixed-t",
+        "kubernetes",
+        "fedora-coreos-40",
+        &[
+            "--fixed-network",
+            "private",
+            "--fixed-subnet",
+            "private-subnet",
+            "--floating-ip-disabled",
+            "--docker-volume-size",
+            "3",
+            "--volume-driver",
+            "cinder",
+            "--http-proxy",
+            "http://proxy.example:3128",
+            "--https-proxy",
+            "http://proxy.example:3129",
+            "--no-proxy",
+            "10.0.0.0/8",
+            "--insecure-registry",
+            "registry.example:5000",
+        ],
+    );
+    coe(&[
+        "cluster",
+        "create",
+        "fixed",
+        "--cluster-template",
+        "fixed-t",
+        "--node-count",
+        "1",
+    ]);
+    let c = settled(url, "fixed", "CREATE");
+    let uuid = c["uuid"].as_str().unwrap().to_string();
+    let api = c["api_address"].as_str().unwrap_or_default();
+    assert!(
+        api.starts_with("https://10.0.") && api.ends_with(":6443"),
+        "{c}"
+    );
+    for a in c["master_addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(c["node_addresses"].as_array().unwrap())
+    {
+        assert!(a.as_str().unwrap().starts_with("10.0."), "{c}");
+    }
+    let stack_name = format!("fixed-{}", &uuid[..12]);
+    let stack_id = c["cluster_id"].as_str().unwrap();
+    // What the nodes' installer is told comes from the template.
+    let p = stack_parameters(&stack_name, stack_id);
+    for (k, v) in [
+        ("fixed_network", "private"),
+        ("fixed_subnet", "private-subnet"),
+        ("http_proxy", "http://proxy.example:3128"),
+        ("https_proxy", "http://proxy.example:3129"),
+        ("no_proxy", "10.0.0.0/8"),
+        ("insecure_registry_url", "registry.example:5000"),
+        ("floating_ip_enabled", "False"),
+    ] {
+        assert_eq!(p[k], v, "{k}: {p}");
+    }
+    let res = stack_resources(&stack_name, stack_id);
+    let count = |parent: Option<&str>, name: &str| {
+        res.iter()
+            .filter(|r| r["resource_name"] == name)
+            .filter(|r| parent.is_none_or(|p| r["parent_resource"] == p))
             .count()
     };
-    assert_eq!(named("api_lb"), 1, "{res}");
-    assert_eq!(named("pool_member"), 3, "{res}");
-    coe(&["cluster", "delete", "ha"]);
+    // The nested network stack made nothing of its own.
+    for made in ["network", "subnet", "router", "router_interface"] {
+        assert_eq!(count(Some("network"), made), 0, "{made}: {res:?}");
+    }
+    assert_eq!(count(None, "floating_ip"), 0, "{res:?}");
+    // Each node (one master, one worker) has its port and its volume.
+    assert_eq!(count(None, "port"), 2, "{res:?}");
+    assert_eq!(count(None, "volume"), 2, "{res:?}");
+    coe(&["cluster", "delete", "fixed"]);
     wait_status(url, &uuid, "a-member", &["gone"], STEP_SECS);
     assert!(heat_stacks(&stack_name).is_empty());
-    coe(&["cluster", "template", "delete", "ha-t"]);
+    coe(&["cluster", "template", "delete", "fixed-t"]);
 }
 
 #[test]
@@ -506,6 +586,10 @@ fn every_coe_lives_its_whole_life_in_heat() {
         runs.push((
             "ha".to_string(),
             s.spawn(|| masters_behind_a_load_balancer(url.as_str())),
+        ));
+        runs.push((
+            "fixed".to_string(),
+            s.spawn(|| on_a_fixed_network(url.as_str())),
         ));
         let failed: Vec<String> = runs
             .into_iter()

@@ -32,6 +32,23 @@ fn openssl(args: &[&str], cwd: &Path) -> (bool, String) {
     )
 }
 
+/// A cluster of template t1 whose driver refused to build it: no stack.
+async fn refused_cluster(app: &TestApp) -> (String, magnum_core::objects::Cluster) {
+    let r = app
+        .post(
+            "/v1/clusters",
+            &member("p1"),
+            json!({"cluster_template_id": "t1", "merge_labels": true,
+                   "labels": {"fake_refuse": "create"}}),
+        )
+        .await;
+    let refused = r.body["uuid"].as_str().unwrap().to_string();
+    app.settle(&refused, "CREATE_FAILED").await;
+    let c = app.db.cluster_get(&refused).await.unwrap().unwrap();
+    assert!(c.stack_id.is_none(), "{c:?}");
+    (refused, c)
+}
+
 /// `openssl req -new`: NAME.key (RSA 2048) and NAME.csr for SUBJ in DIR.
 fn new_csr(dir: &Path, name: &str, subj: &str, extra: &[&str]) {
     let (key, csr) = (format!("{name}.key"), format!("{name}.csr"));
@@ -291,6 +308,26 @@ async fn cluster_certificates(backend: Backend) {
         "Rotating the CA certificate on a non-TLS cluster is not supported"
     );
 
+    // A cluster whose driver refused to build it (no stack) had its keys
+    // made all the same: they go with it.
+    let (refused, c) = refused_cluster(&app).await;
+    let refs = [
+        &c.ca_cert_ref,
+        &c.etcd_ca_cert_ref,
+        &c.front_proxy_ca_cert_ref,
+        &c.magnum_cert_ref,
+    ]
+    .map(|r| r.clone().unwrap());
+    for r in &refs {
+        assert!(app.db.x509keypair_get(r).await.unwrap().is_some());
+    }
+    app.delete(&format!("/v1/clusters/{refused}"), &member("p1"))
+        .await;
+    app.settle(&refused, "gone").await;
+    for r in &refs {
+        assert!(app.db.x509keypair_get(r).await.unwrap().is_none(), "{r}");
+    }
+
     // Gone with the cluster.
     let c = app.db.cluster_get(&id).await.unwrap().unwrap();
     let refs = [
@@ -378,6 +415,28 @@ async fn local_certificate_store() {
     std::fs::write(dir.join("u.pem"), r.body["pem"].as_str().unwrap()).unwrap();
     let (ok, text) = openssl(&["verify", "-CAfile", "ca.pem", "u.pem"], &dir);
     assert!(ok, "{text}");
+    // A cluster whose driver refused to build it (no stack) had its keys
+    // made all the same: they go with it.
+    let (refused, c) = refused_cluster(&app).await;
+    let refused_refs = [
+        &c.ca_cert_ref,
+        &c.etcd_ca_cert_ref,
+        &c.front_proxy_ca_cert_ref,
+        &c.magnum_cert_ref,
+    ]
+    .map(|r| r.clone().unwrap());
+    for r in &refused_refs {
+        assert!(store.join(format!("{r}.key")).exists(), "{r}");
+    }
+    app.delete(&format!("/v1/clusters/{refused}"), &member("p1"))
+        .await;
+    app.settle(&refused, "gone").await;
+    for r in &refused_refs {
+        for ext in ["crt", "key", "pass"] {
+            assert!(!store.join(format!("{r}.{ext}")).exists(), "{r}.{ext}");
+        }
+    }
+
     // Gone with the cluster.
     app.delete(&format!("/v1/clusters/{id}"), &member("p1"))
         .await;

@@ -222,34 +222,61 @@ impl Conductor {
         }
     }
 
-    /// Remove a destroyed cluster's certificates.
-    pub(crate) async fn forget_certs(&self, cluster: &magnum_core::objects::Cluster) {
-        self.inner.certs.delete(&self.inner.db, cluster).await;
+    /// A deleted cluster's last steps, once its stack is gone: its trust
+    /// and trustee, its certificates, then its rows. Each step is safe to
+    /// repeat, and the rows (which hold the references to the others) go
+    /// last, so a conductor dying midway leaves a cluster still
+    /// `DELETE_IN_PROGRESS` that the next attempt finishes. `Ok(true)` when
+    /// this call removed the rows (another conductor may have). A trust
+    /// Keystone would not delete keeps the cluster, with the reason, for a
+    /// retry (as upstream, whose conductor retries it at every poll).
+    pub(crate) async fn retire(
+        &self,
+        cluster: &magnum_core::objects::Cluster,
+    ) -> Result<bool, ConductorError> {
+        let db = &self.inner.db;
+        if let Err(e) = self.forget_trust(&cluster.uuid).await {
+            let reason = format!("Failed to delete the cluster's trust or trustee: {e}");
+            tracing::warn!("cluster {}: {reason}", cluster.uuid);
+            let f: Map<String, Value> = [(
+                "status_reason".to_string(),
+                Value::String(format!("{reason}; will retry")),
+            )]
+            .into_iter()
+            .collect();
+            db.cluster_update_fields(
+                &cluster.uuid,
+                &f,
+                &[magnum_core::objects::status::DELETE_IN_PROGRESS],
+            )
+            .await?;
+            return Err(ConductorError::Retry(reason));
+        }
+        // Storage that fails to delete a certificate is logged and left
+        // behind, as upstream does: it must not keep a cluster alive.
+        self.inner.certs.delete(db, cluster).await;
+        Ok(db.cluster_destroy(&cluster.uuid).await?)
     }
 
-    /// Remove a destroyed cluster's trust and trustee, and their record.
-    pub(crate) async fn forget_trust(&self, cluster_uuid: &str) {
+    /// Remove a cluster's trust and trustee, then their record.
+    async fn forget_trust(&self, cluster_uuid: &str) -> Result<(), String> {
         let db = &self.inner.db;
-        let Ok(Some(t)) = db.trust_get(cluster_uuid).await else {
-            return;
+        let t = match db.trust_get(cluster_uuid).await {
+            Ok(Some(t)) => t,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(e.to_string()),
         };
         match &self.inner.trusts {
-            Some(m) => {
-                if let Err(e) = m.delete(&t).await {
-                    tracing::warn!(
-                        "cluster {cluster_uuid}: {e}; the trust record is kept for a retry"
-                    );
-                    return;
-                }
-            }
+            Some(m) => m.delete(&t).await?,
             None => tracing::warn!(
                 "cluster {cluster_uuid} had a trust but [trust] is not configured here; \
                  removing the record only"
             ),
         }
-        if let Err(e) = db.trust_forget(cluster_uuid).await {
-            tracing::warn!("cluster {cluster_uuid}: cannot forget its trust: {e}");
-        }
+        db.trust_forget(cluster_uuid)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     pub fn settings(&self) -> &Settings {

@@ -581,11 +581,13 @@ impl Conductor {
             .cluster(ctx, "delete", Outcome::Pending, &cluster)
             .await;
         if cluster.stack_id.is_none() {
-            // Nothing was ever built: the rows are all there is.
-            self.inner.db.cluster_destroy(&cluster.uuid).await?;
-            notifier
-                .cluster(ctx, "delete", Outcome::Success, &cluster)
-                .await;
+            // Nothing was ever built; its trust and certificates (made
+            // before the driver was called) go with its rows.
+            if self.retire(&cluster).await? {
+                notifier
+                    .cluster(ctx, "delete", Outcome::Success, &cluster)
+                    .await;
+            }
             return Ok(());
         }
         let spec = self.spec(&cluster).await?;

@@ -195,6 +195,21 @@ impl Conductor {
             Progress::Complete => (format!("{}_COMPLETE", action.stem()), None),
             Progress::Failed(r) => (format!("{}_FAILED", action.stem()), Some(r.as_str())),
         };
+        if action == Action::Delete && matches!(progress, Progress::Complete) {
+            // No DELETE_COMPLETE row is left behind to get stuck: the
+            // cluster stays DELETE_IN_PROGRESS until its rows are gone.
+            if self.retire(cluster).await? {
+                tracing::info!("cluster {} is {to}", cluster.uuid);
+                let mut gone = cluster.clone();
+                gone.status = Some(to);
+                gone.status_reason = None;
+                self.inner
+                    .notifier
+                    .cluster(ctx, verb(action), Outcome::Success, &gone)
+                    .await;
+            }
+            return Ok(());
+        }
         if !db
             .cluster_transition(&cluster.uuid, &[from.as_str()], &to, reason)
             .await?
@@ -211,13 +226,13 @@ impl Conductor {
             db.nodegroups_transition(&cluster.uuid, &[ng_from], ng_to, reason)
                 .await?;
         }
-        if !failed && action != Action::Delete {
+        if !failed {
             for ng in db.nodegroups_of(&cluster.uuid).await? {
                 if ng.status.as_deref() == Some(DELETE_IN_PROGRESS) {
                     db.nodegroup_destroy(&ng.uuid).await?;
                 }
             }
-        } else if failed {
+        } else {
             db.nodegroups_transition(&cluster.uuid, &[DELETE_IN_PROGRESS], DELETE_FAILED, reason)
                 .await?;
         }
@@ -230,11 +245,6 @@ impl Conductor {
             .cluster_get(&cluster.uuid)
             .await?
             .unwrap_or_else(|| cluster.clone());
-        if action == Action::Delete && !failed {
-            db.cluster_destroy(&cluster.uuid).await?;
-            self.forget_trust(&cluster.uuid).await;
-            self.forget_certs(&now).await;
-        }
         tracing::info!("cluster {} is {to}", cluster.uuid);
         self.inner
             .notifier

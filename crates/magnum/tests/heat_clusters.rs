@@ -551,9 +551,15 @@ fn on_a_fixed_network(url: &str) {
     // Each node (one master, one worker) has its port and its volume.
     assert_eq!(count(None, "port"), 2, "{res:?}");
     assert_eq!(count(None, "volume"), 2, "{res:?}");
+    // The cluster's trustee exists while the cluster does ...
+    let trustee = format!("{uuid}_{}", project_a(&token("a-member", "project-a")));
+    let trustees = || kget(&admin_token(), &format!("/v3/users?name={trustee}"))["users"].clone();
+    assert_eq!(trustees().as_array().unwrap().len(), 1, "{trustee}");
     coe(&["cluster", "delete", "fixed"]);
     wait_status(url, &uuid, "a-member", &["gone"], STEP_SECS);
     assert!(heat_stacks(&stack_name).is_empty());
+    // ... and goes with it, after its stack.
+    assert_eq!(trustees(), json!([]), "{trustee}");
     coe(&["cluster", "template", "delete", "fixed-t"]);
 }
 

@@ -132,8 +132,14 @@ case "$cmd" in
     make_venv
     mkdir -p "$state"
     expiration=${KEYSTONE_TOKEN_EXPIRATION:-3600}
+    workers=3
+    # bcrypt's cheapest cost: every password sign-in (each client command,
+    # Heat's and the conductor's trust sign-ins) costs ~1 ms instead of
+    # ~250 ms of CPU, which a 2-core machine running several Heat stacks
+    # at once cannot spare. Only for this test and trial Keystone.
+    hash_rounds=4
     # What a running Keystone must have been started with to be kept.
-    settings="expiration=$expiration hash_rounds=4 db=mariadb:$db workers=3"
+    settings="expiration=$expiration hash_rounds=$hash_rounds db=mariadb:$db workers=$workers"
     if [ -f "$state/pid" ] && kill -0 "$(cat "$state/pid")" 2>/dev/null && healthy; then
       if [ "$(cat "$state/settings" 2>/dev/null)" = "$settings" ]; then
         echo "keystone: already running at $url" >&2
@@ -153,11 +159,7 @@ log_file = $state/keystone.log
 # a Heat stack delete).
 connection = mysql+pymysql://root@127.0.0.1:3306/$db?charset=utf8
 [identity]
-# bcrypt's cheapest cost: every password sign-in (each client command,
-# Heat's and the conductor's trust sign-ins) costs ~1 ms instead of
-# ~250 ms of CPU, which a 2-core machine running several Heat stacks at
-# once cannot spare. Only for this test and trial Keystone.
-password_hash_rounds = 4
+password_hash_rounds = $hash_rounds
 [token]
 provider = fernet
 expiration = $expiration
@@ -167,21 +169,23 @@ key_repository = $state/fernet-keys
 key_repository = $state/credential-keys
 CONF
     started=$(date +%s)
-    if [ ! -d "$state/fernet-keys" ]; then
-      # A new state directory is a new Keystone.
+    # A new state directory (no keys yet) is a new Keystone.
+    fresh=false
+    [ -d "$state/fernet-keys" ] || fresh=true
+    if $fresh; then
       mysql -h 127.0.0.1 -u root -e "DROP DATABASE IF EXISTS $db"
     fi
     mysql -h 127.0.0.1 -u root -e "CREATE DATABASE IF NOT EXISTS $db CHARACTER SET utf8"
     "$venv/bin/keystone-manage" --config-file "$state/keystone.conf" db_sync >"$state/db_sync.log" 2>&1 \
       || { echo "keystone: db_sync failed; see $state/db_sync.log" >&2; tail -20 "$state/db_sync.log" >&2; exit 1; }
-    if [ ! -d "$state/fernet-keys" ]; then
+    if $fresh; then
       "$venv/bin/keystone-manage" --config-file "$state/keystone.conf" fernet_setup \
         --keystone-user "$(id -un)" --keystone-group "$(id -gn)" >/dev/null 2>&1
       "$venv/bin/keystone-manage" --config-file "$state/keystone.conf" credential_setup \
         --keystone-user "$(id -un)" --keystone-group "$(id -gn)" >/dev/null 2>&1
     fi
     KEYSTONE_CONF="$state/keystone.conf" PYTHONPATH="$here" setsid "$venv/bin/gunicorn" \
-      --bind "127.0.0.1:$port" --workers 3 --timeout 60 --pid "$state/pid" \
+      --bind "127.0.0.1:$port" --workers "$workers" --timeout 60 --pid "$state/pid" \
       --error-logfile "$state/gunicorn.log" keystone_wsgi:application \
       >>"$state/gunicorn.log" 2>&1 < /dev/null 9>&- &
     for _ in $(seq 1 120); do healthy && break; sleep 0.5; done

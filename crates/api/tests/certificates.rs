@@ -32,8 +32,9 @@ fn openssl(args: &[&str], cwd: &Path) -> (bool, String) {
     )
 }
 
-/// A cluster of template t1 whose driver refused to build it: no stack.
-async fn refused_cluster(app: &TestApp) -> (String, magnum_core::objects::Cluster) {
+/// A cluster of template t1 whose driver refused to build it (no stack):
+/// its uuid and its four certificate references.
+async fn refused_cluster(app: &TestApp) -> (String, [String; 4]) {
     let r = app
         .post(
             "/v1/clusters",
@@ -46,7 +47,14 @@ async fn refused_cluster(app: &TestApp) -> (String, magnum_core::objects::Cluste
     app.settle(&refused, "CREATE_FAILED").await;
     let c = app.db.cluster_get(&refused).await.unwrap().unwrap();
     assert!(c.stack_id.is_none(), "{c:?}");
-    (refused, c)
+    let refs = [
+        &c.ca_cert_ref,
+        &c.etcd_ca_cert_ref,
+        &c.front_proxy_ca_cert_ref,
+        &c.magnum_cert_ref,
+    ]
+    .map(|r| r.clone().unwrap());
+    (refused, refs)
 }
 
 /// `openssl req -new`: NAME.key (RSA 2048) and NAME.csr for SUBJ in DIR.
@@ -310,14 +318,7 @@ async fn cluster_certificates(backend: Backend) {
 
     // A cluster whose driver refused to build it (no stack) had its keys
     // made all the same: they go with it.
-    let (refused, c) = refused_cluster(&app).await;
-    let refs = [
-        &c.ca_cert_ref,
-        &c.etcd_ca_cert_ref,
-        &c.front_proxy_ca_cert_ref,
-        &c.magnum_cert_ref,
-    ]
-    .map(|r| r.clone().unwrap());
+    let (refused, refs) = refused_cluster(&app).await;
     for r in &refs {
         assert!(app.db.x509keypair_get(r).await.unwrap().is_some());
     }
@@ -417,14 +418,7 @@ async fn local_certificate_store() {
     assert!(ok, "{text}");
     // A cluster whose driver refused to build it (no stack) had its keys
     // made all the same: they go with it.
-    let (refused, c) = refused_cluster(&app).await;
-    let refused_refs = [
-        &c.ca_cert_ref,
-        &c.etcd_ca_cert_ref,
-        &c.front_proxy_ca_cert_ref,
-        &c.magnum_cert_ref,
-    ]
-    .map(|r| r.clone().unwrap());
+    let (refused, refused_refs) = refused_cluster(&app).await;
     for r in &refused_refs {
         assert!(store.join(format!("{r}.key")).exists(), "{r}");
     }

@@ -236,21 +236,13 @@ impl Conductor {
     ) -> Result<bool, ConductorError> {
         let db = &self.inner.db;
         if let Err(e) = self.forget_trust(&cluster.uuid).await {
-            let reason = format!("Failed to delete the cluster's trust or trustee: {e}");
-            tracing::warn!("cluster {}: {reason}", cluster.uuid);
-            let f: Map<String, Value> = [(
-                "status_reason".to_string(),
-                Value::String(format!("{reason}; will retry")),
-            )]
-            .into_iter()
-            .collect();
-            db.cluster_update_fields(
-                &cluster.uuid,
-                &f,
-                &[magnum_core::objects::status::DELETE_IN_PROGRESS],
-            )
-            .await?;
-            return Err(ConductorError::Retry(reason));
+            return self
+                .retry_later(
+                    &cluster.uuid,
+                    magnum_core::objects::status::DELETE_IN_PROGRESS,
+                    format!("Failed to delete the cluster's trust or trustee: {e}"),
+                )
+                .await;
         }
         // Storage that fails to delete a certificate is logged and left
         // behind, as upstream does: it must not keep a cluster alive.

@@ -379,8 +379,9 @@ impl Conductor {
     }
 
     /// The cloud could not be reached: say so on the cluster (still in
-    /// `status`) and keep the operation queued for another try.
-    async fn retry_later<T>(
+    /// `status`) and keep the operation queued (or the cluster in
+    /// progress, for the status sync) for another try.
+    pub(crate) async fn retry_later<T>(
         &self,
         cluster_uuid: &str,
         status: &str,

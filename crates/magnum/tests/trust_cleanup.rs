@@ -37,7 +37,8 @@ impl Relay {
                     let _ = client.shutdown(Shutdown::Both);
                     continue;
                 }
-                let Ok(upstream) = TcpStream::connect("127.0.0.1:5001") else {
+                let Ok(upstream) = TcpStream::connect(KEYSTONE.trim_start_matches("http://"))
+                else {
                     continue;
                 };
                 pump(client.try_clone().unwrap(), upstream.try_clone().unwrap());

@@ -6,19 +6,22 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, RawQuery, State};
+use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use magnum_core::objects::{Cluster, Labels, NodeGroup};
 use magnum_core::MagnumError;
 use magnum_db::{ClusterFilter, Database};
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::cluster_templates::timestamp;
 use crate::context::Ctx;
 use crate::error::ApiResult;
 use crate::fields::canonical_uuid;
 use crate::links::BaseUrl;
 use crate::pagination::ListQuery;
+use crate::request::json_response;
 use crate::{cluster_ops, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -50,23 +53,6 @@ const FAILED: [&str; 5] = [
     "RESUME_FAILED",
 ];
 
-/// The fields of the summary view (upstream's `expand=False`).
-const SUMMARY: [&str; 13] = [
-    "uuid",
-    "name",
-    "cluster_template_id",
-    "keypair",
-    "docker_volume_size",
-    "labels",
-    "node_count",
-    "status",
-    "master_flavor_id",
-    "flavor_id",
-    "create_timeout",
-    "master_count",
-    "health_status",
-];
-
 /// Upstream's `get_labels_diff`: labels that differ from the template's,
 /// labels the template lacks, and template labels the cluster lacks.
 pub fn labels_diff(parent: &Labels, labels: &Labels) -> (Labels, Labels, Labels) {
@@ -91,104 +77,143 @@ pub fn labels_diff(parent: &Labels, labels: &Labels) -> (Labels, Labels, Labels)
     (overridden, added, skipped)
 }
 
-/// What a view needs besides the cluster row.
-struct Extras<'a> {
-    nodegroups: &'a [NodeGroup],
+/// A cluster as the API shows it, serialized straight into the response
+/// (no intermediate JSON tree): the summary view of a list (upstream's
+/// `expand=False`: the fields `openstack coe cluster list` shows) or the
+/// full view of detail and show, with `cluster_id` from 1.13 on and
+/// `stack_id` before. Counts and addresses come from the node groups.
+/// Keys come out sorted.
+struct View<'a> {
+    c: &'a Cluster,
+    nodegroups: &'a [&'a NodeGroup],
     template_labels: Option<&'a Labels>,
+    /// Whether to report failed node groups (show only).
     faults: bool,
+    base: &'a BaseUrl,
+    expand: bool,
+    use_cluster_id: bool,
 }
 
-fn view(c: &Cluster, x: &Extras, base: &BaseUrl, expand: bool, version_minor: u32) -> Value {
-    let use_cluster_id = version_minor >= 13;
-    let is_master = |n: &&NodeGroup| n.role.as_deref() == Some("master");
-    let count = |master: bool| -> i64 {
-        x.nodegroups
-            .iter()
-            .filter(|n| is_master(n) == master)
-            .map(|n| n.node_count.unwrap_or(0))
-            .sum()
-    };
-    let addresses = |master: bool| -> Vec<String> {
-        x.nodegroups
-            .iter()
-            .filter(|n| is_master(n) == master)
-            .flat_map(|n| n.node_addresses.clone().unwrap_or_default())
-            .collect()
-    };
-    let mut all = Map::new();
-    let stored = match serde_json::to_value(c) {
-        Ok(Value::Object(m)) => m,
-        _ => Map::new(),
-    };
-    for field in [
-        "uuid",
-        "name",
-        "cluster_template_id",
-        "keypair",
-        "docker_volume_size",
-        "labels",
-        "master_flavor_id",
-        "flavor_id",
-        "create_timeout",
-        "status",
-        "status_reason",
-        "health_status",
-        "health_status_reason",
-        "discovery_url",
-        "api_address",
-        "coe_version",
-        "container_version",
-        "project_id",
-        "user_id",
-        "fixed_network",
-        "fixed_subnet",
-        "floating_ip_enabled",
-        "master_lb_enabled",
-    ] {
-        all.insert(
-            field.into(),
-            stored.get(field).cloned().unwrap_or(Value::Null),
-        );
+/// An optional timestamp as upstream renders it (`…+00:00`).
+pub(crate) struct Stamp<'a>(pub &'a Option<chrono::NaiveDateTime>);
+
+impl Serialize for Stamp<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(t) => s.collect_str(&format_args!("{}+00:00", t.format("%Y-%m-%dT%H:%M:%S"))),
+            None => s.serialize_none(),
+        }
     }
-    all.insert("created_at".into(), timestamp(&c.created_at));
-    all.insert("updated_at".into(), timestamp(&c.updated_at));
-    all.insert("node_count".into(), json!(count(false)));
-    all.insert("master_count".into(), json!(count(true)));
-    all.insert("node_addresses".into(), json!(addresses(false)));
-    all.insert("master_addresses".into(), json!(addresses(true)));
-    let id_field = if use_cluster_id {
-        "cluster_id"
-    } else {
-        "stack_id"
-    };
-    all.insert(id_field.into(), json!(c.stack_id));
-    let mut out: Map<String, Value> = if expand {
-        let empty = Map::new();
-        let labels = c.labels.clone().unwrap_or_default();
-        let (overridden, added, skipped) =
-            labels_diff(x.template_labels.unwrap_or(&empty), &labels);
-        all.insert("labels_overridden".into(), Value::Object(overridden));
-        all.insert("labels_added".into(), Value::Object(added));
-        all.insert("labels_skipped".into(), Value::Object(skipped));
-        if x.faults && c.status.as_deref().is_some_and(|s| FAILED.contains(&s)) {
-            let faults: Map<String, Value> = x
+}
+
+fn is_master(n: &NodeGroup) -> bool {
+    n.role.as_deref() == Some("master")
+}
+
+/// The addresses of the master (or the other) node groups, as one list.
+struct Addresses<'a>(&'a [&'a NodeGroup], bool);
+
+impl Serialize for Addresses<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(
+            self.0
+                .iter()
+                .filter(|n| is_master(n) == self.1)
+                .flat_map(|n| n.node_addresses.iter().flatten()),
+        )
+    }
+}
+
+impl Serialize for View<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let c = self.c;
+        let count = |master: bool| -> i64 {
+            self.nodegroups
+                .iter()
+                .filter(|n| is_master(n) == master)
+                .map(|n| n.node_count.unwrap_or(0))
+                .sum()
+        };
+        let full = self.expand;
+        let mut m = s.serialize_map(None)?;
+        if full {
+            m.serialize_entry("api_address", &c.api_address)?;
+        }
+        if self.use_cluster_id {
+            m.serialize_entry("cluster_id", &c.stack_id)?;
+        }
+        m.serialize_entry("cluster_template_id", &c.cluster_template_id)?;
+        if full {
+            m.serialize_entry("coe_version", &c.coe_version)?;
+            m.serialize_entry("container_version", &c.container_version)?;
+        }
+        m.serialize_entry("create_timeout", &c.create_timeout)?;
+        if full {
+            m.serialize_entry("created_at", &Stamp(&c.created_at))?;
+            m.serialize_entry("discovery_url", &c.discovery_url)?;
+        }
+        m.serialize_entry("docker_volume_size", &c.docker_volume_size)?;
+        if full && self.faults && c.status.as_deref().is_some_and(|s| FAILED.contains(&s)) {
+            let faults: Map<String, Value> = self
                 .nodegroups
                 .iter()
                 .filter(|n| n.status.as_deref().is_some_and(|s| s.ends_with("FAILED")))
                 .map(|n| (n.name.clone(), json!(n.status_reason)))
                 .collect();
-            all.insert("faults".into(), Value::Object(faults));
+            m.serialize_entry("faults", &faults)?;
         }
-        all
-    } else {
-        all.into_iter()
-            .filter(|(k, _)| SUMMARY.contains(&k.as_str()) || k == id_field)
-            .collect()
-    };
-    out.insert("links".into(), base.resource_links("clusters", &c.uuid));
-    let mut sorted: Vec<(String, Value)> = out.into_iter().collect();
-    sorted.sort_by(|a, b| a.0.cmp(&b.0));
-    Value::Object(sorted.into_iter().collect())
+        if full {
+            m.serialize_entry("fixed_network", &c.fixed_network)?;
+            m.serialize_entry("fixed_subnet", &c.fixed_subnet)?;
+        }
+        m.serialize_entry("flavor_id", &c.flavor_id)?;
+        if full {
+            m.serialize_entry("floating_ip_enabled", &c.floating_ip_enabled)?;
+        }
+        m.serialize_entry("health_status", &c.health_status)?;
+        if full {
+            m.serialize_entry("health_status_reason", &c.health_status_reason)?;
+        }
+        m.serialize_entry("keypair", &c.keypair)?;
+        m.serialize_entry("labels", &c.labels)?;
+        if full {
+            let empty = Map::new();
+            let labels = c.labels.as_ref().unwrap_or(&empty);
+            let (overridden, added, skipped) =
+                labels_diff(self.template_labels.unwrap_or(&empty), labels);
+            m.serialize_entry("labels_added", &added)?;
+            m.serialize_entry("labels_overridden", &overridden)?;
+            m.serialize_entry("labels_skipped", &skipped)?;
+        }
+        m.serialize_entry("links", &self.base.links("clusters", &c.uuid))?;
+        if full {
+            m.serialize_entry("master_addresses", &Addresses(self.nodegroups, true))?;
+        }
+        m.serialize_entry("master_count", &count(true))?;
+        m.serialize_entry("master_flavor_id", &c.master_flavor_id)?;
+        if full {
+            m.serialize_entry("master_lb_enabled", &c.master_lb_enabled)?;
+        }
+        m.serialize_entry("name", &c.name)?;
+        if full {
+            m.serialize_entry("node_addresses", &Addresses(self.nodegroups, false))?;
+        }
+        m.serialize_entry("node_count", &count(false))?;
+        if full {
+            m.serialize_entry("project_id", &c.project_id)?;
+        }
+        if !self.use_cluster_id {
+            m.serialize_entry("stack_id", &c.stack_id)?;
+        }
+        m.serialize_entry("status", &c.status)?;
+        if full {
+            m.serialize_entry("status_reason", &c.status_reason)?;
+            m.serialize_entry("updated_at", &Stamp(&c.updated_at))?;
+            m.serialize_entry("user_id", &c.user_id)?;
+        }
+        m.serialize_entry("uuid", &c.uuid)?;
+        m.end()
+    }
 }
 
 /// Find a cluster by UUID or name among the caller's.
@@ -227,19 +252,22 @@ pub async fn template_of(
         .ok_or_else(|| MagnumError::ClusterTemplateNotFound(id).into())
 }
 
-async fn template_labels(
+/// The labels of these templates (whoever owns them: a cluster shows how
+/// its labels differ from its template's), in one statement.
+async fn templates_labels(
     db: &Database,
     ctx: &Ctx,
-    uuid: Option<&str>,
-) -> ApiResult<Option<Labels>> {
-    let Some(uuid) = uuid else { return Ok(None) };
+    uuids: &[&str],
+) -> ApiResult<HashMap<String, Labels>> {
     let mut admin = ctx.context.clone();
     admin.is_admin = true;
     admin.all_tenants = true;
     Ok(db
-        .cluster_template_by_uuid(&admin, uuid)
+        .cluster_templates_by_uuids(&admin, uuids)
         .await?
-        .and_then(|t| t.labels))
+        .into_iter()
+        .filter_map(|t| Some((t.uuid, t.labels?)))
+        .collect())
 }
 
 async fn list(
@@ -247,7 +275,7 @@ async fn list(
     mut ctx: Ctx,
     base: BaseUrl,
     RawQuery(q): RawQuery,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     collection(&state, &mut ctx, &base, q.as_deref(), false).await
 }
 
@@ -256,17 +284,20 @@ async fn detail(
     mut ctx: Ctx,
     base: BaseUrl,
     RawQuery(q): RawQuery,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     collection(&state, &mut ctx, &base, q.as_deref(), true).await
 }
 
+/// A page of clusters, in a fixed number of statements whatever its
+/// length: the page, the node groups of all its clusters, and (for the
+/// full view) the labels of their templates.
 async fn collection(
     state: &AppState,
     ctx: &mut Ctx,
     base: &BaseUrl,
     query: Option<&str>,
     expand: bool,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let q = ListQuery::parse(query, &[])?;
     let (rule, all_rule) = if expand {
         ("cluster:detail", "cluster:detail_all_projects")
@@ -296,39 +327,61 @@ async fn collection(
         .db
         .cluster_list(&ctx.context, &ClusterFilter::default(), &page)
         .await?;
-    let mut labels_of: HashMap<String, Option<Labels>> = HashMap::new();
-    let mut items = Vec::with_capacity(clusters.len());
-    for c in &clusters {
-        let ngs = state.db.nodegroups_of(&c.uuid).await?;
-        let tid = c.cluster_template_id.clone().unwrap_or_default();
-        if expand && !labels_of.contains_key(&tid) {
-            let labels = template_labels(&state.db, ctx, c.cluster_template_id.as_deref()).await?;
-            labels_of.insert(tid.clone(), labels);
-        }
-        let extras = Extras {
-            nodegroups: &ngs,
-            template_labels: labels_of.get(&tid).and_then(Option::as_ref),
-            faults: false,
-        };
-        items.push(view(c, &extras, base, expand, ctx.version.minor));
+    let uuids: Vec<&str> = clusters.iter().map(|c| c.uuid.as_str()).collect();
+    let nodegroups = state.db.nodegroups_of_clusters(&uuids).await?;
+    let mut by_cluster: HashMap<&str, Vec<&NodeGroup>> = HashMap::with_capacity(clusters.len());
+    for ng in &nodegroups {
+        by_cluster
+            .entry(ng.cluster_id.as_str())
+            .or_default()
+            .push(ng);
     }
+    let labels = if expand {
+        let mut templates: Vec<&str> = clusters
+            .iter()
+            .filter_map(|c| c.cluster_template_id.as_deref())
+            .collect();
+        templates.sort_unstable();
+        templates.dedup();
+        templates_labels(&state.db, ctx, &templates).await?
+    } else {
+        HashMap::new()
+    };
+    let none: Vec<&NodeGroup> = Vec::new();
+    let views: Vec<View> = clusters
+        .iter()
+        .map(|c| View {
+            c,
+            nodegroups: by_cluster.get(c.uuid.as_str()).unwrap_or(&none),
+            template_labels: c.cluster_template_id.as_deref().and_then(|t| labels.get(t)),
+            faults: false,
+            base,
+            expand,
+            use_cluster_id: ctx.version.minor >= 13,
+        })
+        .collect();
     let resource = if expand {
         "clusters/detail"
     } else {
         "clusters"
     };
-    let mut body = Map::new();
-    body.insert("clusters".into(), Value::Array(items));
-    if let Some(next) = q.next_link(
+    let next = q.next_link(
         base,
         resource,
         clusters.len(),
         limit,
         clusters.last().map(|c| c.uuid.as_str()),
-    ) {
-        body.insert("next".into(), Value::String(next));
+    );
+    #[derive(Serialize)]
+    struct Body<'a> {
+        clusters: Vec<View<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        next: Option<String>,
     }
-    Ok(Json(Value::Object(body)))
+    json_response(&Body {
+        clusters: views,
+        next,
+    })
 }
 
 async fn show(
@@ -336,7 +389,7 @@ async fn show(
     mut ctx: Ctx,
     base: BaseUrl,
     Path(ident): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     if ctx.context.is_admin {
         ctx.enforce(&state, "cluster:get_one_all_projects", &ctx.own_target())?;
         ctx.context.all_tenants = true;
@@ -347,14 +400,19 @@ async fn show(
         "cluster:get",
         &json!({"project_id": c.project_id, "user_id": c.user_id}),
     )?;
-    let ngs = state.db.nodegroups_of(&c.uuid).await?;
-    let labels = template_labels(&state.db, &ctx, c.cluster_template_id.as_deref()).await?;
-    let extras = Extras {
-        nodegroups: &ngs,
-        template_labels: labels.as_ref(),
+    let nodegroups = state.db.nodegroups_of(&c.uuid).await?;
+    let nodegroups: Vec<&NodeGroup> = nodegroups.iter().collect();
+    let template: Vec<&str> = c.cluster_template_id.as_deref().into_iter().collect();
+    let labels = templates_labels(&state.db, &ctx, &template).await?;
+    json_response(&View {
+        c: &c,
+        nodegroups: &nodegroups,
+        template_labels: template.first().and_then(|t| labels.get(*t)),
         faults: true,
-    };
-    Ok(Json(view(&c, &extras, &base, true, ctx.version.minor)))
+        base: &base,
+        expand: true,
+        use_cluster_id: ctx.version.minor >= 13,
+    })
 }
 
 #[cfg(test)]

@@ -58,11 +58,57 @@ impl BaseUrl {
         json!({"href": self.url(resource, args, bookmark), "rel": rel})
     }
 
+    /// The `self` and `bookmark` links of one resource, serialized as
+    /// [`BaseUrl::resource_links`] builds them, without building them.
+    pub fn links<'a>(&'a self, resource: &'a str, uuid: &'a str) -> ResourceLinks<'a> {
+        ResourceLinks {
+            base: &self.0,
+            resource,
+            uuid,
+        }
+    }
+
     /// The `self` and `bookmark` links of one resource.
     pub fn resource_links(&self, resource: &str, uuid: &str) -> Value {
         json!([
             self.link("self", resource, uuid, false),
             self.link("bookmark", resource, uuid, true),
         ])
+    }
+}
+
+/// See [`BaseUrl::links`].
+pub struct ResourceLinks<'a> {
+    base: &'a str,
+    resource: &'a str,
+    uuid: &'a str,
+}
+
+impl serde::Serialize for ResourceLinks<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        struct Link<'a>(&'a ResourceLinks<'a>, bool);
+        impl serde::Serialize for Link<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let ResourceLinks {
+                    base,
+                    resource,
+                    uuid,
+                } = self.0;
+                let mut m = s.serialize_map(Some(2))?;
+                if self.1 {
+                    m.serialize_entry("href", &format_args!("{base}/{resource}/{uuid}"))?;
+                    m.serialize_entry("rel", "bookmark")?;
+                } else {
+                    m.serialize_entry("href", &format_args!("{base}/v1/{resource}/{uuid}"))?;
+                    m.serialize_entry("rel", "self")?;
+                }
+                m.end()
+            }
+        }
+        let mut seq = s.serialize_seq(Some(2))?;
+        seq.serialize_element(&Link(self, false))?;
+        seq.serialize_element(&Link(self, true))?;
+        seq.end()
     }
 }

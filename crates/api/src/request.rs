@@ -75,3 +75,10 @@ fn parse_json(bytes: &Bytes) -> Result<Value, ApiError> {
         ApiError::BadRequest("Request is not in valid JSON format".into())
     })
 }
+
+/// A 200 answer whose JSON body is serialized straight from `body` (views
+/// that borrow from the rows they show, with no JSON tree in between).
+pub fn json_response<T: serde::Serialize>(body: &T) -> crate::error::ApiResult<Response> {
+    use axum::response::IntoResponse;
+    Ok(axum::Json(body).into_response())
+}

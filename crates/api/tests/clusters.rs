@@ -12,7 +12,12 @@ use common::*;
 use magnum_core::objects::{Cluster, NodeGroup};
 use serde_json::{json, Value};
 
-on_all_backends!(cluster_views, cluster_access_and_paging, nodegroup_views);
+on_all_backends!(
+    cluster_views,
+    cluster_access_and_paging,
+    nodegroup_views,
+    reads_cost_a_fixed_number_of_statements
+);
 
 fn ng(cluster: &str, i: u32, role: &str, count: i64, addrs: &[&str], status: &str) -> NodeGroup {
     NodeGroup {
@@ -359,4 +364,50 @@ async fn nodegroup_views(backend: Backend) {
             .status,
         StatusCode::OK
     );
+}
+
+/// The statements one request sends, counted by the pool itself.
+async fn statements_of(app: &TestApp, path: &str, who: &Who) -> u64 {
+    let before = app.db.statements();
+    let r = app.get(path, who).await;
+    assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.raw);
+    app.db.statements() - before
+}
+
+/// A page costs the same few statements whether it holds 5 clusters or 50
+/// (not one node group query per cluster), on every backend.
+async fn reads_cost_a_fixed_number_of_statements(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let t = template(&app).await;
+    let uuids: Vec<String> = (0..60)
+        .map(|i| format!("c{i:07}-1111-4111-8111-111111111111"))
+        .collect();
+    for (i, u) in uuids.iter().enumerate() {
+        add(&app, u, &format!("c{i}"), "p1", &t, "CREATE_COMPLETE").await;
+    }
+    let who = member("p1");
+    for path in ["/v1/clusters", "/v1/clusters/detail"] {
+        let small = statements_of(&app, &format!("{path}?limit=5"), &who).await;
+        let page = statements_of(&app, &format!("{path}?limit=50"), &who).await;
+        let all = statements_of(&app, path, &who).await;
+        assert!(page <= 4, "{path}?limit=50 sent {page} statements");
+        assert_eq!(small, page, "{path}: 5 and 50 clusters cost alike");
+        assert_eq!(all, page, "{path}: 60 clusters cost alike");
+        // The next page, from a marker, costs one more (the marker's row).
+        let marker =
+            statements_of(&app, &format!("{path}?limit=50&marker={}", uuids[9]), &who).await;
+        assert!(marker <= page + 1, "{path} with a marker sent {marker}");
+    }
+    // The pages still hold what they did: every cluster with its counts.
+    let r = app.get("/v1/clusters/detail?limit=50", &who).await;
+    let items = r.body["clusters"].as_array().unwrap();
+    assert_eq!(items.len(), 50);
+    for item in items {
+        assert_eq!(item["node_count"], 2);
+        assert_eq!(item["master_count"], 1);
+        assert_eq!(item["master_addresses"], json!(["10.0.0.1"]));
+        assert_eq!(item["labels_skipped"], json!({"c": "3"}));
+    }
+    let show = statements_of(&app, &format!("/v1/clusters/{}", uuids[3]), &who).await;
+    assert!(show <= 3, "a cluster's show sent {show} statements");
 }

@@ -75,11 +75,27 @@ fn select_all() -> SelectStatement {
 
 impl Database {
     async fn one_template(&self, q: &SelectStatement) -> Result<Vec<ClusterTemplate>, DbError> {
-        self.fetch_maps(q, &MAP)
-            .await?
-            .into_iter()
-            .map(|m| records::from_fields(&MAP, m))
-            .collect()
+        self.fetch_records(q, &MAP).await
+    }
+
+    /// The templates with these UUIDs that the caller may see, in one
+    /// statement.
+    pub async fn cluster_templates_by_uuids(
+        &self,
+        ctx: &RequestContext,
+        uuids: &[&str],
+    ) -> Result<Vec<ClusterTemplate>, DbError> {
+        if uuids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let q = select_all()
+            .cond_where(
+                Cond::all()
+                    .add(c("uuid").is_in(uuids.iter().copied()))
+                    .add(visible(ctx, Cond::all())),
+            )
+            .to_owned();
+        self.one_template(&q).await
     }
 
     /// The template with this UUID, if the caller may see it.

@@ -71,19 +71,11 @@ fn owned(ctx: &RequestContext, cond: Cond) -> Cond {
 
 impl Database {
     async fn clusters_where(&self, q: &SelectStatement) -> Result<Vec<Cluster>, DbError> {
-        self.fetch_maps(q, &CLUSTERS)
-            .await?
-            .into_iter()
-            .map(|m| records::from_fields(&CLUSTERS, m))
-            .collect()
+        self.fetch_records(q, &CLUSTERS).await
     }
 
     async fn nodegroups_where(&self, q: &SelectStatement) -> Result<Vec<NodeGroup>, DbError> {
-        self.fetch_maps(q, &NODEGROUPS)
-            .await?
-            .into_iter()
-            .map(|m| records::from_fields(&NODEGROUPS, m))
-            .collect()
+        self.fetch_records(q, &NODEGROUPS).await
     }
 
     /// Store a new cluster with its node groups, all or nothing.
@@ -346,6 +338,22 @@ impl Database {
     pub async fn nodegroups_of(&self, cluster_uuid: &str) -> Result<Vec<NodeGroup>, DbError> {
         let q = select(&NODEGROUPS)
             .and_where(c("cluster_id").eq(cluster_uuid))
+            .order_by(Alias::new("id"), sea_query::Order::Asc)
+            .to_owned();
+        self.nodegroups_where(&q).await
+    }
+
+    /// The node groups of several clusters in one statement, by id (a
+    /// page of clusters costs one query for all their node groups).
+    pub async fn nodegroups_of_clusters(
+        &self,
+        cluster_uuids: &[&str],
+    ) -> Result<Vec<NodeGroup>, DbError> {
+        if cluster_uuids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let q = select(&NODEGROUPS)
+            .and_where(c("cluster_id").is_in(cluster_uuids.iter().copied()))
             .order_by(Alias::new("id"), sea_query::Order::Asc)
             .to_owned();
         self.nodegroups_where(&q).await

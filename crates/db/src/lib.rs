@@ -129,6 +129,8 @@ pub struct Database {
     pool: Pool,
     /// Where the database is, with any password masked (for logs).
     display: String,
+    /// Statements sent so far, by every clone of this pool.
+    statements: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A row type that decodes from every backend's rows.
@@ -225,6 +227,8 @@ impl Database {
             }
             DbUrl::Postgres(opts) => Pool::Postgres(
                 sqlx::postgres::PgPoolOptions::new()
+                    .test_before_acquire(false)
+                    .before_acquire(|conn, meta| Box::pin(ping_if_idle(conn, meta)))
                     .max_connections(max_connections)
                     .acquire_timeout(acquire)
                     .connect_with(opts)
@@ -233,6 +237,8 @@ impl Database {
             ),
             DbUrl::MySql(opts) => Pool::MySql(
                 sqlx::mysql::MySqlPoolOptions::new()
+                    .test_before_acquire(false)
+                    .before_acquire(|conn, meta| Box::pin(ping_if_idle(conn, meta)))
                     .max_connections(max_connections)
                     .acquire_timeout(acquire)
                     .connect_with(opts)
@@ -240,7 +246,11 @@ impl Database {
                     .map_err(connect_err)?,
             ),
         };
-        Ok(Database { pool, display })
+        Ok(Database {
+            pool,
+            display,
+            statements: Default::default(),
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -256,6 +266,23 @@ impl Database {
         &self.display
     }
 
+    /// How many SQL statements this pool (and its clones) has sent,
+    /// transactions' `BEGIN` and `COMMIT` included.
+    pub fn statements(&self) -> u64 {
+        self.statements.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn counted(&self, n: u64) {
+        self.statements
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Render a statement for this backend, counting it.
+    fn render(&self, stmt: &impl Statement) -> (String, sea_query_binder::SqlxValues) {
+        self.counted(1);
+        stmt.render(self.backend())
+    }
+
     pub async fn close(&self) {
         match &self.pool {
             Pool::Sqlite(p) => p.close().await,
@@ -268,7 +295,7 @@ impl Database {
         &self,
         stmt: &impl Statement,
     ) -> Result<Vec<T>, DbError> {
-        let (sql, values) = stmt.render(self.backend());
+        let (sql, values) = self.render(stmt);
         let rows = match &self.pool {
             Pool::Sqlite(p) => {
                 sqlx::query_as_with::<_, T, _>(&sql, values)
@@ -293,7 +320,7 @@ impl Database {
         &self,
         stmt: &impl Statement,
     ) -> Result<Option<T>, DbError> {
-        let (sql, values) = stmt.render(self.backend());
+        let (sql, values) = self.render(stmt);
         let row = match &self.pool {
             Pool::Sqlite(p) => {
                 sqlx::query_as_with::<_, T, _>(&sql, values)
@@ -316,7 +343,7 @@ impl Database {
 
     /// Run a statement; the number of rows it touched.
     pub(crate) async fn execute(&self, stmt: &impl Statement) -> Result<u64, DbError> {
-        let (sql, values) = stmt.render(self.backend());
+        let (sql, values) = self.render(stmt);
         let done = match &self.pool {
             Pool::Sqlite(p) => sqlx::query_with(&sql, values)
                 .execute(p)
@@ -340,7 +367,7 @@ impl Database {
         stmt: &SelectStatement,
         m: &records::Mapping,
     ) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, DbError> {
-        let (sql, values) = stmt.render(self.backend());
+        let (sql, values) = self.render(stmt);
         macro_rules! run {
             ($pool:expr) => {{
                 let rows = sqlx::query_with(&sql, values)
@@ -357,21 +384,51 @@ impl Database {
         }
     }
 
+    /// Rows of `m.table` decoded straight into `T` (see
+    /// [`records::decode_into`]).
+    pub(crate) async fn fetch_records<T: serde::de::DeserializeOwned>(
+        &self,
+        stmt: &SelectStatement,
+        m: &records::Mapping,
+    ) -> Result<Vec<T>, DbError> {
+        let (sql, values) = self.render(stmt);
+        macro_rules! run {
+            ($pool:expr) => {{
+                let rows = sqlx::query_with(&sql, values)
+                    .fetch_all($pool)
+                    .await
+                    .map_err(DbError::from_sql)?;
+                rows.iter().map(|r| records::decode_into(r, m)).collect()
+            }};
+        }
+        match &self.pool {
+            Pool::Sqlite(p) => run!(p),
+            Pool::Postgres(p) => run!(p),
+            Pool::MySql(p) => run!(p),
+        }
+    }
+
     /// Start a transaction.
     pub(crate) async fn begin(&self) -> Result<Tx, DbError> {
-        Ok(match &self.pool {
+        self.counted(1);
+        let conn = match &self.pool {
             // IMMEDIATE: take SQLite's write lock up front (waiting as
             // busy_timeout allows), so a transaction that reads, then
             // writes, is never refused at its first write because another
             // connection wrote meanwhile.
-            Pool::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
-            Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
-            Pool::MySql(p) => Tx::MySql(p.begin().await?),
+            Pool::Sqlite(p) => TxConn::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Postgres(p) => TxConn::Postgres(p.begin().await?),
+            Pool::MySql(p) => TxConn::MySql(p.begin().await?),
+        };
+        Ok(Tx {
+            conn,
+            statements: self.statements.clone(),
         })
     }
 
     /// Run plain SQL without parameters (DDL).
     pub(crate) async fn execute_raw(&self, sql: &str) -> Result<(), DbError> {
+        self.counted(1);
         match &self.pool {
             Pool::Sqlite(p) => sqlx::raw_sql(sql).execute(p).await.map(|_| ()),
             Pool::Postgres(p) => sqlx::raw_sql(sql).execute(p).await.map(|_| ()),
@@ -391,8 +448,29 @@ impl Database {
     }
 }
 
+/// Connections idle for longer than this are pinged before use (one that
+/// died while idle, say across a server restart, is replaced before a
+/// request sees it); busier ones are not, sparing a round trip per
+/// statement under load.
+const PING_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+
+async fn ping_if_idle<C: sqlx::Connection>(
+    conn: &mut C,
+    meta: sqlx::pool::PoolConnectionMetadata,
+) -> Result<bool, sqlx::Error> {
+    if meta.idle_for > PING_AFTER_IDLE {
+        conn.ping().await?;
+    }
+    Ok(true)
+}
+
 /// A transaction on any backend; rolled back when dropped uncommitted.
-pub(crate) enum Tx {
+pub(crate) struct Tx {
+    conn: TxConn,
+    statements: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+enum TxConn {
     Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
     MySql(sqlx::Transaction<'static, sqlx::MySql>),
@@ -400,26 +478,32 @@ pub(crate) enum Tx {
 
 impl Tx {
     fn backend(&self) -> Backend {
-        match self {
-            Tx::Sqlite(_) => Backend::Sqlite,
-            Tx::Postgres(_) => Backend::Postgres,
-            Tx::MySql(_) => Backend::MySql,
+        match self.conn {
+            TxConn::Sqlite(_) => Backend::Sqlite,
+            TxConn::Postgres(_) => Backend::Postgres,
+            TxConn::MySql(_) => Backend::MySql,
         }
+    }
+
+    fn counted(&self) {
+        self.statements
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Run a statement; the number of rows it touched.
     pub(crate) async fn execute(&mut self, stmt: &impl Statement) -> Result<u64, DbError> {
+        self.counted();
         let (sql, values) = stmt.render(self.backend());
-        let done = match self {
-            Tx::Sqlite(t) => sqlx::query_with(&sql, values)
+        let done = match &mut self.conn {
+            TxConn::Sqlite(t) => sqlx::query_with(&sql, values)
                 .execute(&mut **t)
                 .await
                 .map(|r| r.rows_affected()),
-            Tx::Postgres(t) => sqlx::query_with(&sql, values)
+            TxConn::Postgres(t) => sqlx::query_with(&sql, values)
                 .execute(&mut **t)
                 .await
                 .map(|r| r.rows_affected()),
-            Tx::MySql(t) => sqlx::query_with(&sql, values)
+            TxConn::MySql(t) => sqlx::query_with(&sql, values)
                 .execute(&mut **t)
                 .await
                 .map(|r| r.rows_affected()),
@@ -428,10 +512,11 @@ impl Tx {
     }
 
     pub(crate) async fn commit(self) -> Result<(), DbError> {
-        match self {
-            Tx::Sqlite(t) => t.commit().await,
-            Tx::Postgres(t) => t.commit().await,
-            Tx::MySql(t) => t.commit().await,
+        self.counted();
+        match self.conn {
+            TxConn::Sqlite(t) => t.commit().await,
+            TxConn::Postgres(t) => t.commit().await,
+            TxConn::MySql(t) => t.commit().await,
         }
         .map_err(DbError::from_sql)
     }

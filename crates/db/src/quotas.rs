@@ -31,11 +31,7 @@ fn c(name: &str) -> Expr {
 
 impl Database {
     async fn quotas_where(&self, q: &sea_query::SelectStatement) -> Result<Vec<Quota>, DbError> {
-        self.fetch_maps(q, &MAP)
-            .await?
-            .into_iter()
-            .map(|m| records::from_fields(&MAP, m))
-            .collect()
+        self.fetch_records(q, &MAP).await
     }
 
     /// Store a quota; one already set for (project, resource) is `Duplicate`.

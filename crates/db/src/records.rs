@@ -23,11 +23,88 @@ fn ts(t: NaiveDateTime) -> Json {
     Json::String(t.format("%Y-%m-%dT%H:%M:%S").to_string())
 }
 
+/// The value of column `i` of a row, as JSON (`None` for NULL). Columns are
+/// read by position: every select lists its table's columns in declaration
+/// order (see [`select`]), so no column is looked up by name.
+fn column<'r, R>(row: &'r R, m: &Mapping, i: usize) -> Result<Option<Json>, DbError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    Option<String>: Decode<'r, R::Database>,
+    String: Type<R::Database>,
+    Option<i32>: Decode<'r, R::Database>,
+    i32: Type<R::Database>,
+    Option<bool>: Decode<'r, R::Database>,
+    bool: Type<R::Database>,
+    Option<NaiveDateTime>: Decode<'r, R::Database>,
+    NaiveDateTime: Type<R::Database>,
+{
+    let c = &m.table.columns[i];
+    Ok(match c.ty {
+        ColType::Serial | ColType::Int => row.try_get::<Option<i32>, _>(i)?.map(Json::from),
+        ColType::Bool => row.try_get::<Option<bool>, _>(i)?.map(Json::Bool),
+        ColType::DateTime => row.try_get::<Option<NaiveDateTime>, _>(i)?.map(ts),
+        ColType::Varchar(_) | ColType::Text => match row.try_get::<Option<String>, _>(i)? {
+            Some(text) if m.json.contains(&c.name) => {
+                Some(serde_json::from_str(&text).map_err(|e| DbError::Corrupt {
+                    table: m.table.name,
+                    column: c.name,
+                    reason: e.to_string(),
+                })?)
+            }
+            other => other.map(Json::String),
+        },
+    })
+}
+
+/// Decode one row straight into a serde struct, without building a map
+/// first: the row's non-NULL columns are fed to `T`'s deserializer as
+/// (name, value) pairs, so NULL columns take the field's default.
+pub(crate) fn decode_into<'r, R, T>(row: &'r R, m: &Mapping) -> Result<T, DbError>
+where
+    T: serde::de::DeserializeOwned,
+    R: Row,
+    usize: ColumnIndex<R>,
+    Option<String>: Decode<'r, R::Database>,
+    String: Type<R::Database>,
+    Option<i32>: Decode<'r, R::Database>,
+    i32: Type<R::Database>,
+    Option<bool>: Decode<'r, R::Database>,
+    bool: Type<R::Database>,
+    Option<NaiveDateTime>: Decode<'r, R::Database>,
+    NaiveDateTime: Type<R::Database>,
+{
+    if row.len() != m.table.columns.len() {
+        return Err(DbError::Corrupt {
+            table: m.table.name,
+            column: "*",
+            reason: format!(
+                "a row of {} columns where the table has {}",
+                row.len(),
+                m.table.columns.len()
+            ),
+        });
+    }
+    let mut fields = Vec::with_capacity(m.table.columns.len());
+    for (i, c) in m.table.columns.iter().enumerate() {
+        match column(row, m, i)? {
+            None | Some(Json::Null) => {}
+            Some(v) => fields.push((c.name, v)),
+        }
+    }
+    let de = serde::de::value::MapDeserializer::<_, serde_json::Error>::new(fields.into_iter());
+    T::deserialize(de).map_err(|e| DbError::Corrupt {
+        table: m.table.name,
+        column: "*",
+        reason: e.to_string(),
+    })
+}
+
 /// Decode one row into a map of column name to JSON value.
 pub(crate) fn decode<'r, R>(row: &'r R, m: &Mapping) -> Result<Map<String, Json>, DbError>
 where
     R: Row,
-    &'r str: ColumnIndex<R>,
+    usize: ColumnIndex<R>,
     Option<String>: Decode<'r, R::Database>,
     String: Type<R::Database>,
     Option<i32>: Decode<'r, R::Database>,
@@ -38,28 +115,8 @@ where
     NaiveDateTime: Type<R::Database>,
 {
     let mut out = Map::new();
-    for c in m.table.columns {
-        let v = match c.ty {
-            ColType::Serial | ColType::Int => {
-                row.try_get::<Option<i32>, _>(c.name)?.map(Json::from)
-            }
-            ColType::Bool => row.try_get::<Option<bool>, _>(c.name)?.map(Json::Bool),
-            ColType::DateTime => row.try_get::<Option<NaiveDateTime>, _>(c.name)?.map(ts),
-            ColType::Varchar(_) | ColType::Text => {
-                let s = row.try_get::<Option<String>, _>(c.name)?;
-                match s {
-                    Some(text) if m.json.contains(&c.name) => {
-                        Some(serde_json::from_str(&text).map_err(|e| DbError::Corrupt {
-                            table: m.table.name,
-                            column: c.name,
-                            reason: e.to_string(),
-                        })?)
-                    }
-                    other => other.map(Json::String),
-                }
-            }
-        };
-        out.insert(c.name.to_string(), v.unwrap_or(Json::Null));
+    for (i, c) in m.table.columns.iter().enumerate() {
+        out.insert(c.name.to_string(), column(row, m, i)?.unwrap_or(Json::Null));
     }
     Ok(out)
 }

@@ -117,7 +117,7 @@ const DEVICEMAPPER_NOTE: &str = "The devicemapper and overlay storage drivers ar
 /// Upstream's timestamps: ISO 8601 with an explicit UTC offset.
 pub fn timestamp(t: &Option<chrono::NaiveDateTime>) -> Value {
     match t {
-        Some(t) => Value::String(format!("{}+00:00", t.format("%Y-%m-%dT%H:%M:%S"))),
+        Some(t) => Value::String(format!("{}+00:00", magnum_core::objects::iso_seconds(t))),
         None => Value::Null,
     }
 }

@@ -100,7 +100,10 @@ pub(crate) struct Stamp<'a>(pub &'a Option<chrono::NaiveDateTime>);
 impl Serialize for Stamp<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self.0 {
-            Some(t) => s.collect_str(&format_args!("{}+00:00", t.format("%Y-%m-%dT%H:%M:%S"))),
+            Some(t) => s.collect_str(&format_args!(
+                "{}+00:00",
+                magnum_core::objects::iso_seconds(t)
+            )),
             None => s.serialize_none(),
         }
     }
@@ -323,12 +326,13 @@ async fn collection(
         None => None,
     };
     let page = q.page(state.max_limit, marker_id, Database::cluster_sort_key_valid)?;
+    let _permit = state.page_permit(limit).await;
     let clusters = state
         .db
         .cluster_list(&ctx.context, &ClusterFilter::default(), &page)
         .await?;
     let uuids: Vec<&str> = clusters.iter().map(|c| c.uuid.as_str()).collect();
-    let nodegroups = state.db.nodegroups_of_clusters(&uuids).await?;
+    let nodegroups = state.db.nodegroup_summaries_of(&uuids).await?;
     let mut by_cluster: HashMap<&str, Vec<&NodeGroup>> = HashMap::with_capacity(clusters.len());
     for ng in &nodegroups {
         by_cluster
@@ -378,10 +382,14 @@ async fn collection(
         #[serde(skip_serializing_if = "Option::is_none")]
         next: Option<String>,
     }
-    json_response(&Body {
-        clusters: views,
-        next,
-    })
+    let size = views.len() * if expand { 2048 } else { 1024 };
+    json_response(
+        &Body {
+            clusters: views,
+            next,
+        },
+        size,
+    )
 }
 
 async fn show(
@@ -400,19 +408,22 @@ async fn show(
         "cluster:get",
         &json!({"project_id": c.project_id, "user_id": c.user_id}),
     )?;
-    let nodegroups = state.db.nodegroups_of(&c.uuid).await?;
+    let nodegroups = state.db.nodegroup_summaries_of(&[&c.uuid]).await?;
     let nodegroups: Vec<&NodeGroup> = nodegroups.iter().collect();
     let template: Vec<&str> = c.cluster_template_id.as_deref().into_iter().collect();
     let labels = templates_labels(&state.db, &ctx, &template).await?;
-    json_response(&View {
-        c: &c,
-        nodegroups: &nodegroups,
-        template_labels: template.first().and_then(|t| labels.get(*t)),
-        faults: true,
-        base: &base,
-        expand: true,
-        use_cluster_id: ctx.version.minor >= 13,
-    })
+    json_response(
+        &View {
+            c: &c,
+            nodegroups: &nodegroups,
+            template_labels: template.first().and_then(|t| labels.get(*t)),
+            faults: true,
+            base: &base,
+            expand: true,
+            use_cluster_id: ctx.version.minor >= 13,
+        },
+        4096,
+    )
 }
 
 #[cfg(test)]

@@ -72,7 +72,15 @@ pub struct AppState {
     pub trusts: Option<Arc<magnum_conductor::trusts::TrustManager>>,
     /// Cluster certificates (`[certificates]`, `[x509]`).
     pub certs: Arc<magnum_conductor::certs::CertManager>,
+    /// Rows that list pages may hold at once ([`PAGES_IN_FLIGHT`] pages of
+    /// `max_limit`): a page takes as many permits as its limit before it
+    /// reads, so a burst of large pages waits its turn instead of holding
+    /// all their rows and answers in memory at once.
+    pub rows_in_flight: Arc<tokio::sync::Semaphore>,
 }
+
+/// How many pages of `[api] max_limit` rows are read and rendered at once.
+pub const PAGES_IN_FLIGHT: u64 = 4;
 
 impl AppState {
     pub fn new(
@@ -101,7 +109,21 @@ impl AppState {
             certs: Arc::new(magnum_conductor::certs::CertManager::with_settings(
                 Default::default(),
             )),
+            rows_in_flight: Arc::new(tokio::sync::Semaphore::new(
+                (max_limit * PAGES_IN_FLIGHT).min(u64::from(u32::MAX)) as usize,
+            )),
         }
+    }
+
+    /// Wait until a page of `limit` rows may be read (see
+    /// [`AppState::rows_in_flight`]); the permit lasts until it is dropped.
+    pub async fn page_permit(&self, limit: u64) -> tokio::sync::OwnedSemaphorePermit {
+        let n = limit.clamp(1, self.max_limit) as u32;
+        self.rows_in_flight
+            .clone()
+            .acquire_many_owned(n)
+            .await
+            .expect("the page semaphore is never closed")
     }
 
     /// Authenticate callers with Keystone.

@@ -77,8 +77,23 @@ fn parse_json(bytes: &Bytes) -> Result<Value, ApiError> {
 }
 
 /// A 200 answer whose JSON body is serialized straight from `body` (views
-/// that borrow from the rows they show, with no JSON tree in between).
-pub fn json_response<T: serde::Serialize>(body: &T) -> crate::error::ApiResult<Response> {
+/// that borrow from the rows they show, with no JSON tree in between) into
+/// a buffer of about `size_hint` bytes.
+pub fn json_response<T: serde::Serialize>(
+    body: &T,
+    size_hint: usize,
+) -> crate::error::ApiResult<Response> {
+    use axum::http::header;
     use axum::response::IntoResponse;
-    Ok(axum::Json(body).into_response())
+    let mut buf = Vec::with_capacity(size_hint.clamp(256, 8 << 20));
+    serde_json::to_writer(&mut buf, body).map_err(|e| {
+        crate::error::ApiError::from(magnum_core::MagnumError::Internal(format!(
+            "cannot render the answer: {e}"
+        )))
+    })?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        axum::body::Bytes::from(buf),
+    )
+        .into_response())
 }

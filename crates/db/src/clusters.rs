@@ -25,6 +25,19 @@ pub(crate) const NODEGROUPS: Mapping = Mapping {
     json: &["labels", "node_addresses", "node_labels", "node_taints"],
 };
 
+/// The node group columns cluster views read.
+const NODEGROUP_SUMMARY: [&str; 9] = [
+    "id",
+    "uuid",
+    "name",
+    "cluster_id",
+    "role",
+    "node_count",
+    "node_addresses",
+    "status",
+    "status_reason",
+];
+
 /// Filters of a cluster listing (upstream's `_add_clusters_filters`).
 #[derive(Debug, Clone, Default)]
 pub struct ClusterFilter {
@@ -55,6 +68,13 @@ fn transition(
         .and_where(c("uuid").eq(uuid))
         .and_where(c("status").is_in(from.iter().copied()))
         .to_owned()
+}
+
+/// Node groups of these clusters, by id.
+fn of_clusters(mut q: SelectStatement, cluster_uuids: &[&str]) -> SelectStatement {
+    q.and_where(c("cluster_id").is_in(cluster_uuids.iter().copied()))
+        .order_by(Alias::new("id"), sea_query::Order::Asc);
+    q
 }
 
 fn uuid_like(s: &str) -> bool {
@@ -343,8 +363,7 @@ impl Database {
         self.nodegroups_where(&q).await
     }
 
-    /// The node groups of several clusters in one statement, by id (a
-    /// page of clusters costs one query for all their node groups).
+    /// The node groups of several clusters in one statement, by id.
     pub async fn nodegroups_of_clusters(
         &self,
         cluster_uuids: &[&str],
@@ -352,11 +371,23 @@ impl Database {
         if cluster_uuids.is_empty() {
             return Ok(Vec::new());
         }
-        let q = select(&NODEGROUPS)
-            .and_where(c("cluster_id").is_in(cluster_uuids.iter().copied()))
-            .order_by(Alias::new("id"), sea_query::Order::Asc)
-            .to_owned();
-        self.nodegroups_where(&q).await
+        self.nodegroups_where(&of_clusters(select(&NODEGROUPS), cluster_uuids))
+            .await
+    }
+
+    /// What cluster views show of the node groups of several clusters
+    /// (uuid, name, cluster, role, counts, addresses, status and reason;
+    /// other fields are left at their defaults), in one statement, by id:
+    /// a page of clusters costs one query for all their node groups.
+    pub async fn nodegroup_summaries_of(
+        &self,
+        cluster_uuids: &[&str],
+    ) -> Result<Vec<NodeGroup>, DbError> {
+        if cluster_uuids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let q = records::select_only(&NODEGROUPS, &NODEGROUP_SUMMARY);
+        self.nodegroups_where(&of_clusters(q, cluster_uuids)).await
     }
 
     /// Whether `key` is a column node groups can be sorted by.

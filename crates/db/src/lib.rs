@@ -392,13 +392,23 @@ impl Database {
         m: &records::Mapping,
     ) -> Result<Vec<T>, DbError> {
         let (sql, values) = self.render(stmt);
+        // Each row is decoded as it arrives and then dropped, so a page
+        // never holds its raw rows and their structs at once.
         macro_rules! run {
             ($pool:expr) => {{
-                let rows = sqlx::query_with(&sql, values)
-                    .fetch_all($pool)
-                    .await
-                    .map_err(DbError::from_sql)?;
-                rows.iter().map(|r| records::decode_into(r, m)).collect()
+                use futures_lite::StreamExt as _;
+                let mut rows = sqlx::query_with(&sql, values).fetch($pool);
+                let mut out = Vec::new();
+                let mut columns = None;
+                while let Some(row) = rows.next().await {
+                    let row = row.map_err(DbError::from_sql)?;
+                    let cols = match &columns {
+                        Some(c) => c,
+                        None => columns.insert(records::result_columns(&row, m)?),
+                    };
+                    out.push(records::decode_into(&row, m, cols)?);
+                }
+                Ok(out)
             }};
         }
         match &self.pool {

@@ -9,7 +9,7 @@ use sea_query::{Alias, InsertStatement, Query, SelectStatement, SimpleExpr, Valu
 use serde_json::{Map, Value as Json};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use crate::schema::{ColType, Table};
+use crate::schema::{ColType, Column, Table};
 use crate::DbError;
 
 /// A table and which of its text columns hold JSON.
@@ -19,13 +19,113 @@ pub(crate) struct Mapping {
     pub json: &'static [&'static str],
 }
 
-fn ts(t: NaiveDateTime) -> Json {
-    Json::String(t.format("%Y-%m-%dT%H:%M:%S").to_string())
+/// One column's value as read, handed to a struct's deserializer as it is:
+/// JSON text is parsed straight into the field's own type (no JSON tree
+/// built and then converted), numbers, booleans and strings go as they are
+/// (a string is moved out, not copied).
+enum Cell {
+    Int(i32),
+    Bool(bool),
+    Str(std::cell::Cell<String>),
+    Json(String),
 }
 
-/// The value of column `i` of a row, as JSON (`None` for NULL). Columns are
-/// read by position: every select lists its table's columns in declaration
-/// order (see [`select`]), so no column is looked up by name.
+impl<'de> serde::de::IntoDeserializer<'de, serde_json::Error> for &'de Cell {
+    type Deserializer = Self;
+    fn into_deserializer(self) -> Self {
+        self
+    }
+}
+
+impl<'de> serde::de::Deserializer<'de> for &'de Cell {
+    type Error = serde_json::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> Result<V::Value, serde_json::Error> {
+        match self {
+            Cell::Int(n) => visitor.visit_i64((*n).into()),
+            Cell::Bool(b) => visitor.visit_bool(*b),
+            Cell::Str(s) => visitor.visit_string(s.take()),
+            Cell::Json(text) => serde_json::Deserializer::from_str(text).deserialize_any(visitor),
+        }
+    }
+
+    /// NULL columns are never handed over, so every value is `Some`.
+    fn deserialize_option<V: serde::de::Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> Result<V::Value, serde_json::Error> {
+        match self {
+            Cell::Json(text) => {
+                serde_json::Deserializer::from_str(text).deserialize_option(visitor)
+            }
+            other => visitor.visit_some(other),
+        }
+    }
+
+    fn deserialize_map<V: serde::de::Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> Result<V::Value, serde_json::Error> {
+        match self {
+            Cell::Json(text) => serde_json::Deserializer::from_str(text).deserialize_map(visitor),
+            other => other.deserialize_any(visitor),
+        }
+    }
+
+    fn deserialize_seq<V: serde::de::Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> Result<V::Value, serde_json::Error> {
+        match self {
+            Cell::Json(text) => serde_json::Deserializer::from_str(text).deserialize_seq(visitor),
+            other => other.deserialize_any(visitor),
+        }
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf unit unit_struct newtype_struct tuple
+        tuple_struct struct enum identifier ignored_any
+    }
+}
+
+/// The value of column `i` of a row (`None` for NULL). Columns are read by
+/// position: every select lists its table's columns in declaration order
+/// (see [`select`]), so no column is looked up by name.
+fn cell<'r, R>(row: &'r R, m: &Mapping, i: usize, c: &Column) -> Result<Option<Cell>, DbError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    Option<String>: Decode<'r, R::Database>,
+    String: Type<R::Database>,
+    Option<i32>: Decode<'r, R::Database>,
+    i32: Type<R::Database>,
+    Option<bool>: Decode<'r, R::Database>,
+    bool: Type<R::Database>,
+    Option<NaiveDateTime>: Decode<'r, R::Database>,
+    NaiveDateTime: Type<R::Database>,
+{
+    Ok(match c.ty {
+        ColType::Serial | ColType::Int => row.try_get::<Option<i32>, _>(i)?.map(Cell::Int),
+        ColType::Bool => row.try_get::<Option<bool>, _>(i)?.map(Cell::Bool),
+        ColType::DateTime => row
+            .try_get::<Option<NaiveDateTime>, _>(i)?
+            .map(|t| Cell::Str(magnum_core::objects::iso_seconds(&t).into())),
+        ColType::Varchar(_) | ColType::Text => {
+            let text = row.try_get::<Option<String>, _>(i)?;
+            if m.json.contains(&c.name) {
+                text.map(Cell::Json)
+            } else {
+                text.map(|t| Cell::Str(t.into()))
+            }
+        }
+    })
+}
+
+/// The value of column `i` of a row, as JSON (`None` for NULL).
 fn column<'r, R>(row: &'r R, m: &Mapping, i: usize) -> Result<Option<Json>, DbError>
 where
     R: Row,
@@ -39,28 +139,53 @@ where
     Option<NaiveDateTime>: Decode<'r, R::Database>,
     NaiveDateTime: Type<R::Database>,
 {
-    let c = &m.table.columns[i];
-    Ok(match c.ty {
-        ColType::Serial | ColType::Int => row.try_get::<Option<i32>, _>(i)?.map(Json::from),
-        ColType::Bool => row.try_get::<Option<bool>, _>(i)?.map(Json::Bool),
-        ColType::DateTime => row.try_get::<Option<NaiveDateTime>, _>(i)?.map(ts),
-        ColType::Varchar(_) | ColType::Text => match row.try_get::<Option<String>, _>(i)? {
-            Some(text) if m.json.contains(&c.name) => {
-                Some(serde_json::from_str(&text).map_err(|e| DbError::Corrupt {
-                    table: m.table.name,
-                    column: c.name,
-                    reason: e.to_string(),
-                })?)
-            }
-            other => other.map(Json::String),
-        },
+    let corrupt = |e: serde_json::Error| DbError::Corrupt {
+        table: m.table.name,
+        column: m.table.columns[i].name,
+        reason: e.to_string(),
+    };
+    Ok(match cell(row, m, i, &m.table.columns[i])? {
+        None => None,
+        Some(Cell::Int(n)) => Some(Json::from(n)),
+        Some(Cell::Bool(b)) => Some(Json::Bool(b)),
+        Some(Cell::Str(s)) => Some(Json::String(s.into_inner())),
+        Some(Cell::Json(text)) => Some(serde_json::from_str(&text).map_err(corrupt)?),
     })
+}
+
+/// The table's column behind each column of a result (selects may list
+/// any of a table's columns, in any order); worked out once per result,
+/// so rows are then read by position.
+pub(crate) fn result_columns<R: Row>(
+    row: &R,
+    m: &Mapping,
+) -> Result<Vec<&'static Column>, DbError> {
+    use sqlx::Column as _;
+    row.columns()
+        .iter()
+        .map(|col| {
+            m.table
+                .columns
+                .iter()
+                .find(|c| c.name == col.name())
+                .ok_or_else(|| DbError::Corrupt {
+                    table: m.table.name,
+                    column: "*",
+                    reason: format!("a result column {} the table does not have", col.name()),
+                })
+        })
+        .collect()
 }
 
 /// Decode one row straight into a serde struct, without building a map
 /// first: the row's non-NULL columns are fed to `T`'s deserializer as
-/// (name, value) pairs, so NULL columns take the field's default.
-pub(crate) fn decode_into<'r, R, T>(row: &'r R, m: &Mapping) -> Result<T, DbError>
+/// (name, value) pairs, so NULL (and unselected) columns take the field's
+/// default. `columns` come from [`result_columns`].
+pub(crate) fn decode_into<'r, R, T>(
+    row: &'r R,
+    m: &Mapping,
+    columns: &[&'static Column],
+) -> Result<T, DbError>
 where
     T: serde::de::DeserializeOwned,
     R: Row,
@@ -74,25 +199,18 @@ where
     Option<NaiveDateTime>: Decode<'r, R::Database>,
     NaiveDateTime: Type<R::Database>,
 {
-    if row.len() != m.table.columns.len() {
-        return Err(DbError::Corrupt {
-            table: m.table.name,
-            column: "*",
-            reason: format!(
-                "a row of {} columns where the table has {}",
-                row.len(),
-                m.table.columns.len()
-            ),
-        });
-    }
-    let mut fields = Vec::with_capacity(m.table.columns.len());
-    for (i, c) in m.table.columns.iter().enumerate() {
-        match column(row, m, i)? {
-            None | Some(Json::Null) => {}
+    let mut fields = Vec::with_capacity(columns.len());
+    for (i, c) in columns.iter().enumerate() {
+        match cell(row, m, i, c)? {
+            // JSON `null` counts as NULL, as in [`from_fields`].
+            None => {}
+            Some(Cell::Json(text)) if text.trim() == "null" => {}
             Some(v) => fields.push((c.name, v)),
         }
     }
-    let de = serde::de::value::MapDeserializer::<_, serde_json::Error>::new(fields.into_iter());
+    let de = serde::de::value::MapDeserializer::<_, serde_json::Error>::new(
+        fields.iter().map(|(name, cell)| (*name, cell)),
+    );
     T::deserialize(de).map_err(|e| DbError::Corrupt {
         table: m.table.name,
         column: "*",
@@ -190,6 +308,16 @@ pub(crate) fn from_fields<T: serde::de::DeserializeOwned>(
         column: "*",
         reason: e.to_string(),
     })
+}
+
+/// `SELECT <these columns> FROM <table>`: rows decode into structs whose
+/// other fields keep their defaults.
+pub(crate) fn select_only(m: &Mapping, columns: &[&'static str]) -> SelectStatement {
+    debug_assert!(columns.iter().all(|c| m.table.has_column(c)));
+    Query::select()
+        .columns(columns.iter().map(|c| Alias::new(*c)))
+        .from(Alias::new(m.table.name))
+        .to_owned()
 }
 
 /// `SELECT <every column> FROM <table>`.

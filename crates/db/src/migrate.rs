@@ -140,6 +140,10 @@ impl Database {
         for t in self.create_own_tables().await? {
             tracing::info!("created table {t}");
         }
+        for index in schema::OWN_INDEXES {
+            self.execute_raw(&schema::create_index(self.backend(), index))
+                .await?;
+        }
         Ok(MigrationOutcome {
             from,
             to: current.unwrap_or_default(),

@@ -340,6 +340,26 @@ pub const CLUSTER_TRUST: Table = Table {
 /// Our own tables (see [`CLUSTER_OPERATION`], [`CLUSTER_TRUST`]).
 pub const OWN_TABLES: [Table; 2] = [CLUSTER_OPERATION, CLUSTER_TRUST];
 
+/// Indexes of ours on upstream's tables, named `rs_…` (upstream's schema
+/// has none of them; they serve queries upstream does not make per
+/// request): (name, table, columns). `db-manage upgrade` creates the
+/// missing ones at any revision; their absence is no error.
+pub const OWN_INDEXES: [(&str, &str, &[&str]); 1] = [
+    // The quota check counts a project's clusters on every create.
+    ("rs_ix_cluster_project_id", "cluster", &["project_id"]),
+];
+
+/// `CREATE INDEX IF NOT EXISTS` for one of [`OWN_INDEXES`].
+pub fn create_index(backend: Backend, (name, table, columns): (&str, &str, &[&str])) -> String {
+    let cols: Vec<String> = columns.iter().map(|c| quote(backend, c)).collect();
+    format!(
+        "CREATE INDEX IF NOT EXISTS {} ON {} ({})",
+        quote(backend, name),
+        quote(backend, table),
+        cols.join(", ")
+    )
+}
+
 fn quote(backend: Backend, ident: &str) -> String {
     match backend {
         Backend::MySql => format!("`{ident}`"),

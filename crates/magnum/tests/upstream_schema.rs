@@ -99,13 +99,26 @@ async fn our_schema_equals_upstreams_on_mariadb() {
         let a = query(&mut conn, sql, theirs.name()).await;
         let mut b = query(&mut conn, sql, ours.name()).await;
         assert!(!a.is_empty(), "upstream's database has no {what}");
-        // Our own tables (the operation queue) come on top of upstream's.
+        // Our own tables (the operation queue) and our own indexes (rs_…)
+        // come on top of upstream's.
         let own = |r: &Vec<Option<String>>| {
             magnum_db::schema::OWN_TABLES
                 .iter()
                 .any(|t| r.first() == Some(&Some(t.name.to_string())))
+                || (what == "indexes"
+                    && magnum_db::schema::OWN_INDEXES
+                        .iter()
+                        .any(|(name, ..)| r.get(1) == Some(&Some(name.to_string()))))
         };
         assert!(b.iter().any(own), "our {what} lack our own tables");
+        if what == "indexes" {
+            for (name, ..) in magnum_db::schema::OWN_INDEXES {
+                assert!(
+                    b.iter().any(|r| r.get(1) == Some(&Some(name.to_string()))),
+                    "our index {name} is missing"
+                );
+            }
+        }
         b.retain(|r| !own(r));
         for row in a.iter().filter(|r| !b.contains(r)) {
             differences.push(format!("{what}: upstream has {row:?}, we do not"));

@@ -30,7 +30,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::fields::{self, Field, Kind};
 use crate::links::BaseUrl;
 use crate::pagination::ListQuery;
-use crate::request::JsonBody;
+use crate::request::{json_response, JsonBody};
 use crate::version::Version;
 use crate::{patch, AppState};
 
@@ -99,23 +99,26 @@ fn full(ng: &NodeGroup, cluster_labels: &Map<String, Value>, base: &BaseUrl) -> 
     Value::Object(sorted.into_iter().collect())
 }
 
-fn summary(ng: &NodeGroup) -> Value {
-    let stored = match serde_json::to_value(ng) {
-        Ok(Value::Object(m)) => m,
-        _ => Map::new(),
-    };
-    let mut keys = SUMMARY;
-    keys.sort_unstable();
-    Value::Object(
-        keys.iter()
-            .map(|k| {
-                (
-                    k.to_string(),
-                    stored.get(*k).cloned().unwrap_or(Value::Null),
-                )
-            })
-            .collect(),
-    )
+/// A node group in a list (the [`SUMMARY`] fields, keys sorted),
+/// serialized straight into the answer.
+struct Summary<'a>(&'a NodeGroup);
+
+impl serde::Serialize for Summary<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let ng = self.0;
+        let mut m = s.serialize_map(Some(SUMMARY.len()))?;
+        m.serialize_entry("flavor_id", &ng.flavor_id)?;
+        m.serialize_entry("image_id", &ng.image_id)?;
+        m.serialize_entry("is_default", &ng.is_default)?;
+        m.serialize_entry("name", &ng.name)?;
+        m.serialize_entry("node_count", &ng.node_count)?;
+        m.serialize_entry("role", &ng.role)?;
+        m.serialize_entry("stack_id", &ng.stack_id)?;
+        m.serialize_entry("status", &ng.status)?;
+        m.serialize_entry("uuid", &ng.uuid)?;
+        m.end()
+    }
 }
 
 async fn list(
@@ -124,7 +127,7 @@ async fn list(
     base: BaseUrl,
     Path(cluster): Path<String>,
     RawQuery(raw): RawQuery,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     since_1_9(&ctx, "get_all")?;
     ctx.enforce(&state, "nodegroup:get_all", &ctx.own_target())?;
     if ctx.context.is_admin {
@@ -162,22 +165,27 @@ async fn list(
         .db
         .nodegroup_list(&ctx.context, &cluster.uuid, role.as_deref(), &page)
         .await?;
-    let mut body = Map::new();
-    body.insert(
-        "nodegroups".into(),
-        Value::Array(items.iter().map(summary).collect()),
-    );
     let resource = format!("clusters/{}/nodegroups", cluster.uuid);
-    if let Some(next) = q.next_link(
+    let next = q.next_link(
         &base,
         &resource,
         items.len(),
         limit,
         items.last().map(|n| n.uuid.as_str()),
-    ) {
-        body.insert("next".into(), Value::String(next));
+    );
+    #[derive(serde::Serialize)]
+    struct Body<'a> {
+        nodegroups: Vec<Summary<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        next: Option<String>,
     }
-    Ok(Json(Value::Object(body)))
+    json_response(
+        &Body {
+            nodegroups: items.iter().map(Summary).collect(),
+            next,
+        },
+        items.len() * 512,
+    )
 }
 
 async fn show(

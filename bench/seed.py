@@ -184,7 +184,7 @@ def main():
     a = p.parse_args()
     stmts = statements(a.dialect, a.clusters, a.project, a.user)
     if a.sqlite:
-        db = sqlite3.connect(a.sqlite, isolation_level=None)
+        db = sqlite3.connect(a.sqlite, timeout=60, isolation_level=None)
         db.executescript("".join(stmts))
         db.close()
     else:

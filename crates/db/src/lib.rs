@@ -17,6 +17,7 @@ mod quotas;
 mod records;
 pub mod schema;
 mod services;
+mod sync;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod trusts;

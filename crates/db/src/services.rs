@@ -22,6 +22,20 @@ pub struct ServiceRecord {
     pub updated_at: Option<NaiveDateTime>,
 }
 
+impl ServiceRecord {
+    /// Upstream's liveness rule at `at`: forced down, or no heartbeat
+    /// within `down_after` seconds, is down.
+    pub fn is_up(&self, at: NaiveDateTime, down_after: i64) -> bool {
+        if self.forced_down == Some(true) {
+            return false;
+        }
+        let Some(last) = self.last_seen_up.or(self.updated_at).or(self.created_at) else {
+            return false;
+        };
+        (at - last).num_seconds().abs() <= down_after
+    }
+}
+
 fn select() -> sea_query::SelectStatement {
     Query::select()
         .columns(MAGNUM_SERVICE.columns.iter().map(|c| Alias::new(c.name)))
@@ -94,11 +108,59 @@ impl Database {
             .ok_or(DbError::Sql(sqlx::Error::RowNotFound))
     }
 
+    /// The hosts of `binary` that are up by upstream's rule (what
+    /// `/v1/mservices` shows as `up`): not forced down, and a heartbeat
+    /// within `down_after` seconds. Sorted, so every conductor reading the
+    /// same rows gets the same list.
+    pub async fn hosts_up(&self, binary: &str, down_after: i64) -> Result<Vec<String>, DbError> {
+        let q = select()
+            .and_where(Expr::col(Alias::new("binary")).eq(binary))
+            .to_owned();
+        let rows: Vec<ServiceRecord> = self.fetch_all(&q).await?;
+        let at = now();
+        let mut hosts: Vec<String> = rows
+            .into_iter()
+            .filter(|s| s.is_up(at, down_after))
+            .filter_map(|s| s.host)
+            .collect();
+        hosts.sort();
+        hosts.dedup();
+        Ok(hosts)
+    }
+
     /// Every service row, by id.
     pub async fn service_list(&self) -> Result<Vec<ServiceRecord>, DbError> {
         let q = select()
             .order_by(Alias::new("id"), sea_query::Order::Asc)
             .to_owned();
         self.fetch_all(&q).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::TestDb;
+    use crate::Backend;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hosts_up_sorted_by_binary_and_heartbeat() {
+        let t = TestDb::create(Backend::Sqlite).await;
+        let db = t.migrated().await;
+        for host in ["c2", "c1", "c3"] {
+            db.service_heartbeat(host, "magnum-conductor")
+                .await
+                .unwrap();
+        }
+        db.service_heartbeat("a1", "magnum-api").await.unwrap();
+        assert_eq!(
+            db.hosts_up("magnum-conductor", 60).await.unwrap(),
+            ["c1", "c2", "c3"]
+        );
+        // No heartbeat is within -1 seconds: all down.
+        assert!(db
+            .hosts_up("magnum-conductor", -1)
+            .await
+            .unwrap()
+            .is_empty());
     }
 }

@@ -1,0 +1,198 @@
+//! What the conductors' status sync reads in bulk, and its one
+//! conditional write: a sync cycle costs a few statements whatever the
+//! number of clusters, not several per cluster.
+
+use std::collections::{HashMap, HashSet};
+
+use magnum_core::objects::NodeGroup;
+use sea_query::{Alias, Expr, Query};
+
+use crate::clusters::NODEGROUPS;
+use crate::records::{self, select, Mapping};
+use crate::schema::{CLUSTER, CLUSTER_OPERATION, CLUSTER_TRUST};
+use crate::{now, ClusterTrust, Database, DbError};
+
+const TRUSTS: Mapping = Mapping {
+    table: &CLUSTER_TRUST,
+    json: &[],
+};
+
+/// How many keys one `IN (…)` list holds at most (SQLite's bound on
+/// parameters is far above it).
+const CHUNK: usize = 1000;
+
+fn c(name: &str) -> Expr {
+    Expr::col(Alias::new(name))
+}
+
+impl Database {
+    /// The clusters that have an operation queued or running, in one
+    /// statement (the queue holds only unfinished work).
+    pub async fn clusters_with_operations(&self) -> Result<HashSet<String>, DbError> {
+        let q = Query::select()
+            .distinct()
+            .column(Alias::new("cluster_uuid"))
+            .from(Alias::new(CLUSTER_OPERATION.name))
+            .to_owned();
+        let rows: Vec<(String,)> = self.fetch_all(&q).await?;
+        Ok(rows.into_iter().map(|(u,)| u).collect())
+    }
+
+    /// The node groups of these clusters, by cluster (each cluster's by
+    /// id), one statement per thousand clusters.
+    pub async fn nodegroups_by_cluster(
+        &self,
+        cluster_uuids: &[&str],
+    ) -> Result<HashMap<String, Vec<NodeGroup>>, DbError> {
+        let mut out: HashMap<String, Vec<NodeGroup>> = HashMap::new();
+        for chunk in cluster_uuids.chunks(CHUNK) {
+            let q = select(&NODEGROUPS)
+                .and_where(c("cluster_id").is_in(chunk.iter().copied()))
+                .order_by(Alias::new("id"), sea_query::Order::Asc)
+                .to_owned();
+            for ng in self.fetch_records::<NodeGroup>(&q, &NODEGROUPS).await? {
+                out.entry(ng.cluster_id.clone()).or_default().push(ng);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The trusts of these clusters, by cluster, one statement per
+    /// thousand clusters.
+    pub async fn trusts_of_clusters(
+        &self,
+        cluster_uuids: &[&str],
+    ) -> Result<HashMap<String, ClusterTrust>, DbError> {
+        let mut out = HashMap::new();
+        for chunk in cluster_uuids.chunks(CHUNK) {
+            let q = select(&TRUSTS)
+                .and_where(c("cluster_uuid").is_in(chunk.iter().copied()))
+                .to_owned();
+            for m in self.fetch_maps(&q, &TRUSTS).await? {
+                let t: ClusterTrust = records::from_fields(&TRUSTS, m)?;
+                out.insert(t.cluster_uuid.clone(), t);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Move a cluster to `to` if it is in one of `from` and no operation
+    /// is queued for it, in one statement: what a status sync concludes
+    /// from the driver never overtakes an operation queued after the sync
+    /// read the queue. `Ok(false)`: gone, in another state, or busy.
+    pub async fn cluster_transition_if_idle(
+        &self,
+        uuid: &str,
+        from: &[&str],
+        to: &str,
+        reason: Option<&str>,
+    ) -> Result<bool, DbError> {
+        let queued = Query::select()
+            .expr(Expr::val(1))
+            .from(Alias::new(CLUSTER_OPERATION.name))
+            .and_where(c("cluster_uuid").eq(uuid))
+            .to_owned();
+        let q = Query::update()
+            .table(Alias::new(CLUSTER.name))
+            .value(Alias::new("status"), to)
+            .value(Alias::new("status_reason"), reason.map(str::to_string))
+            .value(Alias::new("updated_at"), now())
+            .and_where(c("uuid").eq(uuid))
+            .and_where(c("status").is_in(from.iter().copied()))
+            .and_where(Expr::exists(queued).not())
+            .to_owned();
+        Ok(self.execute(&q).await? == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestDb;
+    use crate::{Backend, Gate, Operation};
+    use magnum_core::objects::status::*;
+    use magnum_core::objects::Cluster;
+    use serde_json::Map;
+
+    async fn bulk_reads_and_idle_transition(backend: Backend) {
+        let t = TestDb::create(backend).await;
+        let db = t.migrated().await;
+        let a = "a2222222-2222-2222-2222-222222222222";
+        let b = "b2222222-2222-2222-2222-222222222222";
+        for id in [a, b] {
+            let cluster = Cluster {
+                uuid: id.into(),
+                status: Some(UPDATE_IN_PROGRESS.into()),
+                ..Default::default()
+            };
+            db.cluster_create(&cluster, &[]).await.unwrap();
+        }
+        let op = Operation::new(a, "cluster_resize", Map::new(), Map::new());
+        let gate = Gate {
+            from: &[UPDATE_IN_PROGRESS],
+            to: None,
+        };
+        assert!(db.operation_enqueue(&op, gate).await.unwrap());
+        let busy = db.clusters_with_operations().await.unwrap();
+        assert_eq!(busy, [a.to_string()].into_iter().collect());
+
+        // A queued operation holds the cluster where it is.
+        assert!(!db
+            .cluster_transition_if_idle(a, &[UPDATE_IN_PROGRESS], UPDATE_COMPLETE, None)
+            .await
+            .unwrap());
+        assert!(db
+            .cluster_transition_if_idle(b, &[UPDATE_IN_PROGRESS], UPDATE_COMPLETE, None)
+            .await
+            .unwrap());
+        assert!(!db
+            .cluster_transition_if_idle(b, &[UPDATE_IN_PROGRESS], UPDATE_FAILED, None)
+            .await
+            .unwrap());
+        let status = |c: Option<Cluster>| c.and_then(|c| c.status);
+        assert_eq!(
+            status(db.cluster_get(a).await.unwrap()).as_deref(),
+            Some(UPDATE_IN_PROGRESS)
+        );
+        assert_eq!(
+            status(db.cluster_get(b).await.unwrap()).as_deref(),
+            Some(UPDATE_COMPLETE)
+        );
+
+        db.trust_save(&ClusterTrust {
+            cluster_uuid: b.into(),
+            trust_id: Some("t".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let ng = |cluster: &str, name: &str| NodeGroup {
+            uuid: uuid::Uuid::new_v4().to_string(),
+            name: name.into(),
+            cluster_id: cluster.into(),
+            project_id: "p".into(),
+            ..Default::default()
+        };
+        for (cluster, name) in [(a, "m"), (b, "m"), (a, "w")] {
+            db.nodegroup_create(&ng(cluster, name)).await.unwrap();
+        }
+        let groups = db.nodegroups_by_cluster(&[a, b]).await.unwrap();
+        let names = |u: &str| groups[u].iter().map(|g| g.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(a), ["m", "w"]);
+        assert_eq!(names(b), ["m"]);
+
+        let trusts = db.trusts_of_clusters(&[a, b]).await.unwrap();
+        assert_eq!(trusts.len(), 1);
+        assert_eq!(trusts[b].trust_id.as_deref(), Some("t"));
+        assert!(db.trusts_of_clusters(&[]).await.unwrap().is_empty());
+    }
+
+    macro_rules! backends {
+        ($($name:ident),*) => {
+            mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(crate::Backend::Sqlite).await } )* }
+            mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(crate::Backend::Postgres).await } )* }
+            mod mysql { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(crate::Backend::MySql).await } )* }
+        };
+    }
+    backends!(bulk_reads_and_idle_transition);
+}

@@ -81,6 +81,14 @@ pub struct Settings {
     pub health_interval: Duration,
     /// Seconds before an operation whose cloud was unreachable runs again.
     pub retry_delay: i64,
+    /// Seconds without a heartbeat after which a conductor counts as down
+    /// (`[DEFAULT] service_down_time`): the live ones share the status sync.
+    pub down_after: i64,
+    /// How many operations a sweep runs at once.
+    pub sweep_concurrency: usize,
+    /// How many clusters a status or health sync asks their driver about
+    /// at once.
+    pub sync_concurrency: usize,
 }
 
 impl Settings {
@@ -95,6 +103,9 @@ impl Settings {
                 int("kubernetes", "health_polling_interval", 60).max(1) as u64,
             ),
             retry_delay: int("conductor", "operation_retry_delay", 30).max(1),
+            down_after: int("DEFAULT", "service_down_time", 180),
+            sweep_concurrency: int("conductor", "sweep_concurrency", 16).max(1) as usize,
+            sync_concurrency: int("conductor", "sync_concurrency", 16).max(1) as usize,
         }
     }
 }
@@ -106,6 +117,40 @@ pub(crate) struct Inner {
     pub notifier: Notifier,
     pub trusts: Option<trusts::TrustManager>,
     pub certs: certs::CertManager,
+    /// Bounds the operations this conductor's sweeps run at once.
+    pub sweep_slots: Arc<tokio::sync::Semaphore>,
+    /// Operations a sweep of this conductor has started and not ended.
+    pub swept: Held,
+    /// Operations a runner of this conductor holds right now.
+    pub running: Held,
+}
+
+/// A set of operation ids held by this process, each entry released when
+/// its [`Hold`] is dropped (even by a panic).
+#[derive(Clone, Default)]
+pub(crate) struct Held(Arc<std::sync::Mutex<std::collections::HashSet<String>>>);
+
+pub(crate) struct Hold {
+    set: Held,
+    uuid: String,
+}
+
+impl Held {
+    /// Hold `uuid`; `None` if it is already held.
+    pub fn hold(&self, uuid: &str) -> Option<Hold> {
+        let mut set = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        set.insert(uuid.to_string()).then(|| Hold {
+            set: self.clone(),
+            uuid: uuid.to_string(),
+        })
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        let mut set = self.set.0.lock().unwrap_or_else(|p| p.into_inner());
+        set.remove(&self.uuid);
+    }
 }
 
 /// The conductor's endpoints and background work.
@@ -180,6 +225,7 @@ impl Conductor {
         settings: Settings,
         notifier: Notifier,
     ) -> Self {
+        let slots = tokio::sync::Semaphore::new(settings.sweep_concurrency.max(1));
         Conductor {
             inner: Arc::new(Inner {
                 db,
@@ -188,6 +234,9 @@ impl Conductor {
                 notifier,
                 trusts: None,
                 certs: certs::CertManager::with_settings(Default::default()),
+                sweep_slots: Arc::new(slots),
+                swept: Held::default(),
+                running: Held::default(),
             }),
         }
     }
@@ -210,6 +259,9 @@ impl Conductor {
                 notifier: shared.notifier.clone(),
                 trusts: shared.trusts.clone(),
                 certs: shared.certs.clone(),
+                sweep_slots: shared.sweep_slots.clone(),
+                swept: shared.swept.clone(),
+                running: shared.running.clone(),
             },
         }
     }
@@ -275,48 +327,100 @@ impl Conductor {
         &self.inner.settings
     }
 
-    /// Sweep due operations, then sync the status of clusters in progress.
-    /// Every conductor runs this every `sync_interval`.
+    /// Sweep due operations (waiting for those it started), then sync the
+    /// status of clusters in progress: one round of what
+    /// [`Conductor::spawn_background`] does continuously.
     pub async fn tick(&self) {
-        match self
+        let mut started = tokio::task::JoinSet::new();
+        self.sweep(&mut started).await;
+        while started.join_next().await.is_some() {}
+        self.sync_status().await;
+    }
+
+    /// Start the operations that are due (a lease ran out, or no cast came
+    /// within `operation_grace`) in `tasks`, at most `sweep_concurrency`
+    /// running at once, so a dead conductor's operations are all taken
+    /// over together rather than one after another. An operation a
+    /// previous sweep started and that has not ended is left to it.
+    pub(crate) async fn sweep(&self, tasks: &mut tokio::task::JoinSet<()>) {
+        let due = match self
             .inner
             .db
             .operations_due(self.inner.settings.grace)
             .await
         {
-            Ok(due) => {
-                for op in due {
-                    tracing::info!(
-                        "taking over {} of cluster {} (attempt {})",
-                        op.method,
-                        op.cluster_uuid,
-                        op.attempts + 1
-                    );
-                    if let Err(e) = self.work(&op.uuid).await {
-                        tracing::warn!("{} of cluster {}: {e}", op.method, op.cluster_uuid);
-                    }
-                }
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!("cannot read queued operations: {e}");
+                return;
             }
-            Err(e) => tracing::warn!("cannot read queued operations: {e}"),
+        };
+        let mut seen = std::collections::HashSet::new();
+        for op in due {
+            // Oldest first: a later operation of the same cluster waits
+            // for the earlier one (whose runner runs it next).
+            if !seen.insert(op.cluster_uuid.clone()) {
+                continue;
+            }
+            let Some(hold) = self.inner.swept.hold(&op.uuid) else {
+                continue;
+            };
+            let me = self.clone();
+            tasks.spawn(async move {
+                let _hold = hold;
+                let Ok(_slot) = me.inner.sweep_slots.clone().acquire_owned().await else {
+                    return;
+                };
+                tracing::info!(
+                    "taking over {} of cluster {} (attempt {})",
+                    op.method,
+                    op.cluster_uuid,
+                    op.attempts + 1
+                );
+                if let Err(e) = me.work(&op.uuid).await {
+                    tracing::warn!("{} of cluster {}: {e}", op.method, op.cluster_uuid);
+                }
+            });
         }
-        self.sync_status().await;
     }
 
-    /// Run [`Conductor::tick`] every `sync_interval` and the health sync
-    /// every `health_interval`, until the task is dropped.
+    /// Sweep and sync the status every `sync_interval` (each on its own
+    /// clock, so a long sync never delays a takeover) and sync health
+    /// every `health_interval`, until the task is dropped (which stops
+    /// the operations its sweeps started, too).
     pub fn spawn_background(&self) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(me.inner.settings.sync_interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut health = tokio::time::interval(me.inner.settings.health_interval);
-            health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => me.tick().await,
-                    _ = health.tick() => me.sync_health().await,
+            let every = |d| {
+                let mut i = tokio::time::interval(d);
+                i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                i
+            };
+            let s = &me.inner.settings;
+            let sweeps = async {
+                let mut tick = every(s.sync_interval);
+                let mut tasks = tokio::task::JoinSet::new();
+                loop {
+                    tick.tick().await;
+                    while tasks.try_join_next().is_some() {}
+                    me.sweep(&mut tasks).await;
                 }
-            }
+            };
+            let syncs = async {
+                let mut tick = every(s.sync_interval);
+                loop {
+                    tick.tick().await;
+                    me.sync_status().await;
+                }
+            };
+            let health = async {
+                let mut tick = every(s.health_interval);
+                loop {
+                    tick.tick().await;
+                    me.sync_health().await;
+                }
+            };
+            tokio::join!(sweeps, syncs, health);
         })
     }
 

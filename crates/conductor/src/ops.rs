@@ -76,6 +76,19 @@ fn fields(v: Value) -> Map<String, Value> {
     }
 }
 
+/// What a driver acts with for a cluster: its trustee and trust, when
+/// both are complete.
+pub(crate) fn credentials(
+    t: magnum_db::ClusterTrust,
+) -> Option<magnum_core::drivers::TrustCredentials> {
+    Some(magnum_core::drivers::TrustCredentials {
+        user_id: t.trustee_user_id?,
+        username: t.trustee_username.unwrap_or_default(),
+        password: t.trustee_password?,
+        trust_id: t.trust_id?,
+    })
+}
+
 impl Conductor {
     /// Queue an operation that arrived without one (from upstream's API).
     /// `Ok(None)`: nothing to do (a create of a cluster that exists).
@@ -248,6 +261,11 @@ impl Conductor {
         let mut cluster_uuid = None;
         let mut first_error = None;
         while let Some(uuid) = next.take() {
+            // One runner per operation in this process, even when its
+            // lease lapsed and a sweep here finds it due again.
+            let Some(_held) = self.inner.running.hold(&uuid) else {
+                break;
+            };
             let Some(op) = db.operation_claim(&uuid, &s.host, s.lease).await? else {
                 break;
             };
@@ -336,14 +354,12 @@ impl Conductor {
     }
 
     pub(crate) async fn spec(&self, cluster: &Cluster) -> Result<ClusterSpec, ConductorError> {
-        let trust = self.inner.db.trust_get(&cluster.uuid).await?.and_then(|t| {
-            Some(magnum_core::drivers::TrustCredentials {
-                user_id: t.trustee_user_id?,
-                username: t.trustee_username.unwrap_or_default(),
-                password: t.trustee_password?,
-                trust_id: t.trust_id?,
-            })
-        });
+        let trust = self
+            .inner
+            .db
+            .trust_get(&cluster.uuid)
+            .await?
+            .and_then(credentials);
         Ok(ClusterSpec {
             cluster: cluster.clone(),
             template: self.template(cluster).await?,

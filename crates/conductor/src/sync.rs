@@ -2,14 +2,27 @@
 //! driver's orchestration (upstream's `sync_cluster_status`), and how
 //! healthy the finished ones are (`sync_cluster_health_status`).
 //!
-//! Every conductor syncs every cluster: each change is a conditional
-//! update from the status that was read, so of several conductors seeing
-//! the same outcome exactly one records it (and notifies).
+//! The live conductors (heartbeat within `service_down_time`) share the
+//! clusters: each asks the driver about the clusters whose uuid hashes to
+//! its place among them ([`share_of`]), so each cluster is polled once per
+//! interval however many conductors run (upstream polls every cluster from
+//! every conductor). A conductor not yet listed, or unable to read the
+//! list, syncs every cluster: each change is a conditional update from the
+//! status that was read, so of several conductors seeing the same outcome
+//! exactly one records it (and notifies).
+//!
+//! A cycle reads in bulk: the clusters, the queue, the node groups and
+//! trusts of the clusters it asks about, each template once; then it asks
+//! the drivers, `sync_concurrency` at a time, and writes only what changed.
 
-use magnum_core::drivers::{Action, DriverError, Observed, Progress};
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::future::Future;
+
+use magnum_core::drivers::{Action, ClusterSpec, DriverError, Observed, Progress};
 use magnum_core::objects::status::*;
-use magnum_core::objects::Cluster;
-use magnum_core::RequestContext;
+use magnum_core::objects::{Cluster, ClusterTemplate, NodeGroup};
+use magnum_core::{MagnumError, RequestContext};
 use serde_json::{json, Map, Value};
 
 use crate::notify::Outcome;
@@ -17,6 +30,9 @@ use crate::{Conductor, ConductorError};
 
 /// Statuses whose clusters get health syncs.
 const HEALTH_SYNCED: [&str; 2] = [CREATE_COMPLETE, UPDATE_COMPLETE];
+
+/// The binary name conductors heartbeat under (`magnum_service`).
+pub const CONDUCTOR_BINARY: &str = "magnum-conductor";
 
 fn action_of(status: &str) -> Option<Action> {
     match status {
@@ -36,24 +52,209 @@ fn verb(action: Action) -> &'static str {
     }
 }
 
+/// FNV-1a (64 bits) of `bytes`: the same on every host, build and run
+/// (unlike the standard library's randomly keyed hasher).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// Which of `n` conductors (0-based, in sorted host order) syncs the
+/// cluster `uuid`.
+pub fn share_of(uuid: &str, n: usize) -> usize {
+    if n <= 1 {
+        return 0;
+    }
+    (fnv1a(uuid.as_bytes()) % n as u64) as usize
+}
+
+/// The clusters this conductor syncs in a cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Share {
+    /// Every cluster: this conductor does not know its place.
+    All,
+    /// Those whose [`share_of`] among `of` conductors is `index`.
+    Part { index: usize, of: usize },
+}
+
+impl Share {
+    pub fn holds(&self, uuid: &str) -> bool {
+        match *self {
+            Share::All => true,
+            Share::Part { index, of } => share_of(uuid, of) == index,
+        }
+    }
+}
+
+/// Run `f` on every item, at most `bound` at once.
+async fn bounded<T, F, Fut>(items: impl IntoIterator<Item = T>, bound: usize, f: F)
+where
+    F: Fn(T) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let mut tasks = tokio::task::JoinSet::new();
+    for item in items {
+        while tasks.len() >= bound.max(1) {
+            if let Some(Err(e)) = tasks.join_next().await {
+                tracing::error!("sync task: {e}");
+            }
+        }
+        tasks.spawn(f(item));
+    }
+    while let Some(done) = tasks.join_next().await {
+        if let Err(e) = done {
+            tracing::error!("sync task: {e}");
+        }
+    }
+}
+
+fn admin() -> RequestContext {
+    RequestContext {
+        is_admin: true,
+        all_tenants: true,
+        ..Default::default()
+    }
+}
+
 impl Conductor {
-    /// Sync every cluster in progress whose operation has been started.
+    /// This conductor's place among the live ones.
+    pub(crate) async fn share(&self) -> Share {
+        let s = &self.inner.settings;
+        match self.inner.db.hosts_up(CONDUCTOR_BINARY, s.down_after).await {
+            Ok(hosts) => match hosts.iter().position(|h| *h == s.host) {
+                Some(index) => Share::Part {
+                    index,
+                    of: hosts.len(),
+                },
+                None => Share::All,
+            },
+            Err(e) => {
+                tracing::warn!("cannot list live conductors, syncing every cluster: {e}");
+                Share::All
+            }
+        }
+    }
+
+    /// The specs of `clusters` (keyed by uuid) in a few statements: their
+    /// node groups and trusts in bulk, each template once. A cluster whose
+    /// template is gone gets that error.
+    pub(crate) async fn specs(
+        &self,
+        clusters: &[&Cluster],
+    ) -> Result<HashMap<String, Result<ClusterSpec, MagnumError>>, ConductorError> {
+        let db = &self.inner.db;
+        let uuids: Vec<&str> = clusters.iter().map(|c| c.uuid.as_str()).collect();
+        let mut groups = db.nodegroups_by_cluster(&uuids).await?;
+        let mut trusts = db.trusts_of_clusters(&uuids).await?;
+        let mut templates: HashMap<String, Option<ClusterTemplate>> = HashMap::new();
+        for c in clusters {
+            let id = c.cluster_template_id.clone().unwrap_or_default();
+            if let Entry::Vacant(slot) = templates.entry(id) {
+                let t = db.cluster_template_by_uuid(&admin(), slot.key()).await?;
+                slot.insert(t);
+            }
+        }
+        Ok(clusters
+            .iter()
+            .map(|c| {
+                let id = c.cluster_template_id.clone().unwrap_or_default();
+                let spec = match templates.get(&id).cloned().flatten() {
+                    Some(template) => Ok(ClusterSpec {
+                        cluster: (*c).clone(),
+                        template,
+                        nodegroups: groups.remove(&c.uuid).unwrap_or_default(),
+                        trust: trusts.remove(&c.uuid).and_then(crate::ops::credentials),
+                    }),
+                    None => Err(MagnumError::ClusterTemplateNotFound(id)),
+                };
+                (c.uuid.clone(), spec)
+            })
+            .collect())
+    }
+
+    /// Sync the clusters in progress of this conductor's share whose
+    /// operation has been started.
     pub async fn sync_status(&self) {
-        let clusters = match self.inner.db.clusters_in_status(&IN_PROGRESS).await {
+        let began = std::time::Instant::now();
+        let db = &self.inner.db;
+        let clusters = match db.clusters_in_status(&IN_PROGRESS).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!("status sync: cannot list clusters: {e}");
                 return;
             }
         };
-        for c in clusters {
-            if let Err(e) = self.sync_one(&c).await {
-                tracing::warn!("status sync of cluster {}: {e}", c.uuid);
-            }
+        let share = self.share().await;
+        let listed = clusters.len();
+        let clusters: Vec<Cluster> = clusters
+            .into_iter()
+            .filter(|c| share.holds(&c.uuid))
+            .collect();
+        let mine = clusters.len();
+        if clusters.is_empty() {
+            tracing::debug!(
+                "status sync: 0 of {listed} clusters in progress are this conductor's ({share:?})"
+            );
+            return;
         }
+        // Read after the clusters: an operation queued since shows here.
+        let busy = match db.clusters_with_operations().await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!("status sync: cannot read queued operations: {e}");
+                return;
+            }
+        };
+        let asked: Vec<&Cluster> = clusters
+            .iter()
+            .filter(|c| c.stack_id.is_some() && !busy.contains(&c.uuid))
+            .collect();
+        let mut specs = match self.specs(&asked).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("status sync: {e}");
+                return;
+            }
+        };
+        let work: Vec<_> = clusters
+            .into_iter()
+            .map(|c| {
+                let queued = busy.contains(&c.uuid);
+                let spec = specs.remove(&c.uuid);
+                (c, queued, spec)
+            })
+            .collect();
+        bounded(
+            work,
+            self.inner.settings.sync_concurrency,
+            |(c, queued, spec)| {
+                let me = self.clone();
+                async move {
+                    if let Err(e) = me.sync_one(&c, queued, spec).await {
+                        tracing::warn!("status sync of cluster {}: {e}", c.uuid);
+                    }
+                }
+            },
+        )
+        .await;
+        tracing::debug!(
+            "status sync: {mine} of {listed} clusters in progress synced ({share:?}) in {} ms",
+            began.elapsed().as_millis()
+        );
     }
 
-    async fn sync_one(&self, cluster: &Cluster) -> Result<(), ConductorError> {
+    /// Sync one cluster as listed. `queued`: it had an operation queued
+    /// when the queue was read; `spec`: read in bulk with the others.
+    async fn sync_one(
+        &self,
+        cluster: &Cluster,
+        queued: bool,
+        spec: Option<Result<ClusterSpec, MagnumError>>,
+    ) -> Result<(), ConductorError> {
         let db = &self.inner.db;
         let status = cluster.status.clone().unwrap_or_default();
         let ctx = RequestContext {
@@ -68,34 +269,36 @@ impl Conductor {
                 let deadline = created + chrono::Duration::minutes(minutes);
                 if minutes > 0 && magnum_db::now() > deadline {
                     let reason = format!("Cluster creation timed out after {minutes} minutes");
+                    let failed = Progress::Failed(reason);
                     return self
-                        .finish(
-                            &ctx,
-                            cluster,
-                            Action::Create,
-                            Progress::Failed(reason),
-                            None,
-                        )
+                        .finish(&ctx, cluster, Action::Create, failed, None, false)
                         .await;
                 }
             }
         }
         // Not started yet: the queue has it.
-        if !db.operations_of(&cluster.uuid).await?.is_empty() {
+        if queued {
             return Ok(());
         }
-        // Judge by the row as it is now: the operation that was running
-        // when the list was read may just have finished.
-        let Some(fresh) = db.cluster_get(&cluster.uuid).await? else {
-            return Ok(());
-        };
-        if fresh.status != cluster.status {
-            return Ok(());
-        }
-        let cluster = &fresh;
         let Some(action) = action_of(&status) else {
             return Ok(());
         };
+        let mut spec = spec;
+        let fresh;
+        let mut cluster = cluster;
+        if cluster.stack_id.is_none() {
+            // Judge by the row as it is now: the operation that was
+            // running when the list was read may just have finished.
+            let Some(now) = db.cluster_get(&cluster.uuid).await? else {
+                return Ok(());
+            };
+            if now.status != cluster.status {
+                return Ok(());
+            }
+            fresh = now;
+            cluster = &fresh;
+            spec = None;
+        }
         if cluster.stack_id.is_none() {
             // Nothing was built and nothing is queued: the work was lost
             // before it reached the orchestration, if the row has been
@@ -113,16 +316,18 @@ impl Conductor {
             }
             let reason = "The operation was lost before it started; it can be retried".to_string();
             return self
-                .finish(&ctx, cluster, action, Progress::Failed(reason), None)
+                .finish(&ctx, cluster, action, Progress::Failed(reason), None, true)
                 .await;
         }
-        let spec = self.spec(cluster).await?;
+        let spec = match spec {
+            Some(spec) => spec?,
+            None => self.spec(cluster).await?,
+        };
         let driver = match self.driver(&spec) {
             Ok(d) => d,
             Err(e) => {
-                return self
-                    .finish(&ctx, cluster, action, Progress::Failed(e.to_string()), None)
-                    .await
+                let failed = Progress::Failed(e.to_string());
+                return self.finish(&ctx, cluster, action, failed, None, true).await;
             }
         };
         let observed = match driver.status(&spec).await {
@@ -134,7 +339,6 @@ impl Conductor {
                     // create_timeout still bounds a create.
                     let why = format!("{reason}; retrying");
                     if cluster.status_reason.as_deref() != Some(why.as_str()) {
-                        let status = cluster.status.clone().unwrap_or_default();
                         let mut f = Map::new();
                         f.insert("status_reason".into(), json!(why));
                         self.inner
@@ -153,29 +357,38 @@ impl Conductor {
             return Ok(());
         }
         let progress = observed.progress.clone();
-        self.finish(&ctx, cluster, observed.action, progress, Some(&observed))
+        let seen = Some((&observed, spec.nodegroups.as_slice()));
+        self.finish(&ctx, cluster, observed.action, progress, seen, true)
             .await
     }
 
-    /// Record what the orchestration reports for `cluster`.
+    /// Record what the orchestration reports for `cluster`: the addresses
+    /// and versions `observed` gives that differ from what is stored (with
+    /// the node groups as read), then the outcome. `idle`: the outcome is
+    /// the driver's, so it is recorded only while no operation is queued.
     async fn finish(
         &self,
         ctx: &RequestContext,
         cluster: &Cluster,
         action: Action,
         progress: Progress,
-        observed: Option<&Observed>,
+        observed: Option<(&Observed, &[NodeGroup])>,
+        idle: bool,
     ) -> Result<(), ConductorError> {
         let db = &self.inner.db;
         let from = cluster.status.clone().unwrap_or_default();
-        if let Some(o) = observed {
+        if let Some((o, groups)) = observed {
             let mut f = Map::new();
-            for (k, v) in [
-                ("api_address", &o.api_address),
-                ("coe_version", &o.coe_version),
-                ("container_version", &o.container_version),
+            for (k, v, stored) in [
+                ("api_address", &o.api_address, &cluster.api_address),
+                ("coe_version", &o.coe_version, &cluster.coe_version),
+                (
+                    "container_version",
+                    &o.container_version,
+                    &cluster.container_version,
+                ),
             ] {
-                if v.is_some() {
+                if v.is_some() && v != stored {
                     f.insert(k.into(), json!(v));
                 }
             }
@@ -184,6 +397,10 @@ impl Conductor {
                     .await?;
             }
             for (ng, addresses) in &o.node_addresses {
+                let stored = groups.iter().find(|g| g.uuid == *ng);
+                if stored.is_some_and(|g| g.node_addresses.as_ref() == Some(addresses)) {
+                    continue;
+                }
                 let f: Map<String, Value> = [("node_addresses".to_string(), json!(addresses))]
                     .into_iter()
                     .collect();
@@ -210,11 +427,16 @@ impl Conductor {
             }
             return Ok(());
         }
-        if !db
-            .cluster_transition(&cluster.uuid, &[from.as_str()], &to, reason)
-            .await?
-        {
-            // Another conductor recorded it first.
+        let moved = if idle {
+            db.cluster_transition_if_idle(&cluster.uuid, &[from.as_str()], &to, reason)
+                .await?
+        } else {
+            db.cluster_transition(&cluster.uuid, &[from.as_str()], &to, reason)
+                .await?
+        };
+        if !moved {
+            // Another conductor recorded it first, or an operation was
+            // queued since the queue was read (it goes first).
             return Ok(());
         }
         let failed = matches!(progress, Progress::Failed(_));
@@ -253,7 +475,8 @@ impl Conductor {
         Ok(())
     }
 
-    /// Ask drivers how healthy the finished clusters are.
+    /// Ask drivers how healthy the finished clusters of this conductor's
+    /// share are (specs read in bulk, `sync_concurrency` at a time).
     pub async fn sync_health(&self) {
         let clusters = match self.inner.db.clusters_in_status(&HEALTH_SYNCED).await {
             Ok(c) => c,
@@ -262,34 +485,85 @@ impl Conductor {
                 return;
             }
         };
-        for c in clusters {
-            let Ok(spec) = self.spec(&c).await else {
-                continue;
-            };
-            let Ok(driver) = self.driver(&spec) else {
-                continue;
-            };
-            match driver.health(&spec).await {
-                Ok(Some(h)) => {
-                    let reason = Some(h.reason.clone());
-                    if c.health_status.as_deref() != Some(h.status.as_str())
-                        || c.health_status_reason != reason
-                    {
-                        let f: Map<String, Value> = [
-                            ("health_status".to_string(), json!(h.status)),
-                            ("health_status_reason".to_string(), Value::Object(h.reason)),
-                        ]
-                        .into_iter()
-                        .collect();
-                        if let Err(e) = self.inner.db.cluster_update_fields(&c.uuid, &f, &[]).await
-                        {
-                            tracing::warn!("health sync of cluster {}: {e}", c.uuid);
-                        }
+        let share = self.share().await;
+        let clusters: Vec<&Cluster> = clusters.iter().filter(|c| share.holds(&c.uuid)).collect();
+        let specs = match self.specs(&clusters).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("health sync: {e}");
+                return;
+            }
+        };
+        let specs = specs.into_values().filter_map(Result::ok);
+        bounded(specs, self.inner.settings.sync_concurrency, |spec| {
+            let me = self.clone();
+            async move { me.health_one(&spec).await }
+        })
+        .await;
+    }
+
+    async fn health_one(&self, spec: &ClusterSpec) {
+        let c = &spec.cluster;
+        let Ok(driver) = self.driver(spec) else {
+            return;
+        };
+        match driver.health(spec).await {
+            Ok(Some(h)) => {
+                let reason = Some(h.reason.clone());
+                if c.health_status.as_deref() != Some(h.status.as_str())
+                    || c.health_status_reason != reason
+                {
+                    let f: Map<String, Value> = [
+                        ("health_status".to_string(), json!(h.status)),
+                        ("health_status_reason".to_string(), Value::Object(h.reason)),
+                    ]
+                    .into_iter()
+                    .collect();
+                    if let Err(e) = self.inner.db.cluster_update_fields(&c.uuid, &f, &[]).await {
+                        tracing::warn!("health sync of cluster {}: {e}", c.uuid);
                     }
                 }
-                Ok(None) => {}
-                Err(e) => tracing::debug!("health sync of cluster {}: {e}", c.uuid),
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!("health sync of cluster {}: {e}", c.uuid),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uuid(i: u32) -> String {
+        format!("{i:08x}-1111-4111-8111-111111111111")
+    }
+
+    #[test]
+    fn fnv1a_is_the_published_function() {
+        // Test vectors of FNV-1a 64.
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn every_cluster_has_exactly_one_conductor() {
+        for n in 1..=5 {
+            let shares: Vec<Share> = (0..n).map(|index| Share::Part { index, of: n }).collect();
+            let mut per = vec![0usize; n];
+            for i in 0..3000 {
+                let u = uuid(i);
+                let holders: Vec<usize> = (0..n).filter(|k| shares[*k].holds(&u)).collect();
+                assert_eq!(holders.len(), 1, "{u} among {n}");
+                assert_eq!(holders[0], share_of(&u, n), "stable");
+                per[holders[0]] += 1;
+            }
+            // Roughly even: no conductor gets under half its fair part.
+            for k in per {
+                assert!(k * n * 2 > 3000, "{n} conductors: {k} of 3000");
             }
         }
+        assert!(Share::All.holds(&uuid(7)));
+        assert_eq!(share_of(&uuid(7), 0), 0);
     }
 }

@@ -11,7 +11,14 @@
 //! - `fake_refuse`: actions whose driver call errors at once;
 //! - `fake_hang`: actions that never finish (timeouts);
 //! - `fake_health`: the health status the COE reports.
+//!
+//! For counting, the cloud keeps two logs beside the stacks: `calls.log`,
+//! one line `<action> <cluster> <start> <end>` per driver call that
+//! blocked (`fake_call_seconds`), and, when the driver has a tag
+//! ([`FakeDriver::counting`], or `$MAGNUM_FAKE_STATUS_LOG` for a process),
+//! `status.log`, one line `<tag> <cluster> <time>` per status call.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -45,6 +52,25 @@ const KINDS: &[ClusterKind] = &[
 #[derive(Debug, Clone)]
 pub struct FakeDriver {
     dir: PathBuf,
+    /// Who this driver's status calls are logged as, if they are.
+    tag: Option<String>,
+}
+
+/// One status call the cloud answered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusCall {
+    pub tag: String,
+    pub cluster: String,
+    pub at: f64,
+}
+
+/// One driver call that blocked, and when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlowCall {
+    pub action: String,
+    pub cluster: String,
+    pub start: f64,
+    pub end: f64,
 }
 
 fn now() -> f64 {
@@ -77,15 +103,79 @@ fn action_name(a: Action) -> &'static str {
 
 impl FakeDriver {
     /// The cloud in `$MAGNUM_FAKE_CLOUD`, else under the temporary directory.
+    /// Status calls are logged under `$MAGNUM_FAKE_STATUS_LOG`, if set.
     pub fn from_env() -> Self {
         let dir = std::env::var_os("MAGNUM_FAKE_CLOUD")
             .map(PathBuf::from)
             .unwrap_or_else(|| std::env::temp_dir().join("magnum-fake-cloud"));
-        FakeDriver { dir }
+        let tag = std::env::var("MAGNUM_FAKE_STATUS_LOG")
+            .ok()
+            .filter(|t| !t.trim().is_empty());
+        FakeDriver { dir, tag }
     }
 
     pub fn new(dir: PathBuf) -> Self {
-        FakeDriver { dir }
+        FakeDriver { dir, tag: None }
+    }
+
+    /// Log this driver's status calls as `tag`'s.
+    pub fn counting(self, tag: &str) -> Self {
+        FakeDriver {
+            tag: Some(tag.split_whitespace().collect::<Vec<_>>().join("_")),
+            ..self
+        }
+    }
+
+    fn append(&self, log: &str, line: String) -> Result<(), DriverError> {
+        std::fs::create_dir_all(&self.dir)
+            .and_then(|_| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.dir.join(log))
+            })
+            // One write per line: lines of several processes never mix.
+            .and_then(|mut f| f.write_all(line.as_bytes()))
+            .map_err(|e| DriverError::Failed(format!("fake cloud: {e}")))
+    }
+
+    fn log_lines(&self, log: &str) -> Vec<Vec<String>> {
+        std::fs::read_to_string(self.dir.join(log))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.split_whitespace().map(str::to_string).collect())
+            .collect()
+    }
+
+    /// Every status call logged so far, by any tagged driver on this cloud.
+    pub fn status_calls(&self) -> Vec<StatusCall> {
+        self.log_lines("status.log")
+            .into_iter()
+            .filter_map(|f| match f.as_slice() {
+                [tag, cluster, at] => Some(StatusCall {
+                    tag: tag.clone(),
+                    cluster: cluster.clone(),
+                    at: at.parse().ok()?,
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every blocking driver call so far, with its start and end.
+    pub fn slow_calls(&self) -> Vec<SlowCall> {
+        self.log_lines("calls.log")
+            .into_iter()
+            .filter_map(|f| match f.as_slice() {
+                [action, cluster, start, end] => Some(SlowCall {
+                    action: action.clone(),
+                    cluster: cluster.clone(),
+                    start: start.parse().ok()?,
+                    end: end.parse().ok()?,
+                }),
+                _ => None,
+            })
+            .collect()
     }
 
     fn stack_id(spec: &ClusterSpec) -> String {
@@ -114,7 +204,10 @@ impl FakeDriver {
                 .and_then(|s| s.parse::<f64>().ok())
                 .unwrap_or(0.0);
             if call > 0.0 {
+                let start = now();
                 tokio::time::sleep(Duration::from_secs_f64(call)).await;
+                let line = format!("{what} {} {start:.6} {:.6}\n", spec.cluster.uuid, now());
+                self.append("calls.log", line)?;
             }
             if listed(&spec, "fake_refuse", &what) {
                 return Err(DriverError::Failed(format!(
@@ -239,6 +332,10 @@ impl Driver for FakeDriver {
     fn status(&self, spec: &ClusterSpec) -> DriverFuture<'_, Observed> {
         let spec = spec.clone();
         Box::pin(async move {
+            if let Some(tag) = &self.tag {
+                let line = format!("{tag} {} {:.6}\n", spec.cluster.uuid, now());
+                self.append("status.log", line)?;
+            }
             let id = spec
                 .cluster
                 .stack_id

@@ -61,6 +61,8 @@ pub static OPTIONS: &[OptDef] = &[
     opt("conductor", "operation_retry_delay", Int { min: Some(1), max: None }, Some("30"), "Seconds before an operation whose cloud could not be reached runs again (magnum-rs).", false),
     opt("conductor", "operation_grace", Int { min: Some(0), max: None }, Some("10"), "Seconds a queued operation waits for the conductor its RPC message reaches before any conductor's sweep claims it (magnum-rs).", false),
     opt("conductor", "sync_interval", Int { min: Some(1), max: None }, Some("10"), "Seconds between a conductor's sweeps of queued operations and syncs of cluster status (magnum-rs).", false),
+    opt("conductor", "sweep_concurrency", Int { min: Some(1), max: None }, Some("16"), "How many queued operations a conductor's sweep runs at once: those whose conductor died, or whose cast was lost (magnum-rs).", false),
+    opt("conductor", "sync_concurrency", Int { min: Some(1), max: None }, Some("16"), "How many clusters a conductor asks their drivers about at once in a status or health sync; the live conductors share the clusters (magnum-rs).", false),
     opt("database", "mysql_engine", Str, Some("InnoDB"), "MySQL storage engine of new tables.", false),
     opt("docker", "docker_remote_api_version", Str, Some("1.21"), "Docker API client: docker remote api version.", false),
     opt("docker", "default_timeout", Int { min: None, max: None }, Some("60"), "Docker API client: default timeout.", false),

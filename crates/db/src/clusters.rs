@@ -53,7 +53,7 @@ fn c(name: &str) -> Expr {
 }
 
 /// Move the row `uuid` of `table` to status `to` if it is in one of `from`.
-fn transition(
+pub(crate) fn transition(
     table: &Table,
     uuid: &str,
     from: &[&str],
@@ -68,13 +68,6 @@ fn transition(
         .and_where(c("uuid").eq(uuid))
         .and_where(c("status").is_in(from.iter().copied()))
         .to_owned()
-}
-
-/// Node groups of these clusters, by id.
-fn of_clusters(mut q: SelectStatement, cluster_uuids: &[&str]) -> SelectStatement {
-    q.and_where(c("cluster_id").is_in(cluster_uuids.iter().copied()))
-        .order_by(Alias::new("id"), sea_query::Order::Asc);
-    q
 }
 
 fn uuid_like(s: &str) -> bool {
@@ -363,18 +356,6 @@ impl Database {
         self.nodegroups_where(&q).await
     }
 
-    /// The node groups of several clusters in one statement, by id.
-    pub async fn nodegroups_of_clusters(
-        &self,
-        cluster_uuids: &[&str],
-    ) -> Result<Vec<NodeGroup>, DbError> {
-        if cluster_uuids.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.nodegroups_where(&of_clusters(select(&NODEGROUPS), cluster_uuids))
-            .await
-    }
-
     /// What cluster views show of the node groups of several clusters
     /// (uuid, name, cluster, role, counts, addresses, status and reason;
     /// other fields are left at their defaults), in one statement, by id:
@@ -386,8 +367,11 @@ impl Database {
         if cluster_uuids.is_empty() {
             return Ok(Vec::new());
         }
-        let q = records::select_only(&NODEGROUPS, &NODEGROUP_SUMMARY);
-        self.nodegroups_where(&of_clusters(q, cluster_uuids)).await
+        let q = records::select_only(&NODEGROUPS, &NODEGROUP_SUMMARY)
+            .and_where(c("cluster_id").is_in(cluster_uuids.iter().copied()))
+            .order_by(Alias::new("id"), sea_query::Order::Asc)
+            .to_owned();
+        self.nodegroups_where(&q).await
     }
 
     /// Whether `key` is a column node groups can be sorted by.

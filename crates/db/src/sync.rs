@@ -10,7 +10,7 @@ use sea_query::{Alias, Expr, Query};
 use crate::clusters::NODEGROUPS;
 use crate::records::{self, select, Mapping};
 use crate::schema::{CLUSTER, CLUSTER_OPERATION, CLUSTER_TRUST};
-use crate::{now, ClusterTrust, Database, DbError};
+use crate::{ClusterTrust, Database, DbError};
 
 const TRUSTS: Mapping = Mapping {
     table: &CLUSTER_TRUST,
@@ -92,13 +92,7 @@ impl Database {
             .from(Alias::new(CLUSTER_OPERATION.name))
             .and_where(c("cluster_uuid").eq(uuid))
             .to_owned();
-        let q = Query::update()
-            .table(Alias::new(CLUSTER.name))
-            .value(Alias::new("status"), to)
-            .value(Alias::new("status_reason"), reason.map(str::to_string))
-            .value(Alias::new("updated_at"), now())
-            .and_where(c("uuid").eq(uuid))
-            .and_where(c("status").is_in(from.iter().copied()))
+        let q = crate::clusters::transition(&CLUSTER, uuid, from, to, reason)
             .and_where(Expr::exists(queued).not())
             .to_owned();
         Ok(self.execute(&q).await? == 1)

@@ -60,6 +60,19 @@ pub enum Store {
     Local(PathBuf),
 }
 
+/// A cluster's new certificates, each with the cluster field naming it.
+pub struct Made(Vec<(&'static str, X509KeyPair)>);
+
+/// Certificates as far as they are kept: the fields to record on the
+/// cluster, the rows to write with them (the `x509keypair` table), and the
+/// references already stored elsewhere.
+#[derive(Debug, Default, Clone)]
+pub struct Kept {
+    pub refs: Map<String, Value>,
+    pub writes: Vec<magnum_db::Write>,
+    pub external: Vec<String>,
+}
+
 /// Makes, finds and removes cluster certificates.
 #[derive(Debug, Clone)]
 pub struct CertManager {
@@ -141,25 +154,6 @@ impl CertManager {
         &self.store
     }
 
-    async fn store(
-        &self,
-        db: &Database,
-        c: &Cluster,
-        cert: x509::CertKey,
-        passphrase: String,
-    ) -> Result<String, MagnumError> {
-        let k = X509KeyPair {
-            uuid: uuid::Uuid::new_v4().to_string(),
-            certificate: Some(cert.certificate),
-            private_key: Some(cert.private_key),
-            private_key_passphrase: Some(passphrase),
-            intermediates: None,
-            project_id: c.project_id.clone(),
-            user_id: c.user_id.clone(),
-        };
-        self.put(db, k).await
-    }
-
     /// Keep a certificate; its reference.
     pub async fn put(&self, db: &Database, k: X509KeyPair) -> Result<String, MagnumError> {
         match &self.store {
@@ -197,64 +191,93 @@ impl CertManager {
         }
     }
 
-    /// Generate and store a cluster's certificates; the fields to save on
-    /// the cluster (`ca_cert_ref`, `etcd_ca_cert_ref`,
-    /// `front_proxy_ca_cert_ref`, `magnum_cert_ref`).
-    pub async fn generate(
-        &self,
-        db: &Database,
-        c: &Cluster,
-    ) -> Result<Map<String, Value>, MagnumError> {
+    /// Generate a cluster's certificates (CPU only; nothing is stored):
+    /// each with the cluster field that will name it.
+    pub async fn make(&self, c: &Cluster) -> Result<Made, MagnumError> {
         let issuer = issuer_name(c);
         let s = self.settings.clone();
         let (ca_pw, etcd_pw, fp_pw, client_pw) =
             (passphrase(), passphrase(), passphrase(), passphrase());
-        let made = {
-            let (issuer, ca_pw, etcd_pw, fp_pw, client_pw) = (
-                issuer.clone(),
-                ca_pw.clone(),
-                etcd_pw.clone(),
-                fp_pw.clone(),
-                client_pw.clone(),
-            );
-            tokio::task::spawn_blocking(move || -> Result<_, X509Error> {
-                let ca = x509::generate_ca(&issuer, Some(&ca_pw), &s)?;
-                let etcd = x509::generate_ca(&issuer, Some(&etcd_pw), &s)?;
-                let fp = x509::generate_ca(&issuer, Some(&fp_pw), &s)?;
-                let client = x509::generate_client(
-                    &issuer,
-                    "admin",
-                    Some("system:masters"),
-                    &ca.private_key,
-                    Some(&ca_pw),
-                    Some(&client_pw),
-                    &s,
-                )?;
-                Ok((ca, etcd, fp, client))
-            })
-            .await
-            .map_err(|e| MagnumError::Internal(e.to_string()))?
-            .map_err(x509_error)?
+        let (ca, etcd, fp, client) = tokio::task::spawn_blocking(move || {
+            let ca = x509::generate_ca(&issuer, Some(&ca_pw), &s)?;
+            let etcd = x509::generate_ca(&issuer, Some(&etcd_pw), &s)?;
+            let fp = x509::generate_ca(&issuer, Some(&fp_pw), &s)?;
+            let client = x509::generate_client(
+                &issuer,
+                "admin",
+                Some("system:masters"),
+                &ca.private_key,
+                Some(&ca_pw),
+                Some(&client_pw),
+                &s,
+            )?;
+            Ok::<_, X509Error>((
+                (ca, ca_pw),
+                (etcd, etcd_pw),
+                (fp, fp_pw),
+                (client, client_pw),
+            ))
+        })
+        .await
+        .map_err(|e| MagnumError::Internal(e.to_string()))?
+        .map_err(x509_error)?;
+        let pair = |(cert, pw): (x509::CertKey, String)| X509KeyPair {
+            uuid: uuid::Uuid::new_v4().to_string(),
+            certificate: Some(cert.certificate),
+            private_key: Some(cert.private_key),
+            private_key_passphrase: Some(pw),
+            intermediates: None,
+            project_id: c.project_id.clone(),
+            user_id: c.user_id.clone(),
         };
-        let (ca, etcd, fp, client) = made;
-        let mut refs = Map::new();
-        refs.insert(
-            "ca_cert_ref".into(),
-            json!(self.store(db, c, ca, ca_pw).await?),
-        );
-        refs.insert(
-            "etcd_ca_cert_ref".into(),
-            json!(self.store(db, c, etcd, etcd_pw).await?),
-        );
-        refs.insert(
-            "front_proxy_ca_cert_ref".into(),
-            json!(self.store(db, c, fp, fp_pw).await?),
-        );
-        refs.insert(
-            "magnum_cert_ref".into(),
-            json!(self.store(db, c, client, client_pw).await?),
-        );
-        Ok(refs)
+        Ok(Made(vec![
+            ("ca_cert_ref", pair(ca)),
+            ("etcd_ca_cert_ref", pair(etcd)),
+            ("front_proxy_ca_cert_ref", pair(fp)),
+            ("magnum_cert_ref", pair(client)),
+        ]))
+    }
+
+    /// Store what [`CertManager::make`] made, but only as far as can be
+    /// undone: in the `x509keypair` table nothing is written yet (the rows
+    /// come back as writes, for the transaction that records the
+    /// references); in Barbican or files each certificate is stored, and
+    /// what was stored is removed again if a later one fails. An error is
+    /// the storage's (unreachable, refused): worth a retry.
+    pub async fn keep(&self, db: &Database, made: Made) -> Result<Kept, MagnumError> {
+        let mut kept = Kept::default();
+        for (field, k) in made.0 {
+            let r = match &self.store {
+                Store::Table => {
+                    kept.refs.insert(field.into(), json!(k.uuid));
+                    kept.writes.push(magnum_db::Write::KeyPair(k));
+                    continue;
+                }
+                Store::Local(dir) => local::put(dir, &k).await.map(|_| k.uuid.clone()),
+                Store::Barbican(b) => barbican_put(b, &k).await.map_err(storage),
+            };
+            match r {
+                Ok(r) => {
+                    kept.refs.insert(field.into(), json!(r));
+                    kept.external.push(r);
+                }
+                Err(e) => {
+                    self.forget(db, &kept).await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(kept)
+    }
+
+    /// Remove what [`CertManager::keep`] stored outside the database
+    /// (its references could not be recorded).
+    pub async fn forget(&self, db: &Database, kept: &Kept) {
+        for r in &kept.external {
+            if let Err(e) = self.remove(db, r).await {
+                tracing::warn!("cannot remove unrecorded certificate {r}: {e}");
+            }
+        }
     }
 
     fn reference(c: &Cluster, t: CaType) -> Option<&String> {

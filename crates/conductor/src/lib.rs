@@ -178,6 +178,10 @@ pub enum ConductorError {
     /// queued and run it again later.
     #[error("will retry: {0}")]
     Retry(String),
+    /// The attempt no longer holds its operation (its lease was taken over
+    /// or could not be renewed): it stops and writes nothing.
+    #[error("the operation's lease was lost")]
+    LeaseLost,
 }
 
 fn failure(class: &str, module: &str, message: String) -> RemoteError {
@@ -204,6 +208,11 @@ impl From<ConductorError> for RemoteError {
                 };
                 failure(class, "magnum.common.exception", m.to_string())
             }
+            ConductorError::LeaseLost => failure(
+                "MagnumException",
+                "magnum.common.exception",
+                "the operation was taken over by another attempt".into(),
+            ),
             ConductorError::Retry(r) => failure(
                 "MagnumException",
                 "magnum.common.exception",
@@ -289,7 +298,7 @@ impl Conductor {
         let db = &self.inner.db;
         if let Err(e) = self.forget_trust(&cluster.uuid).await {
             return self
-                .retry_later(
+                .note_retry(
                     &cluster.uuid,
                     magnum_core::objects::status::DELETE_IN_PROGRESS,
                     format!("Failed to delete the cluster's trust or trustee: {e}"),

@@ -13,7 +13,7 @@ use magnum_core::objects::status::*;
 use magnum_core::objects::{default_nodegroup, Cluster, ClusterTemplate, NodeGroup};
 use magnum_core::ovo;
 use magnum_core::{MagnumError, RequestContext};
-use magnum_db::{Gate, Operation};
+use magnum_db::{Fence, Gate, Operation, Write};
 use serde_json::{json, Map, Value};
 
 use crate::notify::Outcome;
@@ -254,6 +254,15 @@ impl Conductor {
 
     /// Claim and run the operation `uuid`, then whatever else is queued
     /// for its cluster. The cluster as it is afterwards, if it exists.
+    ///
+    /// An attempt ends one of four ways. Done: its results and the
+    /// operation's retirement are written in one fenced transaction.
+    /// Retry (the cloud or the database could not be reached, certificates
+    /// could not be stored): the operation stays queued and runs again
+    /// after a backoff, here or on another conductor. Lost (its lease was
+    /// taken over, or could not be renewed for a whole lease): it stops
+    /// and writes nothing. Refused (its arguments are wrong, its cluster
+    /// or template is gone): the operation is retired with the error.
     pub(crate) async fn work(&self, uuid: &str) -> Result<Option<Cluster>, ConductorError> {
         let db = &self.inner.db;
         let s = &self.inner.settings;
@@ -270,32 +279,56 @@ impl Conductor {
                 break;
             };
             cluster_uuid = Some(op.cluster_uuid.clone());
-            tracing::info!("running {} of cluster {}", op.method, op.cluster_uuid);
-            let keeper = self.keep_lease(&op.uuid);
-            let outcome = self.run(&op).await;
+            let attempt = Attempt {
+                fence: Fence {
+                    operation: op.uuid.clone(),
+                    token: op.owner.clone().unwrap_or_default(),
+                },
+                op,
+            };
+            let op = &attempt.op;
+            tracing::info!(
+                "running {} of cluster {} (attempt {})",
+                op.method,
+                op.cluster_uuid,
+                op.attempts
+            );
+            let (lost, keeper) = self.keep_lease(&attempt.fence);
+            let outcome = tokio::select! {
+                r = self.run(&attempt) => r,
+                _ = lost => Err(ConductorError::LeaseLost),
+            };
             keeper.abort();
-            if let Err(ConductorError::Retry(reason)) = &outcome {
-                // Keep it: the sweep of any conductor runs it again once
-                // this hold runs out.
-                tracing::warn!(
-                    "{} of cluster {}: {reason}; again in {} s",
-                    op.method,
-                    op.cluster_uuid,
-                    s.retry_delay
-                );
-                db.operation_renew(&op.uuid, &s.host, s.retry_delay).await?;
-                break;
-            }
-            if !db.operation_finish(&op.uuid, &s.host).await? {
-                tracing::warn!(
-                    "{} of cluster {}: lease lost while running",
-                    op.method,
-                    op.cluster_uuid
-                );
-            }
-            if let Err(e) = outcome {
-                tracing::warn!("{} of cluster {} failed: {e}", op.method, op.cluster_uuid);
-                first_error.get_or_insert(e);
+            let outcome = match outcome {
+                Ok(done) => self.record(&attempt, done).await,
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(()) => {}
+                Err(ConductorError::LeaseLost) => {
+                    tracing::warn!(
+                        "{} of cluster {}: lease lost; this attempt stopped and wrote nothing more",
+                        op.method,
+                        op.cluster_uuid
+                    );
+                    break;
+                }
+                Err(e @ (ConductorError::Retry(_) | ConductorError::Db(_))) => {
+                    self.again_later(&attempt, &e).await;
+                    break;
+                }
+                Err(e @ ConductorError::Magnum(_)) => {
+                    tracing::warn!("{} of cluster {} failed: {e}", op.method, op.cluster_uuid);
+                    match db.fenced(&attempt.fence, &[Write::Finish]).await {
+                        Ok(_) => {}
+                        Err(d) => tracing::warn!(
+                            "{} of cluster {}: cannot retire it yet ({d}); it runs again",
+                            op.method,
+                            op.cluster_uuid
+                        ),
+                    }
+                    first_error.get_or_insert(e);
+                }
             }
             next = db
                 .operations_of(&op.cluster_uuid)
@@ -313,26 +346,119 @@ impl Conductor {
         }
     }
 
-    /// Renew the lease on `uuid` every third of its length while the
-    /// returned task lives.
-    fn keep_lease(&self, uuid: &str) -> tokio::task::JoinHandle<()> {
+    /// Write what an attempt concluded with its operation's retirement,
+    /// then tell the bus about a failure.
+    async fn record(&self, a: &Attempt, done: Done) -> Result<(), ConductorError> {
+        let mut writes = done.writes;
+        writes.push(Write::Finish);
+        self.write(a, &writes).await?;
+        if let Some(action) = done.failed {
+            if let Some(c) = self.inner.db.cluster_get(&a.op.cluster_uuid).await? {
+                let ctx = RequestContext::from_wire(&a.op.context);
+                self.inner
+                    .notifier
+                    .cluster(&ctx, action, Outcome::Failure, &c)
+                    .await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Keep an operation that could not run now: it is due again after a
+    /// backoff (the retry delay, doubled with each attempt up to eight
+    /// times it). When even that cannot be written, its lease runs out and
+    /// a sweep takes it then.
+    async fn again_later(&self, a: &Attempt, why: &ConductorError) {
+        let s = &self.inner.settings;
+        let factor = 1i64 << (a.op.attempts.clamp(1, 4) - 1);
+        let delay = s.retry_delay.saturating_mul(factor);
+        tracing::warn!(
+            "{} of cluster {}: {why}; again in {delay} s",
+            a.op.method,
+            a.op.cluster_uuid
+        );
+        if let Err(e) = self
+            .inner
+            .db
+            .operation_renew(&a.op.uuid, &a.fence.token, delay)
+            .await
+        {
+            tracing::warn!(
+                "{} of cluster {}: cannot reschedule it ({e}); a sweep takes it once its lease runs out",
+                a.op.method,
+                a.op.cluster_uuid
+            );
+        }
+    }
+
+    /// Write `writes` as the attempt `a`; [`ConductorError::LeaseLost`]
+    /// when it no longer holds its operation.
+    async fn write(&self, a: &Attempt, writes: &[Write]) -> Result<(), ConductorError> {
+        if self.inner.db.fenced(&a.fence, writes).await? {
+            Ok(())
+        } else {
+            Err(ConductorError::LeaseLost)
+        }
+    }
+
+    /// Renew the lease of the attempt `fence` every third of its length
+    /// while the returned task lives. The receiver fires when the lease is
+    /// lost: taken over, or not renewed for a whole lease (the database is
+    /// unreachable, so another conductor may hold it by now).
+    fn keep_lease(
+        &self,
+        fence: &Fence,
+    ) -> (
+        tokio::sync::oneshot::Receiver<()>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let (lost, signal) = tokio::sync::oneshot::channel();
         let me = self.clone();
-        let uuid = uuid.to_string();
-        tokio::spawn(async move {
+        let fence = fence.clone();
+        let task = tokio::spawn(async move {
             let s = &me.inner.settings;
+            let lease = Duration::from_secs(s.lease as u64);
             let every = Duration::from_secs((s.lease / 3).max(1) as u64);
+            // Whole seconds are stored: count a second less than asked.
+            let lease = lease.saturating_sub(Duration::from_secs(1));
+            let mut held_until = tokio::time::Instant::now() + lease;
             loop {
                 tokio::time::sleep(every).await;
-                match me.inner.db.operation_renew(&uuid, &s.host, s.lease).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        tracing::warn!("operation {uuid}: lease lost");
+                let asked = tokio::time::Instant::now();
+                let renewal = tokio::time::timeout(
+                    every,
+                    me.inner
+                        .db
+                        .operation_renew(&fence.operation, &fence.token, s.lease),
+                )
+                .await;
+                match renewal {
+                    Ok(Ok(true)) => held_until = asked + lease,
+                    Ok(Ok(false)) => {
+                        tracing::warn!("operation {}: lease taken over", fence.operation);
+                        let _ = lost.send(());
                         return;
                     }
-                    Err(e) => tracing::warn!("operation {uuid}: lease renewal failed: {e}"),
+                    Ok(Err(e)) => {
+                        tracing::warn!("operation {}: lease renewal failed: {e}", fence.operation)
+                    }
+                    Err(_) => tracing::warn!(
+                        "operation {}: lease renewal did not answer in time",
+                        fence.operation
+                    ),
+                }
+                // Stop before the lease can have run out unrenewed.
+                if tokio::time::Instant::now() + every >= held_until {
+                    tracing::warn!(
+                        "operation {}: lease not renewed in time; stopping this attempt",
+                        fence.operation
+                    );
+                    let _ = lost.send(());
+                    return;
                 }
             }
-        })
+        });
+        (signal, task)
     }
 
     pub(crate) async fn template(
@@ -372,15 +498,8 @@ impl Conductor {
         self.inner.drivers.for_template(&spec.template)
     }
 
-    /// Run a driver call, bounded in time.
-    async fn call<T>(
-        limit: Duration,
-        f: impl std::future::Future<Output = Result<T, DriverError>>,
-    ) -> Result<T, String> {
-        Self::call_driver(limit, f).await.map_err(|e| e.to_string())
-    }
-
-    /// [`Self::call`], keeping the driver's kind of failure.
+    /// Run a driver call, bounded in time: the driver's answer, with a
+    /// call that outlasts `limit` as a failure.
     async fn call_driver<T>(
         limit: Duration,
         f: impl std::future::Future<Output = Result<T, DriverError>>,
@@ -394,10 +513,47 @@ impl Conductor {
         }
     }
 
-    /// The cloud could not be reached: say so on the cluster (still in
-    /// `status`) and keep the operation queued (or the cluster in
-    /// progress, for the status sync) for another try.
-    pub(crate) async fn retry_later<T>(
+    /// The one rule for every driver call of an attempt: its result, the
+    /// driver's or cloud's own failure as `Ok(Err(reason))`, and a cloud
+    /// that could not be asked as a retry (said on the cluster, which stays
+    /// in `status`).
+    async fn drive<T>(
+        &self,
+        a: &Attempt,
+        status: &str,
+        limit: Duration,
+        f: impl std::future::Future<Output = Result<T, DriverError>>,
+    ) -> Result<Result<T, String>, ConductorError> {
+        match Self::call_driver(limit, f).await {
+            Ok(v) => Ok(Ok(v)),
+            Err(DriverError::Unreachable(reason)) => self.retry_later(a, status, reason).await,
+            Err(e) => Ok(Err(e.to_string())),
+        }
+    }
+
+    /// The cloud (or storage) could not be reached: say so on the cluster
+    /// (if it is still in `status`) and keep the operation for another try.
+    async fn retry_later<T>(
+        &self,
+        a: &Attempt,
+        status: &str,
+        reason: String,
+    ) -> Result<T, ConductorError> {
+        let w = Write::Cluster {
+            uuid: a.op.cluster_uuid.clone(),
+            fields: fields(json!({ "status_reason": format!("{reason}; will retry") })),
+            only_in: vec![status.to_string()],
+        };
+        match self.write(a, &[w]).await {
+            Err(ConductorError::LeaseLost) => Err(ConductorError::LeaseLost),
+            // The reason is a courtesy: the retry holds without it.
+            _ => Err(ConductorError::Retry(reason)),
+        }
+    }
+
+    /// The cluster's status outside an attempt (the status sync, which
+    /// found a cluster it cannot finish now): say why on it.
+    pub(crate) async fn note_retry<T>(
         &self,
         cluster_uuid: &str,
         status: &str,
@@ -411,142 +567,112 @@ impl Conductor {
         Err(ConductorError::Retry(reason))
     }
 
-    /// Mark the cluster (moving from `from`) and its node groups in
-    /// progress as failed, and tell the bus.
-    async fn fail(
-        &self,
-        ctx: &RequestContext,
-        cluster_uuid: &str,
-        from: &str,
-        to: &str,
-        reason: &str,
-    ) -> Result<(), ConductorError> {
-        let db = &self.inner.db;
-        db.cluster_transition(cluster_uuid, &[from], to, Some(reason))
-            .await?;
-        let ng_to = if to == CREATE_FAILED {
-            CREATE_FAILED
-        } else {
-            UPDATE_FAILED
-        };
-        db.nodegroups_transition(cluster_uuid, &[CREATE_IN_PROGRESS], ng_to, Some(reason))
-            .await?;
-        db.nodegroups_transition(
-            cluster_uuid,
-            &[UPDATE_IN_PROGRESS],
-            UPDATE_FAILED,
-            Some(reason),
-        )
-        .await?;
-        db.nodegroups_transition(
-            cluster_uuid,
-            &[DELETE_IN_PROGRESS],
-            DELETE_FAILED,
-            Some(reason),
-        )
-        .await?;
-        if let Some(c) = db.cluster_get(cluster_uuid).await? {
-            let action = match to {
-                CREATE_FAILED => "create",
-                DELETE_FAILED => "delete",
-                _ => "update",
-            };
-            self.inner
-                .notifier
-                .cluster(ctx, action, Outcome::Failure, &c)
-                .await;
-        }
-        Ok(())
-    }
-
-    async fn run(&self, op: &Operation) -> Result<(), ConductorError> {
+    async fn run(&self, a: &Attempt) -> Result<Done, ConductorError> {
+        let op = &a.op;
         let ctx = RequestContext::from_wire(&op.context);
         let db = &self.inner.db;
         let Some(cluster) = db.cluster_get(&op.cluster_uuid).await? else {
-            return Ok(());
+            return Ok(Done::default());
         };
         let status = cluster.status.clone().unwrap_or_default();
         match op.method.as_str() {
-            "cluster_create" => self.run_create(&ctx, op, cluster, &status).await,
-            "cluster_delete" => self.run_delete(&ctx, cluster, &status).await,
-            "cluster_update" => self.run_update(&ctx, op, cluster, &status).await,
-            "cluster_resize" => self.run_resize(&ctx, op, cluster, &status).await,
-            "cluster_upgrade" => self.run_upgrade(&ctx, op, cluster, &status).await,
+            "cluster_create" => self.run_create(&ctx, a, cluster, &status).await,
+            "cluster_delete" => self.run_delete(&ctx, a, cluster, &status).await,
+            "cluster_update" => self.run_update(&ctx, a, cluster, &status).await,
+            "cluster_resize" => self.run_resize(&ctx, a, cluster, &status).await,
+            "cluster_upgrade" => self.run_upgrade(&ctx, a, cluster, &status).await,
             "nodegroup_create" | "nodegroup_update" | "nodegroup_delete" => {
-                self.run_nodegroup(&ctx, op, cluster, &status).await
+                self.run_nodegroup(a, cluster, &status).await
             }
-            "rotate_ca_certificate" => self.run_rotate_ca(&ctx, cluster, &status).await,
+            "rotate_ca_certificate" => self.run_rotate_ca(&ctx, a, cluster, &status).await,
             other => {
                 tracing::warn!("dropping queued operation with unknown method {other}");
-                Ok(())
+                Ok(Done::default())
             }
+        }
+    }
+
+    /// A create that cannot run now is kept, unless it has waited longer
+    /// than the create timeout its user set: then it fails with the last
+    /// reason.
+    fn create_waited_too_long(a: &Attempt, cluster: &Cluster) -> bool {
+        let timeout = arg_i64(&a.op.args, "create_timeout")
+            .or(cluster.create_timeout)
+            .unwrap_or(60);
+        match a.op.created_at {
+            Some(at) if timeout > 0 => magnum_db::now() - at > chrono::Duration::minutes(timeout),
+            _ => false,
         }
     }
 
     async fn run_create(
         &self,
         ctx: &RequestContext,
-        op: &Operation,
+        a: &Attempt,
         cluster: Cluster,
         status: &str,
-    ) -> Result<(), ConductorError> {
+    ) -> Result<Done, ConductorError> {
+        match self.try_create(ctx, a, &cluster, status).await {
+            Err(ConductorError::Retry(reason)) if Self::create_waited_too_long(a, &cluster) => {
+                let reason = format!("Timed out before the cluster could be created: {reason}");
+                Ok(failure(
+                    &cluster.uuid,
+                    CREATE_IN_PROGRESS,
+                    CREATE_FAILED,
+                    &reason,
+                ))
+            }
+            other => other,
+        }
+    }
+
+    async fn try_create(
+        &self,
+        ctx: &RequestContext,
+        a: &Attempt,
+        cluster: &Cluster,
+        status: &str,
+    ) -> Result<Done, ConductorError> {
         if status != CREATE_IN_PROGRESS || cluster.stack_id.is_some() {
             // Superseded (deleted meanwhile) or already started.
-            return Ok(());
+            return Ok(Done::default());
         }
         let notifier = &self.inner.notifier;
         notifier
-            .cluster(ctx, "create", Outcome::Pending, &cluster)
+            .cluster(ctx, "create", Outcome::Pending, cluster)
             .await;
-        let mut spec = self.spec(&cluster).await?;
+        let mut spec = self.spec(cluster).await?;
         let driver = match self.driver(&spec) {
             Ok(d) => d,
             Err(e) => {
-                let reason = e.to_string();
-                return self
-                    .fail(
-                        ctx,
-                        &cluster.uuid,
-                        CREATE_IN_PROGRESS,
-                        CREATE_FAILED,
-                        &reason,
-                    )
-                    .await;
+                return Ok(failure(
+                    &cluster.uuid,
+                    CREATE_IN_PROGRESS,
+                    CREATE_FAILED,
+                    &e.to_string(),
+                ))
             }
         };
         // The cluster's CAs and Magnum's client certificate, unless the
         // template turns TLS off (kept when a takeover runs this again).
         if spec.template.tls_disabled != Some(true) && cluster.ca_cert_ref.is_none() {
-            match self.inner.certs.generate(&self.inner.db, &cluster).await {
-                Ok(refs) => {
-                    self.inner
-                        .db
-                        .cluster_update_fields(&cluster.uuid, &refs, &[])
-                        .await?;
-                    // The driver sees the cluster with its certificates.
-                    if let Some(now) = self.inner.db.cluster_get(&cluster.uuid).await? {
-                        spec = self.spec(&now).await?;
-                    }
-                }
-                Err(e) => {
-                    tracing::error!("cluster {}: certificates: {e}", cluster.uuid);
-                    let reason = format!(
-                        "Failed to create certificates for Cluster: {}",
-                        cluster.uuid
-                    );
-                    return self
-                        .fail(
-                            ctx,
-                            &cluster.uuid,
-                            CREATE_IN_PROGRESS,
-                            CREATE_FAILED,
-                            &reason,
-                        )
-                        .await;
-                }
+            if let Err(reason) = self
+                .make_certificates(a, cluster, CREATE_IN_PROGRESS)
+                .await?
+            {
+                return Ok(failure(
+                    &cluster.uuid,
+                    CREATE_IN_PROGRESS,
+                    CREATE_FAILED,
+                    &reason,
+                ));
+            }
+            // The driver sees the cluster with its certificates.
+            if let Some(now) = self.inner.db.cluster_get(&cluster.uuid).await? {
+                spec = self.spec(&now).await?;
             }
         }
-        let timeout = arg_i64(&op.args, "create_timeout")
+        let timeout = arg_i64(&a.op.args, "create_timeout")
             .or(cluster.create_timeout)
             .unwrap_or(60);
         let limit = if timeout > 0 {
@@ -554,32 +680,76 @@ impl Conductor {
         } else {
             DRIVER_CALL_LIMIT
         };
-        match Self::call_driver(limit, driver.create(&spec, timeout)).await {
-            // Nothing was made: say so on the cluster and try again.
-            Err(DriverError::Unreachable(reason)) => {
-                self.retry_later(&cluster.uuid, CREATE_IN_PROGRESS, reason)
-                    .await
-            }
+        // A driver asked again adopts what an earlier attempt started.
+        match self
+            .drive(a, CREATE_IN_PROGRESS, limit, driver.create(&spec, timeout))
+            .await?
+        {
             Ok(stack_id) => {
                 let f = fields(json!({ "stack_id": stack_id }));
-                self.inner
-                    .db
-                    .cluster_update_fields(&cluster.uuid, &f, &[])
-                    .await?;
+                let mut writes = vec![Write::Cluster {
+                    uuid: cluster.uuid.clone(),
+                    fields: f.clone(),
+                    only_in: vec![CREATE_IN_PROGRESS.into()],
+                }];
                 for ng in &spec.nodegroups {
-                    self.inner.db.nodegroup_update_fields(&ng.uuid, &f).await?;
+                    writes.push(Write::nodegroup(&ng.uuid, f.clone()));
                 }
-                Ok(())
+                Ok(Done::writing(writes))
             }
+            Err(reason) => Ok(failure(
+                &cluster.uuid,
+                CREATE_IN_PROGRESS,
+                CREATE_FAILED,
+                &reason,
+            )),
+        }
+    }
+
+    /// Make the cluster's certificates and record them on it, as the
+    /// attempt `a`. `Ok(Err(reason))`: they cannot be made (a definitive
+    /// failure); storage that cannot be reached is a retry. With upstream's
+    /// `x509keypair` table, the keys and the cluster's references to them
+    /// are written in one transaction, so a crash leaves none behind; in
+    /// Barbican or files, what was stored is removed again when the
+    /// references cannot be recorded.
+    async fn make_certificates(
+        &self,
+        a: &Attempt,
+        cluster: &Cluster,
+        status: &str,
+    ) -> Result<Result<(), String>, ConductorError> {
+        let certs = &self.inner.certs;
+        let made = match certs.make(cluster).await {
+            Ok(m) => m,
             Err(e) => {
-                self.fail(
-                    ctx,
-                    &cluster.uuid,
-                    CREATE_IN_PROGRESS,
-                    CREATE_FAILED,
-                    &e.to_string(),
-                )
-                .await
+                tracing::error!("cluster {}: certificates: {e}", cluster.uuid);
+                return Ok(Err(format!(
+                    "Failed to create certificates for Cluster: {}",
+                    cluster.uuid
+                )));
+            }
+        };
+        let db = &self.inner.db;
+        let kept = match certs.keep(db, made).await {
+            Ok(k) => k,
+            Err(e) => {
+                return self
+                    .retry_later(
+                        a,
+                        status,
+                        format!("Cannot store the cluster's certificates: {e}"),
+                    )
+                    .await
+            }
+        };
+        let mut writes = kept.writes.clone();
+        writes.push(Write::cluster(&cluster.uuid, kept.refs.clone()));
+        match self.write(a, &writes).await {
+            Ok(()) => Ok(Ok(())),
+            Err(e) => {
+                certs.forget(db, &kept).await;
+                Err(e)
             }
         }
     }
@@ -587,11 +757,12 @@ impl Conductor {
     async fn run_delete(
         &self,
         ctx: &RequestContext,
+        a: &Attempt,
         cluster: Cluster,
         status: &str,
-    ) -> Result<(), ConductorError> {
+    ) -> Result<Done, ConductorError> {
         if status != DELETE_IN_PROGRESS {
-            return Ok(());
+            return Ok(Done::default());
         }
         let notifier = &self.inner.notifier;
         notifier
@@ -605,41 +776,48 @@ impl Conductor {
                     .cluster(ctx, "delete", Outcome::Success, &cluster)
                     .await;
             }
-            return Ok(());
+            return Ok(Done::default());
         }
         let spec = self.spec(&cluster).await?;
-        let outcome = match self.driver(&spec) {
-            Ok(driver) => Self::call_driver(DRIVER_CALL_LIMIT, driver.delete(&spec)).await,
-            Err(e) => Err(DriverError::Failed(e.to_string())),
-        };
-        match outcome {
-            Ok(()) => Ok(()),
-            // Deleting again is safe: say why it waits, and retry.
-            Err(DriverError::Unreachable(reason)) => {
-                self.retry_later(&cluster.uuid, DELETE_IN_PROGRESS, reason)
-                    .await
-            }
+        let driver = match self.driver(&spec) {
+            Ok(d) => d,
             Err(e) => {
-                self.fail(
-                    ctx,
+                return Ok(failure(
                     &cluster.uuid,
                     DELETE_IN_PROGRESS,
                     DELETE_FAILED,
                     &e.to_string(),
-                )
-                .await
+                ))
             }
+        };
+        // Deleting again is safe: an unreachable cloud is retried.
+        match self
+            .drive(
+                a,
+                DELETE_IN_PROGRESS,
+                DRIVER_CALL_LIMIT,
+                driver.delete(&spec),
+            )
+            .await?
+        {
+            Ok(()) => Ok(Done::default()),
+            Err(reason) => Ok(failure(
+                &cluster.uuid,
+                DELETE_IN_PROGRESS,
+                DELETE_FAILED,
+                &reason,
+            )),
         }
     }
 
     async fn run_update(
         &self,
         ctx: &RequestContext,
-        op: &Operation,
+        a: &Attempt,
         cluster: Cluster,
         status: &str,
-    ) -> Result<(), ConductorError> {
-        let db = &self.inner.db;
+    ) -> Result<Done, ConductorError> {
+        let op = &a.op;
         let mut health = Map::new();
         if let Some(h) = op.args.get("health_status") {
             health.insert("health_status".into(), h.clone());
@@ -647,67 +825,79 @@ impl Conductor {
         if let Some(h) = op.args.get("health_status_reason") {
             health.insert("health_status_reason".into(), h.clone());
         }
+        let mut done = Done::default();
         if !health.is_empty() {
-            db.cluster_update_fields(&cluster.uuid, &health, &[])
-                .await?;
+            done.writes.push(Write::cluster(&cluster.uuid, health));
         }
         if status != UPDATE_IN_PROGRESS {
             // A health-only update: nothing for the driver.
-            return Ok(());
+            return Ok(done);
         }
         let spec = self.spec(&cluster).await?;
         let Some(worker) = spec.default_group("worker").cloned() else {
-            return Ok(());
+            return Ok(done);
         };
         let Some(node_count) = arg_i64(&op.args, "node_count") else {
-            return Ok(());
+            return Ok(done);
         };
-        // The count before the update (equal to the new one when a
-        // conductor takes a half-run update over: nothing to restore then).
+        // The count before the update (equal to the new one when an
+        // attempt runs again: nothing to restore then).
         let old = worker.node_count;
         self.inner
             .notifier
             .cluster(ctx, "update", Outcome::Pending, &cluster)
             .await;
-        db.nodegroup_update_fields(&worker.uuid, &fields(json!({ "node_count": node_count })))
-            .await?;
+        self.write(
+            a,
+            &[Write::nodegroup(
+                &worker.uuid,
+                fields(json!({ "node_count": node_count })),
+            )],
+        )
+        .await?;
         let spec = self.spec(&cluster).await?;
         let rollback = op
             .args
             .get("rollback")
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        let outcome = match self.driver(&spec) {
-            Ok(d) => Self::call(DRIVER_CALL_LIMIT, d.update(&spec, rollback)).await,
-            Err(e) => Err(e.to_string()),
+        let driver = match self.driver(&spec) {
+            Ok(d) => d,
+            Err(e) => return Ok(update_failure(done, &cluster.uuid, &e.to_string())),
         };
-        if let Err(reason) = outcome {
-            if let Some(old) = old.filter(|o| *o != node_count) {
-                db.nodegroup_update_fields(&worker.uuid, &fields(json!({ "node_count": old })))
-                    .await?;
-            }
-            self.fail(
-                ctx,
-                &cluster.uuid,
+        match self
+            .drive(
+                a,
                 UPDATE_IN_PROGRESS,
-                UPDATE_FAILED,
-                &reason,
+                DRIVER_CALL_LIMIT,
+                driver.update(&spec, rollback),
             )
-            .await?;
+            .await?
+        {
+            Ok(()) => Ok(done),
+            Err(reason) => {
+                if let Some(old) = old.filter(|o| *o != node_count) {
+                    done.writes.push(Write::nodegroup(
+                        &worker.uuid,
+                        fields(json!({ "node_count": old })),
+                    ));
+                }
+                Ok(update_failure(done, &cluster.uuid, &reason))
+            }
         }
-        Ok(())
     }
 
     async fn run_resize(
         &self,
         ctx: &RequestContext,
-        op: &Operation,
+        a: &Attempt,
         cluster: Cluster,
         status: &str,
-    ) -> Result<(), ConductorError> {
+    ) -> Result<Done, ConductorError> {
         if status != UPDATE_IN_PROGRESS {
-            return Ok(());
+            return Ok(Done::default());
         }
+        let op = &a.op;
         let db = &self.inner.db;
         let sent: NodeGroup = decode(&op.args, "nodegroup")?;
         let Some(ng) = db.nodegroup_get(&sent.uuid).await? else {
@@ -733,46 +923,57 @@ impl Conductor {
             .notifier
             .cluster(ctx, "update", Outcome::Pending, &cluster)
             .await;
-        db.nodegroup_update_fields(
-            &ng.uuid,
-            &fields(json!({ "node_count": node_count, "status": UPDATE_IN_PROGRESS, "status_reason": null })),
+        self.write(
+            a,
+            &[Write::nodegroup(
+                &ng.uuid,
+                fields(json!({ "node_count": node_count, "status": UPDATE_IN_PROGRESS, "status_reason": null })),
+            )],
         )
         .await?;
         let spec = self.spec(&cluster).await?;
         let ng = db.nodegroup_get(&ng.uuid).await?.unwrap_or(ng);
-        let outcome = match self.driver(&spec) {
-            Ok(d) => Self::call(DRIVER_CALL_LIMIT, d.resize(&spec, &ng, node_count, &remove)).await,
-            Err(e) => Err(e.to_string()),
+        let driver = match self.driver(&spec) {
+            Ok(d) => d,
+            Err(e) => {
+                return Ok(resize_failure(
+                    &cluster.uuid,
+                    &ng.uuid,
+                    sent.node_count,
+                    &e.to_string(),
+                ))
+            }
         };
-        if let Err(reason) = outcome {
-            db.nodegroup_update_fields(
-                &ng.uuid,
-                &fields(json!({ "node_count": sent.node_count, "status": UPDATE_FAILED, "status_reason": reason })),
-            )
-            .await?;
-            self.fail(
-                ctx,
-                &cluster.uuid,
+        match self
+            .drive(
+                a,
                 UPDATE_IN_PROGRESS,
-                UPDATE_FAILED,
-                &reason,
+                DRIVER_CALL_LIMIT,
+                driver.resize(&spec, &ng, node_count, &remove),
             )
-            .await?;
+            .await?
+        {
+            Ok(()) => Ok(Done::default()),
+            Err(reason) => Ok(resize_failure(
+                &cluster.uuid,
+                &ng.uuid,
+                sent.node_count,
+                &reason,
+            )),
         }
-        Ok(())
     }
 
     async fn run_upgrade(
         &self,
         ctx: &RequestContext,
-        op: &Operation,
+        a: &Attempt,
         cluster: Cluster,
         status: &str,
-    ) -> Result<(), ConductorError> {
+    ) -> Result<Done, ConductorError> {
         if status != UPDATE_IN_PROGRESS {
-            return Ok(());
+            return Ok(Done::default());
         }
-        let db = &self.inner.db;
+        let op = &a.op;
         let template: ClusterTemplate = decode(&op.args, "cluster_template")?;
         let sent: NodeGroup = decode(&op.args, "nodegroup")?;
         let max_batch = arg_i64(&op.args, "max_batch_size").unwrap_or(1);
@@ -795,47 +996,42 @@ impl Conductor {
             .await;
         let outcome = match self.driver(&spec) {
             Ok(d) => {
-                Self::call(
+                self.drive(
+                    a,
+                    UPDATE_IN_PROGRESS,
                     DRIVER_CALL_LIMIT,
                     d.upgrade(&spec, &template, max_batch, &ng),
                 )
-                .await
+                .await?
             }
             Err(e) => Err(e.to_string()),
         };
         match outcome {
             Ok(()) => {
-                db.nodegroup_update_fields(
+                let mut writes = vec![Write::nodegroup(
                     &ng.uuid,
-                    &fields(json!({ "status": UPDATE_IN_PROGRESS, "status_reason": null, "image_id": template.image_id })),
-                )
-                .await?;
+                    fields(
+                        json!({ "status": UPDATE_IN_PROGRESS, "status_reason": null, "image_id": template.image_id }),
+                    ),
+                )];
                 if ng.is_default == Some(true) {
-                    db.cluster_update_fields(
+                    writes.push(Write::cluster(
                         &cluster.uuid,
-                        &fields(json!({ "cluster_template_id": template.uuid })),
-                        &[],
-                    )
-                    .await?;
+                        fields(json!({ "cluster_template_id": template.uuid })),
+                    ));
                 }
+                Ok(Done::writing(writes))
             }
             Err(reason) => {
-                db.nodegroup_update_fields(
+                let mut done = update_failure(Done::default(), &cluster.uuid, &reason);
+                // The upgraded group says why, after the cluster-wide move.
+                done.writes.push(Write::nodegroup(
                     &ng.uuid,
-                    &fields(json!({ "status": UPDATE_FAILED, "status_reason": reason })),
-                )
-                .await?;
-                self.fail(
-                    ctx,
-                    &cluster.uuid,
-                    UPDATE_IN_PROGRESS,
-                    UPDATE_FAILED,
-                    &reason,
-                )
-                .await?;
+                    fields(json!({ "status": UPDATE_FAILED, "status_reason": reason })),
+                ));
+                Ok(done)
             }
         }
-        Ok(())
     }
 
     /// New CAs and client certificate, then the driver hands them to the
@@ -843,74 +1039,60 @@ impl Conductor {
     async fn run_rotate_ca(
         &self,
         ctx: &RequestContext,
+        a: &Attempt,
         cluster: Cluster,
         status: &str,
-    ) -> Result<(), ConductorError> {
+    ) -> Result<Done, ConductorError> {
         if status != UPDATE_IN_PROGRESS {
-            return Ok(());
+            return Ok(Done::default());
         }
         let db = &self.inner.db;
         self.inner
             .notifier
             .cluster(ctx, "update", Outcome::Pending, &cluster)
             .await;
-        let refs = match self.inner.certs.generate(db, &cluster).await {
-            Ok(r) => r,
-            Err(e) => {
-                let reason = format!(
-                    "Failed to create certificates for Cluster: {}",
-                    cluster.uuid
-                );
-                tracing::error!("cluster {}: {e}", cluster.uuid);
-                return self
-                    .fail(
-                        ctx,
-                        &cluster.uuid,
-                        UPDATE_IN_PROGRESS,
-                        UPDATE_FAILED,
-                        &reason,
-                    )
-                    .await;
-            }
-        };
-        db.cluster_update_fields(&cluster.uuid, &refs, &[]).await?;
+        // (An attempt run again rotates again: the nodes get the newest.)
+        if let Err(reason) = self
+            .make_certificates(a, &cluster, UPDATE_IN_PROGRESS)
+            .await?
+        {
+            return Ok(update_failure(Done::default(), &cluster.uuid, &reason));
+        }
         // The old certificates go; the cluster row now names the new ones.
         self.inner.certs.delete(db, &cluster).await;
-        let spec = self
-            .spec(
-                &db.cluster_get(&cluster.uuid)
-                    .await?
-                    .unwrap_or(cluster.clone()),
-            )
-            .await?;
+        let now = db
+            .cluster_get(&cluster.uuid)
+            .await?
+            .unwrap_or(cluster.clone());
+        let spec = self.spec(&now).await?;
         let outcome = match self.driver(&spec) {
-            Ok(d) => Self::call(DRIVER_CALL_LIMIT, d.rotate_ca_certificate(&spec)).await,
+            Ok(d) => {
+                self.drive(
+                    a,
+                    UPDATE_IN_PROGRESS,
+                    DRIVER_CALL_LIMIT,
+                    d.rotate_ca_certificate(&spec),
+                )
+                .await?
+            }
             Err(e) => Err(e.to_string()),
         };
-        if let Err(reason) = outcome {
-            self.fail(
-                ctx,
-                &cluster.uuid,
-                UPDATE_IN_PROGRESS,
-                UPDATE_FAILED,
-                &reason,
-            )
-            .await?;
+        match outcome {
+            Ok(()) => Ok(Done::default()),
+            Err(reason) => Ok(update_failure(Done::default(), &cluster.uuid, &reason)),
         }
-        Ok(())
     }
 
     async fn run_nodegroup(
         &self,
-        ctx: &RequestContext,
-        op: &Operation,
+        a: &Attempt,
         cluster: Cluster,
         status: &str,
-    ) -> Result<(), ConductorError> {
+    ) -> Result<Done, ConductorError> {
         if status != UPDATE_IN_PROGRESS {
-            return Ok(());
+            return Ok(Done::default());
         }
-        let db = &self.inner.db;
+        let op = &a.op;
         let sent: NodeGroup = decode(&op.args, "nodegroup")?;
         if op.method == "nodegroup_update" {
             // The new settings travel in the message; store them first.
@@ -923,7 +1105,7 @@ impl Conductor {
                 "status": UPDATE_IN_PROGRESS,
                 "status_reason": null,
             }));
-            db.nodegroup_update_fields(&sent.uuid, &f).await?;
+            self.write(a, &[Write::nodegroup(&sent.uuid, f)]).await?;
         }
         let spec = self.spec(&cluster).await?;
         let Some(ng) = spec
@@ -932,7 +1114,7 @@ impl Conductor {
             .find(|n| n.uuid == sent.uuid)
             .cloned()
         else {
-            return Ok(());
+            return Ok(Done::default());
         };
         let outcome = match self.driver(&spec) {
             Ok(d) => {
@@ -941,20 +1123,92 @@ impl Conductor {
                     "nodegroup_update" => d.update_nodegroup(&spec, &ng),
                     _ => d.delete_nodegroup(&spec, &ng),
                 };
-                Self::call(DRIVER_CALL_LIMIT, call).await
+                self.drive(a, UPDATE_IN_PROGRESS, DRIVER_CALL_LIMIT, call)
+                    .await?
             }
             Err(e) => Err(e.to_string()),
         };
-        if let Err(reason) = outcome {
-            self.fail(
-                ctx,
-                &cluster.uuid,
-                UPDATE_IN_PROGRESS,
-                UPDATE_FAILED,
-                &reason,
-            )
-            .await?;
+        match outcome {
+            Ok(()) => Ok(Done::default()),
+            Err(reason) => Ok(update_failure(Done::default(), &cluster.uuid, &reason)),
         }
-        Ok(())
     }
+}
+
+/// The attempt running an operation: the operation as claimed, and the
+/// fence its writes go through.
+pub(crate) struct Attempt {
+    pub op: Operation,
+    pub fence: Fence,
+}
+
+/// What an attempt concluded: the writes recorded with its operation's
+/// retirement and, for a failure, the action the bus hears failed.
+#[derive(Debug, Default)]
+pub(crate) struct Done {
+    pub writes: Vec<Write>,
+    pub failed: Option<&'static str>,
+}
+
+impl Done {
+    fn writing(writes: Vec<Write>) -> Done {
+        Done {
+            writes,
+            failed: None,
+        }
+    }
+}
+
+/// The cluster from `from` to `to` (a failure) and its node groups in
+/// progress with it, as one set of writes.
+pub(crate) fn failure(cluster_uuid: &str, from: &str, to: &str, reason: &str) -> Done {
+    let ng_create_to = if to == CREATE_FAILED {
+        CREATE_FAILED
+    } else {
+        UPDATE_FAILED
+    };
+    let ngs = |from: &str, to: &str| Write::NodegroupsStatus {
+        cluster_uuid: cluster_uuid.into(),
+        from: vec![from.into()],
+        to: to.into(),
+        reason: Some(reason.into()),
+    };
+    Done {
+        writes: vec![
+            Write::ClusterStatus {
+                uuid: cluster_uuid.into(),
+                from: vec![from.into()],
+                to: to.into(),
+                reason: Some(reason.into()),
+                if_idle: false,
+            },
+            ngs(CREATE_IN_PROGRESS, ng_create_to),
+            ngs(UPDATE_IN_PROGRESS, UPDATE_FAILED),
+            ngs(DELETE_IN_PROGRESS, DELETE_FAILED),
+        ],
+        failed: Some(match to {
+            CREATE_FAILED => "create",
+            DELETE_FAILED => "delete",
+            _ => "update",
+        }),
+    }
+}
+
+/// An update that failed: `done`'s writes, then the cluster and its node
+/// groups in progress to UPDATE_FAILED.
+fn update_failure(done: Done, cluster_uuid: &str, reason: &str) -> Done {
+    let mut f = failure(cluster_uuid, UPDATE_IN_PROGRESS, UPDATE_FAILED, reason);
+    let mut writes = done.writes;
+    writes.append(&mut f.writes);
+    Done { writes, ..f }
+}
+
+/// A resize that failed: the group's count restored and its failure said,
+/// then the cluster's.
+fn resize_failure(cluster_uuid: &str, ng_uuid: &str, count: Option<i64>, reason: &str) -> Done {
+    let restore = Write::nodegroup(
+        ng_uuid,
+        fields(json!({ "node_count": count, "status": UPDATE_FAILED, "status_reason": reason })),
+    );
+    update_failure(Done::writing(vec![restore]), cluster_uuid, reason)
 }

@@ -70,6 +70,60 @@ pub(crate) fn transition(
         .to_owned()
 }
 
+/// Write some fields of a cluster (by column name) if its status is one
+/// of `only_in` (any status when empty).
+pub(crate) fn cluster_fields(
+    uuid: &str,
+    fields: &serde_json::Map<String, serde_json::Value>,
+    only_in: &[&str],
+) -> UpdateStatement {
+    let mut q = Query::update()
+        .table(Alias::new(CLUSTER.name))
+        .value(Alias::new("updated_at"), now())
+        .and_where(c("uuid").eq(uuid))
+        .to_owned();
+    for (k, v) in records::some_values(&CLUSTERS, fields) {
+        q.value(Alias::new(k), SimpleExpr::Value(v));
+    }
+    if !only_in.is_empty() {
+        q.and_where(c("status").is_in(only_in.iter().copied()));
+    }
+    q
+}
+
+/// Write some fields of a node group (by column name).
+pub(crate) fn nodegroup_fields(
+    uuid: &str,
+    fields: &serde_json::Map<String, serde_json::Value>,
+) -> UpdateStatement {
+    let mut q = Query::update()
+        .table(Alias::new(NODEGROUP.name))
+        .value(Alias::new("updated_at"), now())
+        .and_where(c("uuid").eq(uuid))
+        .to_owned();
+    for (k, v) in records::some_values(&NODEGROUPS, fields) {
+        q.value(Alias::new(k), SimpleExpr::Value(v));
+    }
+    q
+}
+
+/// Move the node groups of a cluster that are in one of `from` to `to`.
+pub(crate) fn nodegroups_transition(
+    cluster_uuid: &str,
+    from: &[&str],
+    to: &str,
+    reason: Option<&str>,
+) -> UpdateStatement {
+    Query::update()
+        .table(Alias::new(NODEGROUP.name))
+        .value(Alias::new("status"), to)
+        .value(Alias::new("status_reason"), reason.map(str::to_string))
+        .value(Alias::new("updated_at"), now())
+        .and_where(c("cluster_id").eq(cluster_uuid))
+        .and_where(c("status").is_in(from.iter().copied()))
+        .to_owned()
+}
+
 fn uuid_like(s: &str) -> bool {
     let hex: String = s.chars().filter(|c| *c != '-').collect();
     hex.len() == 32 && hex.chars().all(|c| c.is_ascii_hexdigit())
@@ -227,17 +281,7 @@ impl Database {
         fields: &serde_json::Map<String, serde_json::Value>,
         only_in: &[&str],
     ) -> Result<bool, DbError> {
-        let mut q = Query::update()
-            .table(Alias::new(CLUSTER.name))
-            .value(Alias::new("updated_at"), now())
-            .and_where(c("uuid").eq(uuid))
-            .to_owned();
-        for (k, v) in records::some_values(&CLUSTERS, fields) {
-            q.value(Alias::new(k), SimpleExpr::Value(v));
-        }
-        if !only_in.is_empty() {
-            q.and_where(c("status").is_in(only_in.iter().copied()));
-        }
+        let q = cluster_fields(uuid, fields, only_in);
         Ok(self.execute(&q).await? == 1)
     }
 
@@ -253,15 +297,7 @@ impl Database {
         uuid: &str,
         fields: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<bool, DbError> {
-        let mut q = Query::update()
-            .table(Alias::new(NODEGROUP.name))
-            .value(Alias::new("updated_at"), now())
-            .and_where(c("uuid").eq(uuid))
-            .to_owned();
-        for (k, v) in records::some_values(&NODEGROUPS, fields) {
-            q.value(Alias::new(k), SimpleExpr::Value(v));
-        }
-        Ok(self.execute(&q).await? == 1)
+        Ok(self.execute(&nodegroup_fields(uuid, fields)).await? == 1)
     }
 
     /// Move every node group of a cluster that is in one of `from` to `to`.
@@ -272,15 +308,8 @@ impl Database {
         to: &str,
         reason: Option<&str>,
     ) -> Result<u64, DbError> {
-        let q = Query::update()
-            .table(Alias::new(NODEGROUP.name))
-            .value(Alias::new("status"), to)
-            .value(Alias::new("status_reason"), reason.map(str::to_string))
-            .value(Alias::new("updated_at"), now())
-            .and_where(c("cluster_id").eq(cluster_uuid))
-            .and_where(c("status").is_in(from.iter().copied()))
-            .to_owned();
-        self.execute(&q).await
+        self.execute(&nodegroups_transition(cluster_uuid, from, to, reason))
+            .await
     }
 
     /// Delete one node group. `Ok(false)`: already gone.

@@ -10,6 +10,7 @@
 mod cluster_templates;
 mod clusters;
 mod federations;
+mod fence;
 mod migrate;
 mod operations;
 mod paginate;
@@ -34,6 +35,7 @@ use sqlx::{mysql::MySqlRow, postgres::PgRow, sqlite::SqliteRow, FromRow};
 pub use cluster_templates::{ClusterTemplateFilter, TemplateInUse};
 pub use clusters::ClusterFilter;
 pub use federations::Federation;
+pub use fence::{Fence, Write};
 pub use migrate::{MigrationOutcome, HEAD_REVISION, REVISIONS};
 pub use operations::{Gate, Operation};
 pub use paginate::{Page, SortDir};

@@ -224,15 +224,21 @@ impl Database {
         self.operations_where(&q).await
     }
 
-    /// Claim `uuid` for `owner` for `lease` seconds if it is the oldest
+    /// Claim `uuid` for `host` for `lease` seconds if it is the oldest
     /// operation of its cluster and free (unclaimed, or its lease ran out).
+    /// The claim's `owner` is a token of this attempt alone (the host name
+    /// and a fresh uuid), which renewals, fenced writes ([`Database::fenced`])
+    /// and the finish must present: an attempt whose lease lapsed and was
+    /// claimed again, even by the same host, can write nothing.
     /// `Ok(None)`: someone else has it, it is done, or it must wait.
     pub async fn operation_claim(
         &self,
         uuid: &str,
-        owner: &str,
+        host: &str,
         lease: i64,
     ) -> Result<Option<Operation>, DbError> {
+        let owner = format!("{host} {}", uuid::Uuid::new_v4().simple());
+        let owner = owner.as_str();
         let Some(op) = self.operation_get(uuid).await? else {
             return Ok(None);
         };
@@ -263,7 +269,8 @@ impl Database {
         self.operation_get(uuid).await
     }
 
-    /// Extend `owner`'s lease on `uuid`. `Ok(false)`: the lease was lost.
+    /// Extend the lease of the attempt whose token is `owner` on `uuid`
+    /// to `lease` seconds from now. `Ok(false)`: the lease was lost.
     pub async fn operation_renew(
         &self,
         uuid: &str,
@@ -340,15 +347,17 @@ mod tests {
             .unwrap()
             .is_none());
 
-        // One claimant wins.
+        // One claimant wins; its claim is a token of its own.
         let got = db.operation_claim(&create.uuid, "a", 30).await.unwrap();
-        assert_eq!(got.unwrap().owner.as_deref(), Some("a"));
+        let a = got.unwrap().owner.unwrap();
+        assert!(a.starts_with("a "), "{a}");
         assert!(db
             .operation_claim(&create.uuid, "b", 30)
             .await
             .unwrap()
             .is_none());
-        assert!(db.operation_renew(&create.uuid, "a", 30).await.unwrap());
+        assert!(db.operation_renew(&create.uuid, &a, 30).await.unwrap());
+        assert!(!db.operation_renew(&create.uuid, "a", 30).await.unwrap());
         assert!(!db.operation_renew(&create.uuid, "b", 30).await.unwrap());
         // Not due while the lease holds; due once it ran out.
         assert!(db
@@ -357,13 +366,56 @@ mod tests {
             .unwrap()
             .iter()
             .all(|o| o.uuid != create.uuid));
-        assert!(db.operation_renew(&create.uuid, "a", -5).await.unwrap());
+        assert!(db.operation_renew(&create.uuid, &a, -5).await.unwrap());
         let due = db.operations_due(3600).await.unwrap();
         assert_eq!(due[0].uuid, create.uuid);
-        let again = db.operation_claim(&create.uuid, "b", 30).await.unwrap();
-        assert_eq!(again.unwrap().attempts, 2);
-        assert!(!db.operation_finish(&create.uuid, "a").await.unwrap());
-        assert!(db.operation_finish(&create.uuid, "b").await.unwrap());
+        // Claimed again by the same host: a new attempt, and the old one
+        // is fenced off.
+        let again = db
+            .operation_claim(&create.uuid, "a", 30)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.attempts, 2);
+        let a2 = again.owner.unwrap();
+        assert_ne!(a, a2);
+        let stale = crate::Fence {
+            operation: create.uuid.clone(),
+            token: a.clone(),
+        };
+        let fields = serde_json::json!({"stack_id": "s-stale"})
+            .as_object()
+            .cloned()
+            .unwrap();
+        assert!(!db
+            .fenced(&stale, &[crate::Write::cluster(id, fields.clone())])
+            .await
+            .unwrap());
+        assert_eq!(db.cluster_get(id).await.unwrap().unwrap().stack_id, None);
+        assert!(!db.operation_finish(&create.uuid, &a).await.unwrap());
+        // The holder's results and its retirement land together.
+        let current = crate::Fence {
+            operation: create.uuid.clone(),
+            token: a2.clone(),
+        };
+        assert!(db
+            .fenced(
+                &current,
+                &[crate::Write::cluster(id, fields), crate::Write::Finish]
+            )
+            .await
+            .unwrap());
+        assert_eq!(
+            db.cluster_get(id)
+                .await
+                .unwrap()
+                .unwrap()
+                .stack_id
+                .as_deref(),
+            Some("s-stale")
+        );
+        assert!(db.operation_get(&create.uuid).await.unwrap().is_none());
+        assert!(!db.fenced(&current, &[]).await.unwrap());
 
         // A delete cancels what nobody claimed.
         let delete = Operation::new(id, "cluster_delete", Map::new(), Map::new());

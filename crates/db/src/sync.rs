@@ -25,6 +25,15 @@ fn c(name: &str) -> Expr {
     Expr::col(Alias::new(name))
 }
 
+/// The operations queued for a cluster (for `EXISTS`).
+pub(crate) fn queued_for(cluster_uuid: &str) -> sea_query::SelectStatement {
+    Query::select()
+        .expr(Expr::val(1))
+        .from(Alias::new(CLUSTER_OPERATION.name))
+        .and_where(c("cluster_uuid").eq(cluster_uuid))
+        .to_owned()
+}
+
 impl Database {
     /// The clusters that have an operation queued or running, in one
     /// statement (the queue holds only unfinished work).
@@ -87,13 +96,8 @@ impl Database {
         to: &str,
         reason: Option<&str>,
     ) -> Result<bool, DbError> {
-        let queued = Query::select()
-            .expr(Expr::val(1))
-            .from(Alias::new(CLUSTER_OPERATION.name))
-            .and_where(c("cluster_uuid").eq(uuid))
-            .to_owned();
         let q = crate::clusters::transition(&CLUSTER, uuid, from, to, reason)
-            .and_where(Expr::exists(queued).not())
+            .and_where(Expr::exists(queued_for(uuid)).not())
             .to_owned();
         Ok(self.execute(&q).await? == 1)
     }

@@ -29,7 +29,8 @@ pub fn uuid_str() -> String {
     format!("{}-{}", std::process::id(), t.as_nanos())
 }
 
-/// Run a program to completion with a deadline.
+/// Run a program to completion with a deadline (generous: starting a
+/// Python service on a loaded 2-core machine takes a while).
 pub fn run(cmd: &mut Command) -> Output {
     let mut child = cmd
         .env_remove("MAGNUM_LOG")
@@ -38,7 +39,7 @@ pub fn run(cmd: &mut Command) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         if child.try_wait().unwrap().is_some() {
             return child.wait_with_output().unwrap();

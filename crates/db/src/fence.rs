@@ -1,0 +1,201 @@
+//! The writes of an operation's attempt, fenced by its claim.
+//!
+//! Each claim of an operation writes a fresh token into its `owner` column
+//! (see [`Database::operation_claim`]). An attempt writes its results as a
+//! batch of [`Write`]s in one transaction whose first statement touches the
+//! operation's row on the condition that it still holds that token: the
+//! row lock it takes (SQLite: the write lock) keeps any other conductor
+//! from claiming the operation until the batch commits, and an attempt
+//! whose claim was taken over writes nothing at all. A cluster and its node
+//! groups therefore change status together, and the results of an attempt
+//! are recorded in the same transaction that retires its operation.
+
+use sea_query::{Alias, Expr, Query};
+use serde_json::{Map, Value};
+
+use crate::records::{self, insert, Mapping};
+use crate::schema::{CLUSTER_OPERATION, X509KEYPAIR};
+use crate::{now, Database, DbError, X509KeyPair};
+
+const KEYPAIRS: Mapping = Mapping {
+    table: &X509KEYPAIR,
+    json: &[],
+};
+
+/// The attempt that holds an operation: the operation and the token its
+/// claim wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub operation: String,
+    pub token: String,
+}
+
+/// One write of a batch.
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// Some fields of a cluster, if its status is one of `only_in` (any
+    /// when empty).
+    Cluster {
+        uuid: String,
+        fields: Map<String, Value>,
+        only_in: Vec<String>,
+    },
+    /// Some fields of a node group.
+    Nodegroup {
+        uuid: String,
+        fields: Map<String, Value>,
+    },
+    /// A cluster from one of `from` to `to`; with `if_idle`, only while no
+    /// operation is queued for it.
+    ClusterStatus {
+        uuid: String,
+        from: Vec<String>,
+        to: String,
+        reason: Option<String>,
+        if_idle: bool,
+    },
+    /// The node groups of a cluster that are in one of `from`, to `to`.
+    NodegroupsStatus {
+        cluster_uuid: String,
+        from: Vec<String>,
+        to: String,
+        reason: Option<String>,
+    },
+    /// A certificate kept in upstream's `x509keypair` table.
+    KeyPair(X509KeyPair),
+    /// Retire the fenced operation (done: it leaves the queue).
+    Finish,
+}
+
+impl Write {
+    /// Some fields of a cluster, whatever its status.
+    pub fn cluster(uuid: &str, fields: Map<String, Value>) -> Write {
+        Write::Cluster {
+            uuid: uuid.into(),
+            fields,
+            only_in: Vec::new(),
+        }
+    }
+
+    /// Some fields of a node group.
+    pub fn nodegroup(uuid: &str, fields: Map<String, Value>) -> Write {
+        Write::Nodegroup {
+            uuid: uuid.into(),
+            fields,
+        }
+    }
+}
+
+fn c(name: &str) -> Expr {
+    Expr::col(Alias::new(name))
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+impl Database {
+    /// Apply `writes` in one transaction if `fence` still holds its
+    /// operation. `Ok(false)`: the claim was lost and nothing was written.
+    pub async fn fenced(&self, fence: &Fence, writes: &[Write]) -> Result<bool, DbError> {
+        let mut tx = self.begin().await?;
+        let hold = Query::update()
+            .table(Alias::new(CLUSTER_OPERATION.name))
+            .value(Alias::new("updated_at"), now())
+            .and_where(c("uuid").eq(fence.operation.as_str()))
+            .and_where(c("owner").eq(fence.token.as_str()))
+            .to_owned();
+        if tx.execute(&hold).await? != 1 {
+            return Ok(false);
+        }
+        for w in writes {
+            write(&mut tx, w, Some(fence)).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Apply `writes` in one transaction, unfenced (the status sync, which
+    /// holds no operation; a [`Write::Finish`] in it does nothing).
+    pub async fn apply(&self, writes: &[Write]) -> Result<(), DbError> {
+        let mut tx = self.begin().await?;
+        for w in writes {
+            write(&mut tx, w, None).await?;
+        }
+        tx.commit().await
+    }
+}
+
+async fn write(tx: &mut crate::Tx, w: &Write, fence: Option<&Fence>) -> Result<(), DbError> {
+    match w {
+        Write::Cluster {
+            uuid,
+            fields,
+            only_in,
+        } => {
+            tx.execute(&crate::clusters::cluster_fields(
+                uuid,
+                fields,
+                &strs(only_in),
+            ))
+            .await?;
+        }
+        Write::Nodegroup { uuid, fields } => {
+            tx.execute(&crate::clusters::nodegroup_fields(uuid, fields))
+                .await?;
+        }
+        Write::ClusterStatus {
+            uuid,
+            from,
+            to,
+            reason,
+            if_idle,
+        } => {
+            let mut q = crate::clusters::transition(
+                &crate::schema::CLUSTER,
+                uuid,
+                &strs(from),
+                to,
+                reason.as_deref(),
+            );
+            if *if_idle {
+                q.and_where(Expr::exists(crate::sync::queued_for(uuid)).not());
+            }
+            tx.execute(&q).await?;
+        }
+        Write::NodegroupsStatus {
+            cluster_uuid,
+            from,
+            to,
+            reason,
+        } => {
+            tx.execute(&crate::clusters::nodegroups_transition(
+                cluster_uuid,
+                &strs(from),
+                to,
+                reason.as_deref(),
+            ))
+            .await?;
+        }
+        Write::KeyPair(k) => {
+            tx.execute(&insert(&KEYPAIRS, &records::to_fields(k)))
+                .await?;
+        }
+        Write::Finish => {
+            // Only a fenced batch retires an operation.
+            let Some(f) = fence else {
+                debug_assert!(false, "an unfenced batch cannot retire an operation");
+                return Ok(());
+            };
+            tx.execute(
+                &Query::delete()
+                    .from_table(Alias::new(CLUSTER_OPERATION.name))
+                    .and_where(c("uuid").eq(f.operation.as_str()))
+                    .and_where(c("owner").eq(f.token.as_str()))
+                    .to_owned(),
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}

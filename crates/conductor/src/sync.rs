@@ -23,6 +23,7 @@ use magnum_core::drivers::{Action, ClusterSpec, DriverError, Observed, Progress}
 use magnum_core::objects::status::*;
 use magnum_core::objects::{Cluster, ClusterTemplate, NodeGroup};
 use magnum_core::{MagnumError, RequestContext};
+use magnum_db::Write;
 use serde_json::{json, Map, Value};
 
 use crate::notify::Outcome;
@@ -314,7 +315,9 @@ impl Conductor {
             {
                 return Ok(());
             }
-            let reason = "The operation was lost before it started; it can be retried".to_string();
+            let reason =
+                "The operation was lost before it started; delete the cluster and create it again"
+                    .to_string();
             return self
                 .finish(&ctx, cluster, action, Progress::Failed(reason), None, true)
                 .await;
@@ -427,36 +430,41 @@ impl Conductor {
             }
             return Ok(());
         }
-        let moved = if idle {
-            db.cluster_transition_if_idle(&cluster.uuid, &[from.as_str()], &to, reason)
-                .await?
-        } else {
-            db.cluster_transition(&cluster.uuid, &[from.as_str()], &to, reason)
-                .await?
-        };
-        if !moved {
-            // Another conductor recorded it first, or an operation was
-            // queued since the queue was read (it goes first).
-            return Ok(());
-        }
+        // The cluster and its node groups move together, or not at all
+        // (another conductor recorded it first, or an operation was queued
+        // since the queue was read: it goes first).
         let failed = matches!(progress, Progress::Failed(_));
+        let reason = reason.map(str::to_string);
+        let move_groups = |from: &str, to: &str| Write::NodegroupsStatus {
+            cluster_uuid: cluster.uuid.clone(),
+            from: vec![from.into()],
+            to: to.into(),
+            reason: reason.clone(),
+        };
+        let mut then = Vec::new();
         for (ng_from, done, bad) in [
             (CREATE_IN_PROGRESS, CREATE_COMPLETE, CREATE_FAILED),
             (UPDATE_IN_PROGRESS, UPDATE_COMPLETE, UPDATE_FAILED),
         ] {
-            let ng_to = if failed { bad } else { done };
-            db.nodegroups_transition(&cluster.uuid, &[ng_from], ng_to, reason)
-                .await?;
+            then.push(move_groups(ng_from, if failed { bad } else { done }));
         }
-        if !failed {
-            for ng in db.nodegroups_of(&cluster.uuid).await? {
-                if ng.status.as_deref() == Some(DELETE_IN_PROGRESS) {
-                    db.nodegroup_destroy(&ng.uuid).await?;
-                }
-            }
+        then.push(if failed {
+            move_groups(DELETE_IN_PROGRESS, DELETE_FAILED)
         } else {
-            db.nodegroups_transition(&cluster.uuid, &[DELETE_IN_PROGRESS], DELETE_FAILED, reason)
-                .await?;
+            Write::DropNodegroupsIn {
+                cluster_uuid: cluster.uuid.clone(),
+                status: DELETE_IN_PROGRESS.into(),
+            }
+        });
+        let first = Write::ClusterStatus {
+            uuid: cluster.uuid.clone(),
+            from: vec![from.clone()],
+            to: to.clone(),
+            reason: reason.clone(),
+            if_idle: idle,
+        };
+        if !db.settle(&first, &then).await? {
+            return Ok(());
         }
         let outcome = if failed {
             Outcome::Failure

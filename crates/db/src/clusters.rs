@@ -234,20 +234,6 @@ impl Database {
         self.clusters_where(&q).await
     }
 
-    /// Move a cluster to `to` if, and only if, it is in one of `from`.
-    /// `Ok(true)`: this caller made the change; `Ok(false)`: the cluster is
-    /// gone or in another state (someone else won).
-    pub async fn cluster_transition(
-        &self,
-        uuid: &str,
-        from: &[&str],
-        to: &str,
-        reason: Option<&str>,
-    ) -> Result<bool, DbError> {
-        let q = transition(&CLUSTER, uuid, from, to, reason);
-        Ok(self.execute(&q).await? == 1)
-    }
-
     /// Write every field of `cluster` if its stored status is still
     /// `expected_status` (optimistic concurrency). `Ok(false)`: it changed.
     pub async fn cluster_save(
@@ -298,18 +284,6 @@ impl Database {
         fields: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<bool, DbError> {
         Ok(self.execute(&nodegroup_fields(uuid, fields)).await? == 1)
-    }
-
-    /// Move every node group of a cluster that is in one of `from` to `to`.
-    pub async fn nodegroups_transition(
-        &self,
-        cluster_uuid: &str,
-        from: &[&str],
-        to: &str,
-        reason: Option<&str>,
-    ) -> Result<u64, DbError> {
-        self.execute(&nodegroups_transition(cluster_uuid, from, to, reason))
-            .await
     }
 
     /// Delete one node group. `Ok(false)`: already gone.
@@ -484,7 +458,7 @@ impl Database {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::testing::TestDb;
     use crate::Backend;
@@ -627,6 +601,25 @@ mod tests {
         assert!(db.nodegroups_of(id).await.unwrap().is_empty());
     }
 
+    /// Move a cluster as the status sync does (a settled status move).
+    pub(crate) async fn moved(
+        db: &Database,
+        id: &str,
+        from: &str,
+        to: &str,
+        reason: Option<&str>,
+        if_idle: bool,
+    ) -> bool {
+        let w = crate::Write::ClusterStatus {
+            uuid: id.into(),
+            from: vec![from.into()],
+            to: to.into(),
+            reason: reason.map(str::to_string),
+            if_idle,
+        };
+        db.settle(&w, &[]).await.unwrap()
+    }
+
     /// Many workers race to move one cluster out of CREATE_IN_PROGRESS:
     /// exactly one wins.
     async fn transitions_have_one_winner(backend: Backend) {
@@ -643,9 +636,7 @@ mod tests {
                 } else {
                     CREATE_FAILED
                 };
-                db.cluster_transition(id, &[CREATE_IN_PROGRESS], to, Some("done"))
-                    .await
-                    .unwrap()
+                moved(&db, id, CREATE_IN_PROGRESS, to, Some("done"), false).await
             }));
         }
         let mut winners = 0;
@@ -662,10 +653,7 @@ mod tests {
         ));
         assert_eq!(c.status_reason.as_deref(), Some("done"));
         // A transition from a state the cluster is not in changes nothing.
-        assert!(!db
-            .cluster_transition(id, &[DELETE_IN_PROGRESS], DELETE_COMPLETE, None)
-            .await
-            .unwrap());
+        assert!(!moved(&db, id, DELETE_IN_PROGRESS, DELETE_COMPLETE, None, false).await);
         let in_progress = db.clusters_in_status(&IN_PROGRESS).await.unwrap();
         assert!(in_progress.is_empty());
     }

@@ -61,6 +61,11 @@ pub enum Write {
         to: String,
         reason: Option<String>,
     },
+    /// Remove the node groups of a cluster that are in `status`.
+    DropNodegroupsIn {
+        cluster_uuid: String,
+        status: String,
+    },
     /// A certificate kept in upstream's `x509keypair` table.
     KeyPair(X509KeyPair),
     /// Retire the fenced operation (done: it leaves the queue).
@@ -115,6 +120,22 @@ impl Database {
         Ok(true)
     }
 
+    /// Apply `first` and, only if it changed a row, `then`, in one
+    /// transaction (a status move and what goes with it: the status sync's
+    /// conclusions, which hold no operation). `Ok(false)`: `first` changed
+    /// nothing, and neither did the rest.
+    pub async fn settle(&self, first: &Write, then: &[Write]) -> Result<bool, DbError> {
+        let mut tx = self.begin().await?;
+        if write(&mut tx, first, None).await? == 0 {
+            return Ok(false);
+        }
+        for w in then {
+            write(&mut tx, w, None).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Apply `writes` in one transaction, unfenced (the status sync, which
     /// holds no operation; a [`Write::Finish`] in it does nothing).
     pub async fn apply(&self, writes: &[Write]) -> Result<(), DbError> {
@@ -126,8 +147,9 @@ impl Database {
     }
 }
 
-async fn write(tx: &mut crate::Tx, w: &Write, fence: Option<&Fence>) -> Result<(), DbError> {
-    match w {
+/// Run one write; the rows it touched.
+async fn write(tx: &mut crate::Tx, w: &Write, fence: Option<&Fence>) -> Result<u64, DbError> {
+    let n = match w {
         Write::Cluster {
             uuid,
             fields,
@@ -138,11 +160,11 @@ async fn write(tx: &mut crate::Tx, w: &Write, fence: Option<&Fence>) -> Result<(
                 fields,
                 &strs(only_in),
             ))
-            .await?;
+            .await?
         }
         Write::Nodegroup { uuid, fields } => {
             tx.execute(&crate::clusters::nodegroup_fields(uuid, fields))
-                .await?;
+                .await?
         }
         Write::ClusterStatus {
             uuid,
@@ -161,7 +183,7 @@ async fn write(tx: &mut crate::Tx, w: &Write, fence: Option<&Fence>) -> Result<(
             if *if_idle {
                 q.and_where(Expr::exists(crate::sync::queued_for(uuid)).not());
             }
-            tx.execute(&q).await?;
+            tx.execute(&q).await?
         }
         Write::NodegroupsStatus {
             cluster_uuid,
@@ -175,17 +197,30 @@ async fn write(tx: &mut crate::Tx, w: &Write, fence: Option<&Fence>) -> Result<(
                 to,
                 reason.as_deref(),
             ))
-            .await?;
+            .await?
+        }
+        Write::DropNodegroupsIn {
+            cluster_uuid,
+            status,
+        } => {
+            tx.execute(
+                &Query::delete()
+                    .from_table(Alias::new(crate::schema::NODEGROUP.name))
+                    .and_where(c("cluster_id").eq(cluster_uuid.as_str()))
+                    .and_where(c("status").eq(status.as_str()))
+                    .to_owned(),
+            )
+            .await?
         }
         Write::KeyPair(k) => {
             tx.execute(&insert(&KEYPAIRS, &records::to_fields(k)))
-                .await?;
+                .await?
         }
         Write::Finish => {
             // Only a fenced batch retires an operation.
             let Some(f) = fence else {
                 debug_assert!(false, "an unfenced batch cannot retire an operation");
-                return Ok(());
+                return Ok(0);
             };
             tx.execute(
                 &Query::delete()
@@ -194,8 +229,91 @@ async fn write(tx: &mut crate::Tx, w: &Write, fence: Option<&Fence>) -> Result<(
                     .and_where(c("owner").eq(f.token.as_str()))
                     .to_owned(),
             )
-            .await?;
+            .await?
+        }
+    };
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestDb;
+    use crate::Backend;
+    use magnum_core::objects::status::*;
+    use magnum_core::objects::{Cluster, NodeGroup};
+
+    fn group(uuid: &str, cluster: &str, status: &str) -> NodeGroup {
+        NodeGroup {
+            uuid: uuid.into(),
+            name: uuid[..8].into(),
+            cluster_id: cluster.into(),
+            status: Some(status.into()),
+            ..Default::default()
         }
     }
-    Ok(())
+
+    /// A cluster and its node groups move together or not at all.
+    async fn status_moves_are_whole(backend: Backend) {
+        let t = TestDb::create(backend).await;
+        let db = t.migrated().await;
+        let id = "c3333333-3333-3333-3333-333333333333";
+        let cluster = Cluster {
+            uuid: id.into(),
+            status: Some(UPDATE_IN_PROGRESS.into()),
+            ..Default::default()
+        };
+        let ngs = [
+            group(
+                "a3333333-3333-3333-3333-333333333333",
+                id,
+                UPDATE_IN_PROGRESS,
+            ),
+            group(
+                "b3333333-3333-3333-3333-333333333333",
+                id,
+                DELETE_IN_PROGRESS,
+            ),
+        ];
+        db.cluster_create(&cluster, &ngs).await.unwrap();
+        let first = |from: &str| Write::ClusterStatus {
+            uuid: id.into(),
+            from: vec![from.into()],
+            to: UPDATE_COMPLETE.into(),
+            reason: None,
+            if_idle: true,
+        };
+        let then = [
+            Write::NodegroupsStatus {
+                cluster_uuid: id.into(),
+                from: vec![UPDATE_IN_PROGRESS.into()],
+                to: UPDATE_COMPLETE.into(),
+                reason: None,
+            },
+            Write::DropNodegroupsIn {
+                cluster_uuid: id.into(),
+                status: DELETE_IN_PROGRESS.into(),
+            },
+        ];
+        // From a status the cluster is not in: nothing moves.
+        assert!(!db.settle(&first(CREATE_IN_PROGRESS), &then).await.unwrap());
+        assert_eq!(db.nodegroups_of(id).await.unwrap().len(), 2);
+        assert!(db.settle(&first(UPDATE_IN_PROGRESS), &then).await.unwrap());
+        let left = db.nodegroups_of(id).await.unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].status.as_deref(), Some(UPDATE_COMPLETE));
+        assert_eq!(
+            db.cluster_get(id).await.unwrap().unwrap().status.as_deref(),
+            Some(UPDATE_COMPLETE)
+        );
+    }
+
+    macro_rules! backends {
+        ($($name:ident),*) => {
+            mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(crate::Backend::Sqlite).await } )* }
+            mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(crate::Backend::Postgres).await } )* }
+            mod mysql { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(crate::Backend::MySql).await } )* }
+        };
+    }
+    backends!(status_moves_are_whole);
 }

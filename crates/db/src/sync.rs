@@ -9,7 +9,7 @@ use sea_query::{Alias, Expr, Query};
 
 use crate::clusters::NODEGROUPS;
 use crate::records::{self, select, Mapping};
-use crate::schema::{CLUSTER, CLUSTER_OPERATION, CLUSTER_TRUST};
+use crate::schema::{CLUSTER_OPERATION, CLUSTER_TRUST};
 use crate::{ClusterTrust, Database, DbError};
 
 const TRUSTS: Mapping = Mapping {
@@ -84,23 +84,6 @@ impl Database {
         }
         Ok(out)
     }
-
-    /// Move a cluster to `to` if it is in one of `from` and no operation
-    /// is queued for it, in one statement: what a status sync concludes
-    /// from the driver never overtakes an operation queued after the sync
-    /// read the queue. `Ok(false)`: gone, in another state, or busy.
-    pub async fn cluster_transition_if_idle(
-        &self,
-        uuid: &str,
-        from: &[&str],
-        to: &str,
-        reason: Option<&str>,
-    ) -> Result<bool, DbError> {
-        let q = crate::clusters::transition(&CLUSTER, uuid, from, to, reason)
-            .and_where(Expr::exists(queued_for(uuid)).not())
-            .to_owned();
-        Ok(self.execute(&q).await? == 1)
-    }
 }
 
 #[cfg(test)]
@@ -135,18 +118,10 @@ mod tests {
         assert_eq!(busy, [a.to_string()].into_iter().collect());
 
         // A queued operation holds the cluster where it is.
-        assert!(!db
-            .cluster_transition_if_idle(a, &[UPDATE_IN_PROGRESS], UPDATE_COMPLETE, None)
-            .await
-            .unwrap());
-        assert!(db
-            .cluster_transition_if_idle(b, &[UPDATE_IN_PROGRESS], UPDATE_COMPLETE, None)
-            .await
-            .unwrap());
-        assert!(!db
-            .cluster_transition_if_idle(b, &[UPDATE_IN_PROGRESS], UPDATE_FAILED, None)
-            .await
-            .unwrap());
+        use crate::clusters::tests::moved;
+        assert!(!moved(&db, a, UPDATE_IN_PROGRESS, UPDATE_COMPLETE, None, true).await);
+        assert!(moved(&db, b, UPDATE_IN_PROGRESS, UPDATE_COMPLETE, None, true).await);
+        assert!(!moved(&db, b, UPDATE_IN_PROGRESS, UPDATE_FAILED, None, true).await);
         let status = |c: Option<Cluster>| c.and_then(|c| c.status);
         assert_eq!(
             status(db.cluster_get(a).await.unwrap()).as_deref(),

@@ -219,3 +219,24 @@ pub async fn age_cluster(db: &Database, uuid: &str, seconds: i64) {
         .to_owned();
     db.execute(&q).await.expect("age cluster row");
 }
+
+/// How many rows `table` holds.
+pub async fn count_rows(db: &Database, table: &str) -> i64 {
+    use sea_query::{Alias, Expr, Query};
+    let q = Query::select()
+        .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
+        .from(Alias::new(table))
+        .to_owned();
+    db.count(&q).await.expect("count rows")
+}
+
+/// Every value of a text column of `table` (nulls left out).
+pub async fn column_values(db: &Database, table: &str, column: &str) -> Vec<String> {
+    use sea_query::{Alias, Query};
+    let q = Query::select()
+        .column(Alias::new(column))
+        .from(Alias::new(table))
+        .to_owned();
+    let rows: Vec<(Option<String>,)> = db.fetch_all(&q).await.expect("read column");
+    rows.into_iter().filter_map(|(v,)| v).collect()
+}

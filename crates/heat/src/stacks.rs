@@ -128,17 +128,38 @@ pub async fn delete(heat: &Heat, id: &str) -> Result<(), DriverError> {
     .await
 }
 
-/// Create the stack, or adopt the one made by an earlier attempt.
+/// Create the stack, or adopt the one made by an earlier attempt: found
+/// by name first, and again when Heat answers the create with 409 (an
+/// attempt elsewhere created it meanwhile).
 pub async fn create(heat: &Heat, name: &str, input: &StackInput) -> Result<String, DriverError> {
-    if let Some(s) = heat.stack(name).await.map_err(failed)? {
-        if s["stack_status"] != "DELETE_COMPLETE" {
-            if let Some(id) = s["id"].as_str() {
-                tracing::info!("stack {name} exists already ({id}); adopting it");
-                return Ok(id.to_string());
+    if let Some(id) = existing(heat, name).await? {
+        tracing::info!("stack {name} exists already ({id}); adopting it");
+        return Ok(id);
+    }
+    match heat.create_stack(name, input).await {
+        Err(magnum_openstack::OsError::Status { status: 409, .. }) => {
+            match existing(heat, name).await? {
+                Some(id) => {
+                    tracing::info!("stack {name} was created meanwhile ({id}); adopting it");
+                    Ok(id)
+                }
+                None => Err(DriverError::Unreachable(format!(
+                    "Heat refused to create stack {name} as a duplicate, yet has none by that name"
+                ))),
             }
         }
+        other => other.map_err(failed),
     }
-    heat.create_stack(name, input).await.map_err(failed)
+}
+
+/// The id of the live stack named `name`, if there is one.
+async fn existing(heat: &Heat, name: &str) -> Result<Option<String>, DriverError> {
+    Ok(heat
+        .stack(name)
+        .await
+        .map_err(failed)?
+        .filter(|s| s["stack_status"] != "DELETE_COMPLETE")
+        .and_then(|s| s["id"].as_str().map(str::to_string)))
 }
 
 fn action_of(stem: &str) -> Action {

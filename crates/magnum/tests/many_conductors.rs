@@ -112,7 +112,9 @@ async fn three_conductors_share_the_work_and_survive_a_kill() {
         assert!(Instant::now() < deadline, "nobody claimed the create");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let n: usize = owner.trim_start_matches('c').parse().unwrap();
+    // The claim names its host, then the attempt's own token.
+    let host = owner.split_whitespace().next().unwrap();
+    let n: usize = host.trim_start_matches('c').parse().unwrap();
     drop(conductors[n - 1].take());
     let killed_at = Instant::now();
     let c = wait_for(&url, &format!("/v1/clusters/{slow}"), 60, |_, v| {

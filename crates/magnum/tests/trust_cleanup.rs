@@ -8,63 +8,11 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::cloud::*;
 use support::*;
-
-/// A TCP relay to the test Keystone that can be cut: while cut, every
-/// connection is closed at once, as a Keystone that went away.
-struct Relay {
-    port: u16,
-    open: Arc<AtomicBool>,
-}
-
-impl Relay {
-    fn start() -> Relay {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let open = Arc::new(AtomicBool::new(true));
-        let gate = open.clone();
-        std::thread::spawn(move || {
-            for client in listener.incoming().flatten() {
-                if !gate.load(Ordering::SeqCst) {
-                    let _ = client.shutdown(Shutdown::Both);
-                    continue;
-                }
-                let Ok(upstream) = TcpStream::connect(KEYSTONE.trim_start_matches("http://"))
-                else {
-                    continue;
-                };
-                pump(client.try_clone().unwrap(), upstream.try_clone().unwrap());
-                pump(upstream, client);
-            }
-        });
-        Relay { port, open }
-    }
-
-    fn set(&self, open: bool) {
-        self.open.store(open, Ordering::SeqCst);
-    }
-}
-
-/// Copy `from` to `to` until `from` ends, then end `to`'s writing side.
-fn pump(mut from: TcpStream, mut to: TcpStream) {
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 16 * 1024];
-        while let Ok(n) = from.read(&mut buf) {
-            if n == 0 || to.write_all(&buf[..n]).is_err() {
-                break;
-            }
-        }
-        let _ = to.shutdown(Shutdown::Write);
-    });
-}
 
 #[test]
 fn a_trust_keystone_cannot_delete_keeps_the_cluster_until_it_can() {
@@ -73,7 +21,7 @@ fn a_trust_keystone_cannot_delete_keeps_the_cluster_until_it_can() {
     let _cloud = cloud_double(&dir);
     let member = token("a-member", "project-a");
     glance_with_image(&member);
-    let relay = Relay::start();
+    let relay = support::relay::Relay::start(KEYSTONE.trim_start_matches("http://"));
     // Everything this Magnum asks Keystone goes through the relay.
     let conf = conf(&dir, &format!("http://127.0.0.1:{}/v3", relay.port));
     let server = all_in_one(&dir, &conf);

@@ -12,6 +12,11 @@
 //! - `fake_hang`: actions that never finish (timeouts);
 //! - `fake_health`: the health status the COE reports.
 //!
+//! A file `outage` in the cloud directory makes every operation call
+//! answer that the cloud is unreachable while it exists (tests create and
+//! remove it). A create of a cluster whose stack exists and was not
+//! deleted adopts it, as Heat's driver adopts a stack found by name.
+//!
 //! For counting, the cloud keeps two logs beside the stacks: `calls.log`,
 //! one line `<action> <cluster> <start> <end>` per driver call that
 //! blocked (`fake_call_seconds`), and, when the driver has a tag
@@ -209,6 +214,12 @@ impl FakeDriver {
                 let line = format!("{what} {} {start:.6} {:.6}\n", spec.cluster.uuid, now());
                 self.append("calls.log", line)?;
             }
+            if self.dir.join("outage").exists() {
+                return Err(DriverError::Unreachable(format!(
+                    "the fake cloud is unreachable (to {what} cluster {})",
+                    spec.cluster.uuid
+                )));
+            }
             if listed(&spec, "fake_refuse", &what) {
                 return Err(DriverError::Failed(format!(
                     "fake cloud refused to {what} the cluster"
@@ -217,6 +228,19 @@ impl FakeDriver {
             std::fs::create_dir_all(&self.dir)
                 .map_err(|e| DriverError::Failed(format!("fake cloud: {e}")))?;
             let id = Self::stack_id(&spec);
+            let log = self.dir.join(format!("fake-{}.log", spec.cluster.uuid));
+            if action == Action::Create {
+                let stack = std::fs::read_to_string(self.file(&id))
+                    .ok()
+                    .and_then(|t| serde_json::from_str::<Value>(&t).ok());
+                if stack.is_some_and(|s| s["action"] != "delete") {
+                    let mut text = std::fs::read_to_string(&log).unwrap_or_default();
+                    text.push_str("adopt\n");
+                    std::fs::write(&log, text)
+                        .map_err(|e| DriverError::Failed(format!("fake cloud: {e}")))?;
+                    return Ok(id);
+                }
+            }
             let record = json!({
                 "action": action_name(action),
                 "what": what,
@@ -224,7 +248,6 @@ impl FakeDriver {
             });
             std::fs::write(self.file(&id), record.to_string())
                 .map_err(|e| DriverError::Failed(format!("fake cloud: {e}")))?;
-            let log = self.dir.join(format!("fake-{}.log", spec.cluster.uuid));
             let mut text = std::fs::read_to_string(&log).unwrap_or_default();
             text.push_str(&what);
             text.push('\n');

@@ -175,3 +175,44 @@ impl Database {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::TestDb;
+    use crate::{schema, Backend, DbError};
+
+    /// Migrating again changes nothing; a database without one of our own
+    /// tables (an upstream database, or one of an older build of ours) is
+    /// not current until migrated, and migrating adds the table.
+    async fn own_tables_are_added_to_a_current_database(backend: Backend) {
+        let t = TestDb::create(backend).await;
+        let db = t.migrated().await;
+        let again = db.migrate().await.unwrap();
+        assert!(again.applied.is_empty(), "{again:?}");
+        db.check_current().await.unwrap();
+        for table in schema::OWN_TABLES {
+            db.execute_raw(&format!("DROP TABLE {}", table.name))
+                .await
+                .unwrap();
+            assert!(
+                matches!(db.check_current().await, Err(DbError::NotMigrated)),
+                "current without {}",
+                table.name
+            );
+            let outcome = db.migrate().await.unwrap();
+            assert!(outcome.applied.is_empty(), "{outcome:?}");
+            assert!(db.table_exists(table.name).await, "{}", table.name);
+            db.check_current().await.unwrap();
+        }
+        db.close().await;
+    }
+
+    macro_rules! backends {
+        ($($name:ident),*) => {
+            mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(crate::Backend::Sqlite).await } )* }
+            mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(crate::Backend::Postgres).await } )* }
+            mod mysql { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(crate::Backend::MySql).await } )* }
+        };
+    }
+    backends!(own_tables_are_added_to_a_current_database);
+}

@@ -337,8 +337,29 @@ pub const CLUSTER_TRUST: Table = Table {
     charset: "utf8mb4",
 };
 
-/// Our own tables (see [`CLUSTER_OPERATION`], [`CLUSTER_TRUST`]).
-pub const OWN_TABLES: [Table; 2] = [CLUSTER_OPERATION, CLUSTER_TRUST];
+/// `rs_project_lock`: one row per project that has created a cluster
+/// under a quota. Each create locks its project's row with an `UPDATE` as
+/// the first statement of its transaction, then counts the project's
+/// clusters and inserts, so creates of one project take turns and the
+/// quota holds however many arrive at once (see
+/// `Database::cluster_create_queued`). `creates` counts the creates
+/// admitted, so that the locking `UPDATE` always changes the row.
+pub const PROJECT_LOCK: Table = Table {
+    name: "rs_project_lock",
+    columns: &[
+        req("project_id", Varchar(255)),
+        req("creates", Int),
+        CREATED,
+        UPDATED,
+    ],
+    primary_key: "project_id",
+    unique: &[],
+    charset: "utf8mb4",
+};
+
+/// Our own tables (see [`CLUSTER_OPERATION`], [`CLUSTER_TRUST`],
+/// [`PROJECT_LOCK`]).
+pub const OWN_TABLES: [Table; 3] = [CLUSTER_OPERATION, CLUSTER_TRUST, PROJECT_LOCK];
 
 /// Indexes of ours on upstream's tables, named `rs_…` (upstream's schema
 /// has none of them; they serve queries upstream does not make per

@@ -99,7 +99,7 @@ async fn our_schema_equals_upstreams_on_mariadb() {
         let a = query(&mut conn, sql, theirs.name()).await;
         let mut b = query(&mut conn, sql, ours.name()).await;
         assert!(!a.is_empty(), "upstream's database has no {what}");
-        // Our own tables (the operation queue) and our own indexes (rs_…)
+        // Our own tables (schema::OWN_TABLES) and our own indexes (rs_…)
         // come on top of upstream's.
         let own = |r: &Vec<Option<String>>| {
             magnum_db::schema::OWN_TABLES

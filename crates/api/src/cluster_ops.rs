@@ -14,7 +14,7 @@ use axum::Json;
 use magnum_core::objects::status::*;
 use magnum_core::objects::{default_nodegroup, Cluster, ClusterTemplate, NodeGroup};
 use magnum_core::{names, ovo, MagnumError};
-use magnum_db::Operation;
+use magnum_db::{CreateOutcome, Operation};
 use serde_json::{json, Map, Value};
 
 use crate::clusters::find;
@@ -170,9 +170,14 @@ async fn template_for_create(
     }
 }
 
-/// Upstream's quota check: the project's `Cluster` quota row, else
-/// `[quotas] max_clusters_per_project`.
-async fn check_quota(state: &AppState, ctx: &Ctx) -> ApiResult<()> {
+/// Upstream's quota check, where upstream makes it: the project's
+/// `Cluster` quota row, else `[quotas] max_clusters_per_project`; the
+/// limit comes back. This early count only refuses sooner (before the
+/// checks upstream makes after it, and before a trust is made); the
+/// count that holds is made again with the insert, under the project's
+/// lock (`Database::cluster_create_queued`), so concurrent creates never
+/// exceed the limit.
+async fn check_quota(state: &AppState, ctx: &Ctx) -> ApiResult<i64> {
     let project = ctx.context.project_id.clone().unwrap_or_default();
     let limit = match state.db.quota_get(&project, "Cluster").await? {
         Some(q) => q.hard_limit,
@@ -182,13 +187,17 @@ async fn check_quota(state: &AppState, ctx: &Ctx) -> ApiResult<()> {
             .unwrap_or(20),
     };
     if state.db.cluster_count(&project).await? >= limit {
-        return Err(MagnumError::ResourceLimitExceeded(format!(
-            "You have reached the maximum clusters per project, {limit}. You may delete a \
-             cluster to make room for a new one."
-        ))
-        .into());
+        return Err(over_quota(limit));
     }
-    Ok(())
+    Ok(limit)
+}
+
+fn over_quota(limit: i64) -> ApiError {
+    MagnumError::ResourceLimitExceeded(format!(
+        "You have reached the maximum clusters per project, {limit}. You may delete a \
+         cluster to make room for a new one."
+    ))
+    .into()
 }
 
 pub async fn create(
@@ -216,7 +225,7 @@ pub async fn create(
         )
         .into());
     }
-    check_quota(&state, &ctx).await?;
+    let limit = check_quota(&state, &ctx).await?;
     if template.is_hidden() && !ctx.context.is_admin {
         return Err(MagnumError::NotAuthorized("Not authorized.".into()).into());
     }
@@ -318,16 +327,21 @@ pub async fn create(
         }
         _ => None,
     };
-    if let Err(e) = state
+    let refused = match state
         .db
-        .cluster_create_queued(&cluster, &nodegroups, &op)
+        .cluster_create_queued(&cluster, &nodegroups, &op, Some(limit))
         .await
     {
+        Ok(CreateOutcome::Queued) => None,
+        Ok(CreateOutcome::OverQuota { .. }) => Some(over_quota(limit)),
+        Err(e) => Some(e.into()),
+    };
+    if let Some(e) = refused {
         if let Some((m, t)) = trust {
             let _ = m.delete(&t).await;
             let _ = state.db.trust_forget(&t.cluster_uuid).await;
         }
-        return Err(e.into());
+        return Err(e);
     }
     nudge(&state, &op).await;
     Ok(accepted(&cluster.uuid))

@@ -127,7 +127,9 @@ impl Conductor {
                 default_nodegroup(&cluster, &template, workers, false),
             ];
             let op = Operation::new(&cluster_uuid, method, args, context);
-            db.cluster_create_queued(&cluster, &ngs, &op).await?;
+            // No quota here: upstream's API checked it before casting, and
+            // upstream's conductor checks none.
+            db.cluster_create_queued(&cluster, &ngs, &op, None).await?;
             return Ok(Some(op.uuid));
         }
         let cluster = db

@@ -297,12 +297,16 @@ impl Database {
 
     /// How many clusters a project has (quota checks).
     pub async fn cluster_count(&self, project_id: &str) -> Result<i64, DbError> {
-        let q = Query::select()
+        self.count(&Self::cluster_count_query(project_id)).await
+    }
+
+    /// `SELECT COUNT(*) AS n` of a project's clusters.
+    pub(crate) fn cluster_count_query(project_id: &str) -> SelectStatement {
+        Query::select()
             .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
             .from(Alias::new(CLUSTER.name))
             .and_where(c("project_id").eq(project_id))
-            .to_owned();
-        self.count(&q).await
+            .to_owned()
     }
 
     /// Delete a cluster and its node groups. `Ok(false)`: already gone.

@@ -37,7 +37,7 @@ pub use clusters::ClusterFilter;
 pub use federations::Federation;
 pub use fence::{Fence, Write};
 pub use migrate::{MigrationOutcome, HEAD_REVISION, REVISIONS};
-pub use operations::{Gate, Operation};
+pub use operations::{CreateOutcome, Gate, Operation};
 pub use paginate::{Page, SortDir};
 pub use quotas::Quota;
 pub use services::ServiceRecord;
@@ -522,6 +522,43 @@ impl Tx {
                 .map(|r| r.rows_affected()),
         };
         done.map_err(DbError::from_sql)
+    }
+
+    /// Count the rows a `SELECT COUNT(*) AS n` statement yields, inside
+    /// the transaction.
+    pub(crate) async fn count(&mut self, stmt: &SelectStatement) -> Result<i64, DbError> {
+        self.counted();
+        let (sql, values) = stmt.render(self.backend());
+        let n = match &mut self.conn {
+            TxConn::Sqlite(t) => {
+                sqlx::query_scalar_with::<_, i64, _>(&sql, values)
+                    .fetch_one(&mut **t)
+                    .await
+            }
+            TxConn::Postgres(t) => {
+                sqlx::query_scalar_with::<_, i64, _>(&sql, values)
+                    .fetch_one(&mut **t)
+                    .await
+            }
+            TxConn::MySql(t) => {
+                sqlx::query_scalar_with::<_, i64, _>(&sql, values)
+                    .fetch_one(&mut **t)
+                    .await
+            }
+        };
+        n.map_err(DbError::from_sql)
+    }
+
+    /// Undo the transaction now (dropping it would too, but only when its
+    /// connection is next used or returned).
+    pub(crate) async fn rollback(self) -> Result<(), DbError> {
+        self.counted();
+        match self.conn {
+            TxConn::Sqlite(t) => t.rollback().await,
+            TxConn::Postgres(t) => t.rollback().await,
+            TxConn::MySql(t) => t.rollback().await,
+        }
+        .map_err(DbError::from_sql)
     }
 
     pub(crate) async fn commit(self) -> Result<(), DbError> {

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::records::{self, insert, select, Mapping};
-use crate::schema::{CLUSTER, CLUSTER_OPERATION, NODEGROUP};
-use crate::{now, Database, DbError};
+use crate::schema::{CLUSTER, CLUSTER_OPERATION, NODEGROUP, PROJECT_LOCK};
+use crate::{now, Database, DbError, Tx};
 
 const OPERATIONS: Mapping = Mapping {
     table: &CLUSTER_OPERATION,
@@ -63,6 +63,16 @@ impl Operation {
     }
 }
 
+/// What [`Database::cluster_create_queued`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateOutcome {
+    /// The cluster, its node groups and its operation are stored.
+    Queued,
+    /// The project already had `clusters` clusters, as many as its limit
+    /// or more; nothing was written.
+    OverQuota { clusters: i64 },
+}
+
 /// A status change that must hold for an operation to be queued: the
 /// cluster moves from one of `from` to `to` (`to: None` leaves the status
 /// alone but still requires one of `from`).
@@ -78,14 +88,39 @@ fn c(name: &str) -> Expr {
 
 impl Database {
     /// Store a new cluster, its node groups and the operation that builds
-    /// it, all or nothing.
+    /// it, all or nothing. With a `limit`, only while the cluster's project
+    /// has fewer clusters than that; `OverQuota` wrote nothing.
+    ///
+    /// The check and the inserts are one transaction whose first statement
+    /// locks the project's row of `rs_project_lock` (an `UPDATE`: a row
+    /// lock on PostgreSQL and MariaDB; on SQLite the transaction holds the
+    /// write lock from its `BEGIN IMMEDIATE`), so creates of one project
+    /// take turns. The count follows the lock as a
+    /// statement of its own, so it sees every cluster the previous holders
+    /// committed: on PostgreSQL (READ COMMITTED) each statement reads
+    /// afresh, and on MariaDB (REPEATABLE READ) the snapshot is taken at the
+    /// transaction's first plain read, which is that count. A crash leaves
+    /// no lock behind: it goes with the transaction.
     pub async fn cluster_create_queued(
         &self,
         cluster: &Cluster,
         nodegroups: &[NodeGroup],
         op: &Operation,
-    ) -> Result<(), DbError> {
-        let mut tx = self.begin().await?;
+        limit: Option<i64>,
+    ) -> Result<CreateOutcome, DbError> {
+        let mut tx = match limit {
+            Some(limit) => {
+                let project = cluster.project_id.as_deref().unwrap_or_default();
+                let mut tx = self.begin_for_project(project).await?;
+                let clusters = tx.count(&Self::cluster_count_query(project)).await?;
+                if clusters >= limit {
+                    tx.rollback().await?;
+                    return Ok(CreateOutcome::OverQuota { clusters });
+                }
+                tx
+            }
+            None => self.begin().await?,
+        };
         tx.execute(&insert(
             &crate::clusters::CLUSTERS,
             &records::to_fields(cluster),
@@ -100,7 +135,42 @@ impl Database {
         }
         tx.execute(&insert(&OPERATIONS, &records::to_fields(op)))
             .await?;
-        tx.commit().await
+        tx.commit().await?;
+        Ok(CreateOutcome::Queued)
+    }
+
+    /// A transaction holding `project`'s row of `rs_project_lock`, locked
+    /// by its first statement. A project's first create adds the row
+    /// outside any transaction (a concurrent create may add it first) and
+    /// starts again.
+    async fn begin_for_project(&self, project: &str) -> Result<Tx, DbError> {
+        let at = now();
+        let lock = Query::update()
+            .table(Alias::new(PROJECT_LOCK.name))
+            .value(Alias::new("creates"), c("creates").add(1))
+            .value(Alias::new("updated_at"), at)
+            .and_where(c("project_id").eq(project))
+            .to_owned();
+        for _ in 0..2 {
+            let mut tx = self.begin().await?;
+            if tx.execute(&lock).await? > 0 {
+                return Ok(tx);
+            }
+            // No row: nothing is locked (MariaDB holds a gap lock until
+            // the rollback), so end the transaction before adding it.
+            tx.rollback().await?;
+            let add = Query::insert()
+                .into_table(Alias::new(PROJECT_LOCK.name))
+                .columns(["project_id", "creates", "created_at"].map(Alias::new))
+                .values_panic([project.into(), 0.into(), at.into()])
+                .to_owned();
+            match self.execute(&add).await {
+                Ok(_) | Err(DbError::Duplicate) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // Rows are never deleted, so the second attempt finds it.
+        Err(DbError::Sql(sqlx::Error::RowNotFound))
     }
 
     /// Queue `op` if the cluster passes `gate`, moving it to the gate's
@@ -307,7 +377,7 @@ impl Database {
 mod tests {
     use super::*;
     use crate::testing::TestDb;
-    use crate::Backend;
+    use crate::{Backend, Database};
     use magnum_core::objects::status::*;
 
     fn cluster(uuid: &str) -> Cluster {
@@ -325,7 +395,7 @@ mod tests {
         let db = t.migrated().await;
         let id = "a1111111-1111-1111-1111-111111111111";
         let create = Operation::new(id, "cluster_create", Map::new(), Map::new());
-        db.cluster_create_queued(&cluster(id), &[], &create)
+        db.cluster_create_queued(&cluster(id), &[], &create, None)
             .await
             .unwrap();
         // An update waits behind the create, and cannot pass a gate the
@@ -433,6 +503,78 @@ mod tests {
         );
     }
 
+    /// Creates at once in two projects, each starting with no cluster (and
+    /// no lock row): exactly the limit is queued in each, and every other
+    /// create is refused having seen exactly the limit, writing nothing.
+    async fn quota_holds_under_concurrent_creates(backend: Backend) {
+        let t = TestDb::create(backend).await;
+        t.migrated().await.close().await;
+        let db = Database::connect_with(&t.url, 10).await.unwrap();
+        let bursts: [(&str, usize, i64); 2] = [("p", 40, 20), ("q", 12, 3)];
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(
+            bursts.iter().map(|(_, n, _)| n).sum(),
+        ));
+        let mut creates = tokio::task::JoinSet::new();
+        for (project, n, limit) in bursts {
+            for _ in 0..n {
+                let (db, start) = (db.clone(), start.clone());
+                creates.spawn(async move {
+                    let uuid = uuid::Uuid::new_v4().to_string();
+                    let mut c = cluster(&uuid);
+                    c.project_id = Some(project.into());
+                    let op = Operation::new(&uuid, "cluster_create", Map::new(), Map::new());
+                    start.wait().await;
+                    let got = db.cluster_create_queued(&c, &[], &op, Some(limit)).await;
+                    (project, uuid, got.unwrap())
+                });
+            }
+        }
+        let outcomes = creates.join_all().await;
+        for (project, n, limit) in bursts {
+            let mine: Vec<_> = outcomes.iter().filter(|(p, ..)| *p == project).collect();
+            let queued: Vec<_> = mine
+                .iter()
+                .filter(|(.., o)| *o == CreateOutcome::Queued)
+                .collect();
+            assert_eq!(queued.len() as i64, limit, "{project}: queued");
+            for (_, uuid, o) in &mine {
+                match o {
+                    CreateOutcome::Queued => {
+                        assert_eq!(db.operations_of(uuid).await.unwrap().len(), 1);
+                    }
+                    CreateOutcome::OverQuota { clusters } => {
+                        assert_eq!(*clusters, limit, "{project}: a refusal saw {clusters}");
+                        assert!(db.cluster_get(uuid).await.unwrap().is_none());
+                        assert!(db.operations_of(uuid).await.unwrap().is_empty());
+                    }
+                }
+            }
+            assert_eq!(mine.len(), n);
+            assert_eq!(db.cluster_count(project).await.unwrap(), limit, "{project}");
+        }
+        // Without a limit (upstream's casts, adopted) nothing is counted.
+        let uuid = uuid::Uuid::new_v4().to_string();
+        let mut c = cluster(&uuid);
+        c.project_id = Some("p".into());
+        let op = Operation::new(&uuid, "cluster_create", Map::new(), Map::new());
+        assert_eq!(
+            db.cluster_create_queued(&c, &[], &op, None).await.unwrap(),
+            CreateOutcome::Queued
+        );
+        // A limit of 0 refuses the first create of a project.
+        let uuid = uuid::Uuid::new_v4().to_string();
+        let mut c = cluster(&uuid);
+        c.project_id = Some("r".into());
+        let op = Operation::new(&uuid, "cluster_create", Map::new(), Map::new());
+        assert_eq!(
+            db.cluster_create_queued(&c, &[], &op, Some(0))
+                .await
+                .unwrap(),
+            CreateOutcome::OverQuota { clusters: 0 }
+        );
+        db.close().await;
+    }
+
     macro_rules! backends {
         ($($name:ident),*) => {
             mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(crate::Backend::Sqlite).await } )* }
@@ -440,5 +582,5 @@ mod tests {
             mod mysql { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(crate::Backend::MySql).await } )* }
         };
     }
-    backends!(queue_and_leases);
+    backends!(queue_and_leases, quota_holds_under_concurrent_creates);
 }

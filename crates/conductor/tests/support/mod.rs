@@ -127,7 +127,7 @@ pub async fn queued_create(
         default_nodegroup(&c, template, 1, false),
     ];
     let op = Operation::new(&c.uuid, "cluster_create", Map::new(), Map::new());
-    db.cluster_create_queued(&c, &ngs, &op)
+    db.cluster_create_queued(&c, &ngs, &op, None)
         .await
         .expect("queued");
     (c, op)

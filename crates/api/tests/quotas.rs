@@ -4,11 +4,18 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use axum::http::StatusCode;
 use common::*;
-use serde_json::json;
+use serde_json::{json, Value};
 
-on_all_backends!(quota_lifecycle, quota_listing_and_visibility);
+on_all_backends!(
+    quota_lifecycle,
+    quota_listing_and_visibility,
+    a_burst_of_creates_never_exceeds_the_quota,
+    a_create_costs_a_fixed_number_of_statements,
+);
 
 async fn quota_lifecycle(backend: Backend) {
     let app = TestApp::with_config(backend, "[quotas]\nmax_clusters_per_project = 7\n").await;
@@ -198,4 +205,144 @@ async fn quota_listing_and_visibility(backend: Backend) {
         .await
         .error(400);
     app.get("/v1/quotas", &member("p1")).await.error(403);
+}
+
+/// Upstream's refusal of a create over quota (403), without its request id.
+fn over_quota(limit: i64) -> Value {
+    let detail = format!(
+        "Resource limit exceeded: You have reached the maximum clusters per project, {limit}. \
+         You may delete a cluster to make room for a new one."
+    );
+    json!({
+        "code": "client",
+        "status": 403,
+        "title": detail.split('.').next().unwrap(),
+        "detail": detail,
+        "links": [],
+    })
+}
+
+/// Many creates at once in two projects, each starting with no cluster:
+/// p1 under its quota row (20, with 40 creates), p2 under `[quotas]
+/// max_clusters_per_project` (5, with 15). Exactly the limit is accepted,
+/// every other create gets upstream's refusal, and the projects do not
+/// hold each other up.
+async fn a_burst_of_creates_never_exceeds_the_quota(backend: Backend) {
+    let app =
+        TestApp::without_bus_with_config(backend, "[quotas]\nmax_clusters_per_project = 5\n").await;
+    let r = app
+        .post(
+            "/v1/quotas",
+            &admin("ops"),
+            json!({"project_id": "p1", "resource": "Cluster", "hard_limit": 20}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
+    let bursts: [(&str, i64, i64); 2] = [("p1", 40, 20), ("p2", 15, 5)];
+    for (project, _, _) in bursts {
+        app.create_template(&member(project), fake_k8s("t")).await;
+    }
+
+    let app = Arc::new(app);
+    let total = bursts.iter().map(|(_, n, _)| *n as usize).sum();
+    let start = Arc::new(tokio::sync::Barrier::new(total));
+    let mut requests = tokio::task::JoinSet::new();
+    for (project, n, _) in bursts {
+        for _ in 0..n {
+            let (app, start) = (app.clone(), start.clone());
+            requests.spawn(async move {
+                start.wait().await;
+                let r = app
+                    .post(
+                        "/v1/clusters",
+                        &member(project),
+                        json!({"cluster_template_id": "t"}),
+                    )
+                    .await;
+                (project, r)
+            });
+        }
+    }
+    let answers = requests.join_all().await;
+
+    for (project, n, limit) in bursts {
+        let mine: Vec<&Resp> = answers
+            .iter()
+            .filter(|(p, _)| *p == project)
+            .map(|(_, r)| r)
+            .collect();
+        let accepted: Vec<String> = mine
+            .iter()
+            .filter(|r| r.status == StatusCode::ACCEPTED)
+            .map(|r| r.body["uuid"].as_str().unwrap().to_string())
+            .collect();
+        let refused: Vec<&&Resp> = mine
+            .iter()
+            .filter(|r| r.status != StatusCode::ACCEPTED)
+            .collect();
+        assert_eq!(
+            app.db.cluster_count(project).await.unwrap(),
+            limit,
+            "{project}: {n} concurrent creates under a quota of {limit}"
+        );
+        assert_eq!(accepted.len() as i64, limit, "{project}: accepted");
+        assert_eq!(refused.len() as i64, n - limit, "{project}: refused");
+        for r in refused {
+            r.error(403);
+            let mut e = r.body["errors"][0].clone();
+            e.as_object_mut().unwrap().remove("request_id");
+            assert_eq!(e, over_quota(limit), "{project}: {}", r.raw);
+        }
+        // What was accepted is what the project sees.
+        let r = app.get("/v1/clusters", &member(project)).await;
+        let mut listed: Vec<String> = r.body["clusters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["uuid"].as_str().unwrap().to_string())
+            .collect();
+        listed.sort();
+        let mut accepted = accepted;
+        accepted.sort();
+        assert_eq!(listed, accepted, "{project}");
+        // And a create after the burst is refused the same way.
+        let r = app
+            .post(
+                "/v1/clusters",
+                &member(project),
+                json!({"cluster_template_id": "t"}),
+            )
+            .await;
+        r.error(403);
+        let mut e = r.body["errors"][0].clone();
+        e.as_object_mut().unwrap().remove("request_id");
+        assert_eq!(e, over_quota(limit), "{project}: {}", r.raw);
+    }
+}
+
+/// The quota costs a create a couple of statements: the early check (the
+/// quota row and a count), and in the create's transaction the project's
+/// lock and the count again; a project's first create also adds its lock
+/// row.
+async fn a_create_costs_a_fixed_number_of_statements(backend: Backend) {
+    let app = TestApp::without_bus(backend).await;
+    app.create_template(&member("p1"), fake_k8s("t")).await;
+    let mut costs = Vec::new();
+    for _ in 0..3 {
+        let before = app.db.statements();
+        let r = app
+            .post(
+                "/v1/clusters",
+                &member("p1"),
+                json!({"cluster_template_id": "t"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.raw);
+        costs.push(app.db.statements() - before);
+    }
+    // The template, the quota row, the count; BEGIN, the lock, the count,
+    // the cluster, its two node groups, the operation, COMMIT.
+    assert!(costs[1..].iter().all(|c| *c <= 11), "{costs:?}");
+    // The first: BEGIN, the lock finding no row, ROLLBACK, the row added.
+    assert!(costs[0] <= 15, "{costs:?}");
 }

@@ -144,7 +144,12 @@ impl TestApp {
 
     /// An API with no way to reach conductors: operations only queue.
     pub async fn without_bus(backend: Backend) -> TestApp {
-        let conf = Config::parse("", "test.conf").expect("test configuration");
+        Self::without_bus_with_config(backend, "").await
+    }
+
+    /// As [`TestApp::without_bus`], with a configuration.
+    pub async fn without_bus_with_config(backend: Backend, conf: &str) -> TestApp {
+        let conf = Config::parse(conf, "test.conf").expect("test configuration");
         Self::build(backend, conf, Enforcer::with_defaults(), false).await
     }
 

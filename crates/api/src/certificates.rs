@@ -3,6 +3,7 @@
 //! with it (`POST /v1/certificates`), as upstream; private keys never leave
 //! the server.
 
+use magnum_core::state::Method;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -143,14 +144,14 @@ async fn rotate(
     let args = json!({ "cluster": magnum_core::ovo::encode_stored(&cluster) });
     let op = magnum_db::Operation::new(
         &cluster.uuid,
-        "rotate_ca_certificate",
+        Method::RotateCaCertificate.name(),
         args.as_object().cloned().unwrap_or_default(),
         crate::conduct::wire_context(&ctx),
     );
-    let gate = magnum_conductor::gate_for("rotate_ca_certificate", false);
+    let gate = Method::RotateCaCertificate.gate(false);
     if !state.db.operation_enqueue(&op, gate).await? {
         let status = cluster.status.clone().unwrap_or_default();
-        return Err(magnum_conductor::refusal("cluster_update", &status).into());
+        return Err(Method::ClusterUpdate.refusal(&status).into());
     }
     crate::conduct::nudge(&state, &op).await;
     Ok((StatusCode::ACCEPTED, Json(json!({ "uuid": cluster.uuid }))).into_response())

@@ -7,6 +7,7 @@
 //! nothing, and of two racing updates exactly one wins), then nudges the
 //! conductors ([`crate::conduct`]).
 
+use magnum_core::state::Method;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -468,7 +469,7 @@ pub async fn update(
         "health_status_reason": health_reason,
         "rollback": rollback,
     });
-    queue(&state, &ctx, &cluster, "cluster_update", args, health_only).await?;
+    queue(&state, &ctx, &cluster, Method::ClusterUpdate, args, health_only).await?;
     Ok(accepted(&cluster.uuid))
 }
 
@@ -478,17 +479,17 @@ async fn queue(
     state: &AppState,
     ctx: &Ctx,
     cluster: &Cluster,
-    method: &str,
+    method: Method,
     args: Value,
     health_only: bool,
 ) -> ApiResult<Operation> {
     let op = Operation::new(
         &cluster.uuid,
-        method,
+        method.name(),
         args.as_object().cloned().unwrap_or_default(),
         wire_context(ctx),
     );
-    let gate = magnum_conductor::gate_for(method, health_only);
+    let gate = method.gate(health_only);
     if !state.db.operation_enqueue(&op, gate).await? {
         let now = state
             .db
@@ -496,7 +497,7 @@ async fn queue(
             .await?
             .ok_or_else(|| MagnumError::ClusterNotFound(cluster.uuid.clone()))?;
         return Err(
-            magnum_conductor::refusal(method, now.status.as_deref().unwrap_or("None")).into(),
+            method.refusal(now.status.as_deref().unwrap_or("None")).into(),
         );
     }
     nudge(state, &op).await;
@@ -518,7 +519,7 @@ pub async fn delete(
         &state,
         &ctx,
         &cluster,
-        "cluster_delete",
+        Method::ClusterDelete,
         json!({ "uuid": cluster.uuid }),
         false,
     )
@@ -645,7 +646,7 @@ pub async fn resize(
         "nodes_to_remove": req.get("nodes_to_remove").cloned().unwrap_or(json!([])),
         "nodegroup": ovo::encode_stored(&ng),
     });
-    queue(&state, &ctx, &cluster, "cluster_resize", args, false).await?;
+    queue(&state, &ctx, &cluster, Method::ClusterResize, args, false).await?;
     Ok(accepted(&cluster.uuid))
 }
 
@@ -699,6 +700,6 @@ pub async fn upgrade(
         "max_batch_size": int(&req, "max_batch_size").unwrap_or(1),
         "nodegroup": ovo::encode_stored(&ng),
     });
-    queue(&state, &ctx, &cluster, "cluster_upgrade", args, false).await?;
+    queue(&state, &ctx, &cluster, Method::ClusterUpgrade, args, false).await?;
     Ok(accepted(&cluster.uuid))
 }

@@ -10,6 +10,7 @@
 //! in one transaction, so a refused request changes nothing, then nudges
 //! the conductors.
 
+use magnum_core::state::Method;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -579,18 +580,18 @@ async fn queue(
     state: &AppState,
     ctx: &Ctx,
     cluster: &Cluster,
-    method: &str,
+    method: Method,
     args: Value,
     ng: &NodeGroup,
     is_new: bool,
 ) -> ApiResult<Operation> {
     let op = Operation::new(
         &cluster.uuid,
-        method,
+        method.name(),
         args.as_object().cloned().unwrap_or_default(),
         wire_context(ctx),
     );
-    let gate = magnum_conductor::gate_for(method, false);
+    let gate = method.gate(false);
     let queued = match state
         .db
         .nodegroup_enqueue(&op, gate, Some((ng, is_new)))
@@ -614,7 +615,7 @@ async fn queue(
             .await?
             .ok_or_else(|| MagnumError::ClusterNotFound(cluster.uuid.clone()))?;
         return Err(
-            magnum_conductor::refusal(method, now.status.as_deref().unwrap_or("None")).into(),
+            method.refusal(now.status.as_deref().unwrap_or("None")).into(),
         );
     }
     Ok(op)
@@ -711,7 +712,7 @@ async fn create(
         "nodegroup": ovo::encode(&ng),
     });
     ng.status = Some(CREATE_IN_PROGRESS.into());
-    let op = queue(&state, &ctx, &cluster, "nodegroup_create", args, &ng, true).await?;
+    let op = queue(&state, &ctx, &cluster, Method::NodegroupCreate, args, &ng, true).await?;
     // As stored (with its id and timestamps), before a conductor moves it.
     let stored = state.db.nodegroup_get(&ng.uuid).await?.unwrap_or(ng);
     nudge(&state, &op).await;
@@ -802,7 +803,7 @@ async fn update(
         &state,
         &ctx,
         &cluster,
-        "nodegroup_update",
+        Method::NodegroupUpdate,
         args,
         &new,
         false,
@@ -847,7 +848,7 @@ async fn delete(
         "nodegroup": ovo::encode_stored(&ng),
     });
     ng.status = Some(DELETE_IN_PROGRESS.into());
-    let op = queue(&state, &ctx, &cluster, "nodegroup_delete", args, &ng, false).await?;
+    let op = queue(&state, &ctx, &cluster, Method::NodegroupDelete, args, &ng, false).await?;
     nudge(&state, &op).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

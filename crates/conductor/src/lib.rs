@@ -37,23 +37,9 @@ use magnum_rpc::{Handler, HandlerFuture, RemoteError};
 use serde_json::{Map, Value};
 
 pub use notify::Notifier;
-pub use ops::{gate_for, refusal};
 
 /// The context key naming the queued operation a cast is about.
 pub const OPERATION_KEY: &str = "magnum_rs_operation";
-
-/// The cluster and node group operations, by upstream method name.
-pub const OPERATIONS: &[&str] = &[
-    "cluster_create",
-    "cluster_delete",
-    "cluster_update",
-    "cluster_resize",
-    "cluster_upgrade",
-    "nodegroup_create",
-    "nodegroup_update",
-    "nodegroup_delete",
-    "rotate_ca_certificate",
-];
 
 /// Upstream conductor methods that come with later work (certificates,
 /// trusts, federations, remote objects).
@@ -480,7 +466,7 @@ impl Handler for Conductor {
                     .await
                     .map(|_| Value::Null)
                     .map_err(RemoteError::from),
-                m if OPERATIONS.contains(&m) => me
+                m if magnum_core::state::Method::parse(m).is_some() => me
                     .dispatch(context, m, args)
                     .await
                     .map_err(RemoteError::from),

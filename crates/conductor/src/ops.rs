@@ -13,7 +13,8 @@ use magnum_core::objects::status::*;
 use magnum_core::objects::{default_nodegroup, Cluster, ClusterTemplate, NodeGroup};
 use magnum_core::ovo;
 use magnum_core::{MagnumError, RequestContext};
-use magnum_db::{Fence, Gate, Operation, Write};
+use magnum_core::state::{nodegroup_moves, Method, Status};
+use magnum_db::{Fence, Operation, Write};
 use serde_json::{json, Map, Value};
 
 use crate::notify::Outcome;
@@ -21,42 +22,6 @@ use crate::{Conductor, ConductorError};
 
 /// The longest a driver call other than create may take.
 const DRIVER_CALL_LIMIT: Duration = Duration::from_secs(600);
-
-/// Where a cluster must be, and where it moves, for `method` to be queued.
-/// `health_only`: a `cluster_update` that changes no node count.
-pub fn gate_for(method: &str, health_only: bool) -> Gate<'static> {
-    match method {
-        "cluster_delete" => Gate {
-            from: &ALL,
-            to: Some(DELETE_IN_PROGRESS),
-        },
-        "cluster_update" if health_only => Gate {
-            from: &ALL,
-            to: None,
-        },
-        "cluster_resize" => Gate {
-            from: &RESIZABLE,
-            to: Some(UPDATE_IN_PROGRESS),
-        },
-        _ => Gate {
-            from: &UPDATABLE,
-            to: Some(UPDATE_IN_PROGRESS),
-        },
-    }
-}
-
-/// The refusal for a cluster in a status that forbids `method`.
-pub fn refusal(method: &str, status: &str) -> MagnumError {
-    let what = match method {
-        "cluster_resize" => "Resizing a cluster",
-        "cluster_upgrade" => "Upgrading a cluster",
-        "nodegroup_create" => "Creating a nodegroup",
-        "nodegroup_update" => "Updating a nodegroup",
-        "nodegroup_delete" => "Deleting a nodegroup",
-        _ => "Updating a cluster",
-    };
-    MagnumError::NotSupported(format!("{what} when status is \"{status}\""))
-}
 
 fn arg_i64(args: &Map<String, Value>, key: &str) -> Option<i64> {
     args.get(key).and_then(Value::as_i64)
@@ -144,7 +109,10 @@ impl Conductor {
                 .find(|n| n.is_default == Some(true) && n.role.as_deref() != Some("master"));
             arg_i64(&args, "node_count") == worker.and_then(|w| w.node_count)
         };
-        let gate = gate_for(method, health_only);
+        let Some(m) = Method::parse(method) else {
+            return Err(MagnumError::Invalid(format!("unknown operation {method}")).into());
+        };
+        let gate = m.gate(health_only);
         let op = Operation::new(&cluster_uuid, method, args, context);
         let queued = match method {
             "nodegroup_create" => {
@@ -161,7 +129,7 @@ impl Conductor {
         };
         if !queued {
             let status = cluster.status.unwrap_or_default();
-            return Err(refusal(method, &status).into());
+            return Err(m.refusal(&status).into());
         }
         let _ = ctx;
         Ok(Some(op.uuid))
@@ -577,20 +545,20 @@ impl Conductor {
             return Ok(Done::default());
         };
         let status = cluster.status.clone().unwrap_or_default();
-        match op.method.as_str() {
-            "cluster_create" => self.run_create(&ctx, a, cluster, &status).await,
-            "cluster_delete" => self.run_delete(&ctx, a, cluster, &status).await,
-            "cluster_update" => self.run_update(&ctx, a, cluster, &status).await,
-            "cluster_resize" => self.run_resize(&ctx, a, cluster, &status).await,
-            "cluster_upgrade" => self.run_upgrade(&ctx, a, cluster, &status).await,
-            "nodegroup_create" | "nodegroup_update" | "nodegroup_delete" => {
-                self.run_nodegroup(a, cluster, &status).await
+        let Some(method) = Method::parse(&op.method) else {
+            tracing::warn!("dropping queued operation with unknown method {}", op.method);
+            return Ok(Done::default());
+        };
+        match method {
+            Method::ClusterCreate => self.run_create(&ctx, a, cluster, &status).await,
+            Method::ClusterDelete => self.run_delete(&ctx, a, cluster, &status).await,
+            Method::ClusterUpdate => self.run_update(&ctx, a, cluster, &status).await,
+            Method::ClusterResize => self.run_resize(&ctx, a, cluster, &status).await,
+            Method::ClusterUpgrade => self.run_upgrade(&ctx, a, cluster, &status).await,
+            Method::NodegroupCreate | Method::NodegroupUpdate | Method::NodegroupDelete => {
+                self.run_nodegroup(a, method, cluster, &status).await
             }
-            "rotate_ca_certificate" => self.run_rotate_ca(&ctx, a, cluster, &status).await,
-            other => {
-                tracing::warn!("dropping queued operation with unknown method {other}");
-                Ok(Done::default())
-            }
+            Method::RotateCaCertificate => self.run_rotate_ca(&ctx, a, cluster, &status).await,
         }
     }
 
@@ -1088,6 +1056,7 @@ impl Conductor {
     async fn run_nodegroup(
         &self,
         a: &Attempt,
+        method: Method,
         cluster: Cluster,
         status: &str,
     ) -> Result<Done, ConductorError> {
@@ -1096,7 +1065,7 @@ impl Conductor {
         }
         let op = &a.op;
         let sent: NodeGroup = decode(&op.args, "nodegroup")?;
-        if op.method == "nodegroup_update" {
+        if method == Method::NodegroupUpdate {
             // The new settings travel in the message; store them first.
             let f = fields(json!({
                 "node_count": sent.node_count,
@@ -1120,9 +1089,9 @@ impl Conductor {
         };
         let outcome = match self.driver(&spec) {
             Ok(d) => {
-                let call = match op.method.as_str() {
-                    "nodegroup_create" => d.create_nodegroup(&spec, &ng),
-                    "nodegroup_update" => d.update_nodegroup(&spec, &ng),
+                let call = match method {
+                    Method::NodegroupCreate => d.create_nodegroup(&spec, &ng),
+                    Method::NodegroupUpdate => d.update_nodegroup(&spec, &ng),
                     _ => d.delete_nodegroup(&spec, &ng),
                 };
                 self.drive(a, UPDATE_IN_PROGRESS, DRIVER_CALL_LIMIT, call)
@@ -1164,33 +1133,27 @@ impl Done {
 /// The cluster from `from` to `to` (a failure) and its node groups in
 /// progress with it, as one set of writes.
 pub(crate) fn failure(cluster_uuid: &str, from: &str, to: &str, reason: &str) -> Done {
-    let ng_create_to = if to == CREATE_FAILED {
-        CREATE_FAILED
-    } else {
-        UPDATE_FAILED
-    };
-    let ngs = |from: &str, to: &str| Write::NodegroupsStatus {
-        cluster_uuid: cluster_uuid.into(),
+    let to = Status::parse(to).unwrap_or(Status::UpdateFailed);
+    let mut writes = vec![Write::ClusterStatus {
+        uuid: cluster_uuid.into(),
         from: vec![from.into()],
-        to: to.into(),
+        to: to.as_str().into(),
         reason: Some(reason.into()),
-    };
+        if_idle: false,
+    }];
+    for (ng_from, ng_to) in nodegroup_moves(to) {
+        writes.push(Write::NodegroupsStatus {
+            cluster_uuid: cluster_uuid.into(),
+            from: vec![ng_from.as_str().into()],
+            to: ng_to.as_str().into(),
+            reason: Some(reason.into()),
+        });
+    }
     Done {
-        writes: vec![
-            Write::ClusterStatus {
-                uuid: cluster_uuid.into(),
-                from: vec![from.into()],
-                to: to.into(),
-                reason: Some(reason.into()),
-                if_idle: false,
-            },
-            ngs(CREATE_IN_PROGRESS, ng_create_to),
-            ngs(UPDATE_IN_PROGRESS, UPDATE_FAILED),
-            ngs(DELETE_IN_PROGRESS, DELETE_FAILED),
-        ],
+        writes,
         failed: Some(match to {
-            CREATE_FAILED => "create",
-            DELETE_FAILED => "delete",
+            Status::CreateFailed => "create",
+            Status::DeleteFailed => "delete",
             _ => "update",
         }),
     }

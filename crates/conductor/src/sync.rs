@@ -23,6 +23,7 @@ use magnum_core::drivers::{Action, ClusterSpec, DriverError, Observed, Progress}
 use magnum_core::objects::status::*;
 use magnum_core::objects::{Cluster, ClusterTemplate, NodeGroup};
 use magnum_core::{MagnumError, RequestContext};
+use magnum_core::state::{nodegroup_moves, Status};
 use magnum_db::Write;
 use serde_json::{json, Map, Value};
 
@@ -412,8 +413,11 @@ impl Conductor {
         }
         let (to, reason) = match &progress {
             Progress::InProgress => return Ok(()),
-            Progress::Complete => (format!("{}_COMPLETE", action.stem()), None),
-            Progress::Failed(r) => (format!("{}_FAILED", action.stem()), Some(r.as_str())),
+            Progress::Complete => (Status::settled(action.stem(), false), None),
+            Progress::Failed(r) => (Status::settled(action.stem(), true), Some(r.as_str())),
+        };
+        let Some(to) = to.map(|s| s.as_str().to_string()) else {
+            return Ok(());
         };
         if action == Action::Delete && matches!(progress, Progress::Complete) {
             // No DELETE_COMPLETE row is left behind to get stuck: the
@@ -435,27 +439,23 @@ impl Conductor {
         // since the queue was read: it goes first).
         let failed = matches!(progress, Progress::Failed(_));
         let reason = reason.map(str::to_string);
-        let move_groups = |from: &str, to: &str| Write::NodegroupsStatus {
-            cluster_uuid: cluster.uuid.clone(),
-            from: vec![from.into()],
-            to: to.into(),
-            reason: reason.clone(),
-        };
-        let mut then = Vec::new();
-        for (ng_from, done, bad) in [
-            (CREATE_IN_PROGRESS, CREATE_COMPLETE, CREATE_FAILED),
-            (UPDATE_IN_PROGRESS, UPDATE_COMPLETE, UPDATE_FAILED),
-        ] {
-            then.push(move_groups(ng_from, if failed { bad } else { done }));
-        }
-        then.push(if failed {
-            move_groups(DELETE_IN_PROGRESS, DELETE_FAILED)
-        } else {
-            Write::DropNodegroupsIn {
+        let mut then: Vec<Write> = Status::parse(&to)
+            .map(nodegroup_moves)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(ng_from, ng_to)| Write::NodegroupsStatus {
+                cluster_uuid: cluster.uuid.clone(),
+                from: vec![ng_from.as_str().into()],
+                to: ng_to.as_str().into(),
+                reason: reason.clone(),
+            })
+            .collect();
+        if !failed {
+            then.push(Write::DropNodegroupsIn {
                 cluster_uuid: cluster.uuid.clone(),
                 status: DELETE_IN_PROGRESS.into(),
-            }
-        });
+            });
+        }
         let first = Write::ClusterStatus {
             uuid: cluster.uuid.clone(),
             from: vec![from.clone()],

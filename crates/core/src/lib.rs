@@ -11,6 +11,7 @@ pub mod names;
 pub mod objects;
 pub mod ovo;
 pub mod policy;
+pub mod state;
 
 pub use context::RequestContext;
 pub use error::MagnumError;

@@ -15,6 +15,8 @@ use sea_query::{Alias, Cond, Expr, Query};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use magnum_core::state::Gate;
+
 use crate::records::{self, insert, select, Mapping};
 use crate::schema::{CLUSTER, CLUSTER_OPERATION, NODEGROUP, PROJECT_LOCK};
 use crate::{now, Database, DbError, Tx};
@@ -71,15 +73,6 @@ pub enum CreateOutcome {
     /// The project already had `clusters` clusters, as many as its limit
     /// or more; nothing was written.
     OverQuota { clusters: i64 },
-}
-
-/// A status change that must hold for an operation to be queued: the
-/// cluster moves from one of `from` to `to` (`to: None` leaves the status
-/// alone but still requires one of `from`).
-#[derive(Debug, Clone, Copy)]
-pub struct Gate<'a> {
-    pub from: &'a [&'a str],
-    pub to: Option<&'a str>,
 }
 
 fn c(name: &str) -> Expr {

@@ -3,7 +3,6 @@
 //! with it (`POST /v1/certificates`), as upstream; private keys never leave
 //! the server.
 
-use magnum_core::state::Method;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -11,6 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use magnum_conductor::certs::CaType;
 use magnum_core::objects::Cluster;
+use magnum_core::state::Method;
 use magnum_core::MagnumError;
 use serde_json::{json, Value};
 

@@ -7,13 +7,13 @@
 //! nothing, and of two racing updates exactly one wins), then nudges the
 //! conductors ([`crate::conduct`]).
 
-use magnum_core::state::Method;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use magnum_core::objects::status::*;
 use magnum_core::objects::{default_nodegroup, Cluster, ClusterTemplate, NodeGroup};
+use magnum_core::state::Method;
 use magnum_core::{names, ovo, MagnumError};
 use magnum_db::{CreateOutcome, Operation};
 use serde_json::{json, Map, Value};
@@ -469,7 +469,15 @@ pub async fn update(
         "health_status_reason": health_reason,
         "rollback": rollback,
     });
-    queue(&state, &ctx, &cluster, Method::ClusterUpdate, args, health_only).await?;
+    queue(
+        &state,
+        &ctx,
+        &cluster,
+        Method::ClusterUpdate,
+        args,
+        health_only,
+    )
+    .await?;
     Ok(accepted(&cluster.uuid))
 }
 
@@ -496,9 +504,9 @@ async fn queue(
             .cluster_get(&cluster.uuid)
             .await?
             .ok_or_else(|| MagnumError::ClusterNotFound(cluster.uuid.clone()))?;
-        return Err(
-            method.refusal(now.status.as_deref().unwrap_or("None")).into(),
-        );
+        return Err(method
+            .refusal(now.status.as_deref().unwrap_or("None"))
+            .into());
     }
     nudge(state, &op).await;
     Ok(op)

@@ -10,7 +10,6 @@
 //! in one transaction, so a refused request changes nothing, then nudges
 //! the conductors.
 
-use magnum_core::state::Method;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -19,6 +18,7 @@ use axum::{Json, Router};
 use magnum_core::cloud::Lookup;
 use magnum_core::objects::status::*;
 use magnum_core::objects::{Cluster, NodeGroup};
+use magnum_core::state::Method;
 use magnum_core::{ovo, MagnumError};
 use magnum_db::{Database, DbError, Operation};
 use serde_json::{json, Map, Value};
@@ -614,9 +614,9 @@ async fn queue(
             .cluster_get(&cluster.uuid)
             .await?
             .ok_or_else(|| MagnumError::ClusterNotFound(cluster.uuid.clone()))?;
-        return Err(
-            method.refusal(now.status.as_deref().unwrap_or("None")).into(),
-        );
+        return Err(method
+            .refusal(now.status.as_deref().unwrap_or("None"))
+            .into());
     }
     Ok(op)
 }
@@ -712,7 +712,16 @@ async fn create(
         "nodegroup": ovo::encode(&ng),
     });
     ng.status = Some(CREATE_IN_PROGRESS.into());
-    let op = queue(&state, &ctx, &cluster, Method::NodegroupCreate, args, &ng, true).await?;
+    let op = queue(
+        &state,
+        &ctx,
+        &cluster,
+        Method::NodegroupCreate,
+        args,
+        &ng,
+        true,
+    )
+    .await?;
     // As stored (with its id and timestamps), before a conductor moves it.
     let stored = state.db.nodegroup_get(&ng.uuid).await?.unwrap_or(ng);
     nudge(&state, &op).await;
@@ -848,7 +857,16 @@ async fn delete(
         "nodegroup": ovo::encode_stored(&ng),
     });
     ng.status = Some(DELETE_IN_PROGRESS.into());
-    let op = queue(&state, &ctx, &cluster, Method::NodegroupDelete, args, &ng, false).await?;
+    let op = queue(
+        &state,
+        &ctx,
+        &cluster,
+        Method::NodegroupDelete,
+        args,
+        &ng,
+        false,
+    )
+    .await?;
     nudge(&state, &op).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -12,8 +12,8 @@ use magnum_core::drivers::{ClusterSpec, Driver, DriverError};
 use magnum_core::objects::status::*;
 use magnum_core::objects::{default_nodegroup, Cluster, ClusterTemplate, NodeGroup};
 use magnum_core::ovo;
-use magnum_core::{MagnumError, RequestContext};
 use magnum_core::state::{nodegroup_moves, Method, Status};
+use magnum_core::{MagnumError, RequestContext};
 use magnum_db::{Fence, Operation, Write};
 use serde_json::{json, Map, Value};
 
@@ -546,7 +546,10 @@ impl Conductor {
         };
         let status = cluster.status.clone().unwrap_or_default();
         let Some(method) = Method::parse(&op.method) else {
-            tracing::warn!("dropping queued operation with unknown method {}", op.method);
+            tracing::warn!(
+                "dropping queued operation with unknown method {}",
+                op.method
+            );
             return Ok(Done::default());
         };
         match method {

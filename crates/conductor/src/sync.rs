@@ -22,8 +22,8 @@ use std::future::Future;
 use magnum_core::drivers::{Action, ClusterSpec, DriverError, Observed, Progress};
 use magnum_core::objects::status::*;
 use magnum_core::objects::{Cluster, ClusterTemplate, NodeGroup};
-use magnum_core::{MagnumError, RequestContext};
 use magnum_core::state::{nodegroup_moves, Status};
+use magnum_core::{MagnumError, RequestContext};
 use magnum_db::Write;
 use serde_json::{json, Map, Value};
 

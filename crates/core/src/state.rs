@@ -64,9 +64,7 @@ impl Status {
     }
 
     pub fn parse(s: &str) -> Option<Status> {
-        ALL.iter()
-            .position(|a| *a == s)
-            .map(|i| Status::ALL[i])
+        ALL.iter().position(|a| *a == s).map(|i| Status::ALL[i])
     }
 
     /// `CREATE`, `UPDATE`, … : the action the status is a stage of.
@@ -258,7 +256,10 @@ mod tests {
         }
         assert_eq!(Status::parse("CREATE_SOMETHING"), None);
         assert_eq!(Status::UpdateInProgress.stem(), "UPDATE");
-        assert_eq!(Status::settled("ROLLBACK", false), Some(Status::RollbackComplete));
+        assert_eq!(
+            Status::settled("ROLLBACK", false),
+            Some(Status::RollbackComplete)
+        );
         assert_eq!(Status::settled("CREATE", true), Some(Status::CreateFailed));
         assert!(Status::DeleteInProgress.in_progress());
         assert!(!Status::DeleteFailed.in_progress());
@@ -275,8 +276,14 @@ mod tests {
             .gate(false)
             .from
             .contains(&CREATE_IN_PROGRESS));
-        assert!(Method::ClusterResize.gate(false).from.contains(&UPDATE_FAILED));
-        assert!(!Method::ClusterUpdate.gate(false).from.contains(&UPDATE_FAILED));
+        assert!(Method::ClusterResize
+            .gate(false)
+            .from
+            .contains(&UPDATE_FAILED));
+        assert!(!Method::ClusterUpdate
+            .gate(false)
+            .from
+            .contains(&UPDATE_FAILED));
         assert_eq!(Method::ClusterUpdate.gate(true).to, None);
         assert_eq!(
             Method::NodegroupDelete

@@ -2,8 +2,9 @@
 //! conductors share a database (PostgreSQL, then MariaDB) and RabbitMQ;
 //! the conductors reach the database through a relay this test cuts while
 //! creates, updates and deletes are in flight (TLS on: certificates in
-//! upstream's x509keypair table), and a conductor is killed at a random
-//! moment of the create burst. Whatever the timing: every operation
+//! upstream's x509keypair table), a conductor is killed at a random
+//! moment of the create burst, and another after the cloud started a
+//! build whose answer had not come back. Whatever the timing: every operation
 //! finishes (nothing lost, nothing falsely failed, nothing stuck), no
 //! cluster's driver calls ever overlap (no attempt runs twice at once),
 //! each stack is built once, no certificate row is left unreferenced, and
@@ -226,6 +227,51 @@ async fn survives(backend: Backend) {
     }
     assert_one_at_a_time(&cloud);
     assert_eq!(count_rows(&db, "x509keypair").await, 4 * CLUSTERS as i64);
+    assert_no_orphan_keys(&db, &ids).await;
+    wait_empty_queue(&db).await;
+
+    // The conductor dies after the cloud started building, before its
+    // answer came back (and so before the stack is recorded): the next
+    // attempt adopts the stack (by name, as Heat's driver does) rather
+    // than building a second one.
+    let late = post(
+        &url,
+        "/v1/clusters",
+        json!({"name": "late", "cluster_template_id": "t",
+               "labels": {"fake_seconds": "2", "fake_after_seconds": "30"}}),
+    )["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !history(&cloud, &late).contains(&"create".to_string()) {
+        assert!(
+            Instant::now() < deadline,
+            "the create never reached the cloud"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let owner = db.operations_of(&late).await.unwrap()[0]
+        .owner
+        .clone()
+        .unwrap();
+    let host = owner.split_whitespace().next().unwrap();
+    let n: usize = host.trim_start_matches('c').parse().unwrap();
+    drop(conductors[n - 1].take());
+    conductors[n - 1] = Some(conductor(n));
+    let v = wait_for(&url, &format!("/v1/clusters/{late}"), 90, |_, v| {
+        v["status"] != "CREATE_IN_PROGRESS"
+    });
+    assert_eq!(v["status"], "CREATE_COMPLETE", "{v}");
+    let seen = history(&cloud, &late);
+    assert_eq!(
+        seen.iter().filter(|a| *a == "create").count(),
+        1,
+        "{seen:?}"
+    );
+    assert!(seen.contains(&"adopt".to_string()), "{seen:?}");
+    let mut ids = ids;
+    ids.push(late);
     assert_no_orphan_keys(&db, &ids).await;
     wait_empty_queue(&db).await;
 

@@ -7,6 +7,8 @@
 //! them, as Heat would. An action takes `fake_seconds` (a cluster label,
 //! default 1) to finish; labels steer the rest:
 //! - `fake_call_seconds`: how long each driver call itself blocks;
+//! - `fake_after_seconds`: how long a call blocks after the cloud did the
+//!   work (an answer that is slow to come back);
 //! - `fake_fail`: actions (create, update, delete) the cloud reports FAILED;
 //! - `fake_refuse`: actions whose driver call errors at once;
 //! - `fake_hang`: actions that never finish (timeouts);
@@ -253,6 +255,9 @@ impl FakeDriver {
             text.push('\n');
             std::fs::write(log, text)
                 .map_err(|e| DriverError::Failed(format!("fake cloud: {e}")))?;
+            if let Some(after) = label(&spec, "fake_after_seconds").and_then(|s| s.parse().ok()) {
+                tokio::time::sleep(Duration::from_secs_f64(after)).await;
+            }
             Ok(id)
         })
     }

@@ -19,6 +19,7 @@ on_all_backends!(
     concurrent_updates_have_one_winner,
     queued_work_survives_a_lost_cast,
     credentials_and_health,
+    an_unreachable_cloud_is_retried_for_every_operation,
 );
 
 const LATEST: (&str, &str) = ("OpenStack-API-Version", "container-infra latest");
@@ -623,4 +624,112 @@ async fn credentials_and_health(backend: Backend) {
         .await
         .body;
     assert_eq!(c["health_status"], Value::Null);
+}
+
+/// While the cloud cannot be reached, every operation waits, saying why on
+/// the cluster, and runs once the cloud is back: none fails for it.
+async fn an_unreachable_cloud_is_retried_for_every_operation(backend: Backend) {
+    let app = TestApp::with_config(backend, "[conductor]\noperation_retry_delay = 1\n").await;
+    app.create_template(&Who::Default, fake_k8s("t1")).await;
+    app.cloud_outage(true);
+    let id = app
+        .create_cluster(&Who::Default, json!({"cluster_template_id": "t1"}))
+        .await;
+    let path = format!("/v1/clusters/{id}");
+    let waits = |status: &'static str| {
+        let app = &app;
+        let path = path.clone();
+        async move {
+            let said = |c: &Value| {
+                let reason = c["status_reason"].as_str().unwrap_or_default();
+                reason.contains("unreachable") && reason.contains("will retry")
+            };
+            let mut c = Value::Null;
+            for _ in 0..100 {
+                app.conductor.tick().await;
+                c = app.get(&path, &Who::Default).await.body;
+                if said(&c) {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            assert!(said(&c), "{c}");
+            // Retried (the delay is a second), and still waiting.
+            for _ in 0..3 {
+                tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+                app.conductor.tick().await;
+            }
+            let c = app.get(&path, &Who::Default).await.body;
+            assert_eq!(c["status"], status, "{c}");
+            assert!(said(&c), "{c}");
+        }
+    };
+    waits("CREATE_IN_PROGRESS").await;
+    app.cloud_outage(false);
+    app.settle(&id, "CREATE_COMPLETE").await;
+
+    // An update (node count).
+    app.cloud_outage(true);
+    let r = at(
+        &app,
+        Method::PATCH,
+        &path,
+        "latest",
+        Some(json!([{"op": "replace", "path": "/node_count", "value": 3}])),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.raw);
+    waits("UPDATE_IN_PROGRESS").await;
+    app.cloud_outage(false);
+    let c = app.settle(&id, "UPDATE_COMPLETE").await;
+    assert_eq!(c["node_count"], 3);
+
+    // A resize.
+    app.cloud_outage(true);
+    let r = at(
+        &app,
+        Method::POST,
+        &format!("{path}/actions/resize"),
+        "latest",
+        Some(json!({"node_count": 2})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.raw);
+    waits("UPDATE_IN_PROGRESS").await;
+    app.cloud_outage(false);
+    let c = app.settle(&id, "UPDATE_COMPLETE").await;
+    assert_eq!(c["node_count"], 2);
+
+    // A node group of its own.
+    app.cloud_outage(true);
+    let r = at(
+        &app,
+        Method::POST,
+        &format!("{path}/nodegroups"),
+        "latest",
+        Some(json!({"name": "extra", "node_count": 1})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.raw);
+    waits("UPDATE_IN_PROGRESS").await;
+    app.cloud_outage(false);
+    app.settle(&id, "UPDATE_COMPLETE").await;
+    let ng = at(
+        &app,
+        Method::GET,
+        &format!("{path}/nodegroups/extra"),
+        "latest",
+        None,
+    )
+    .await
+    .body;
+    assert_eq!(ng["status"], "CREATE_COMPLETE", "{ng}");
+
+    // A delete.
+    app.cloud_outage(true);
+    app.delete(&path, &Who::Default).await;
+    waits("DELETE_IN_PROGRESS").await;
+    app.cloud_outage(false);
+    app.settle(&id, "gone").await;
+    assert!(app.cloud.history(&id).iter().all(|a| !a.contains("fail")));
 }

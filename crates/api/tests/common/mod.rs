@@ -297,6 +297,18 @@ impl TestApp {
         r.body
     }
 
+    /// Cut the fake cloud off (every operation call answers that it is
+    /// unreachable) or bring it back.
+    pub fn cloud_outage(&self, on: bool) {
+        let flag = self.cloud_dir.join("outage");
+        if on {
+            std::fs::create_dir_all(&self.cloud_dir).unwrap();
+            std::fs::write(flag, "").unwrap();
+        } else {
+            let _ = std::fs::remove_file(flag);
+        }
+    }
+
     /// Run the conductor's sweep and status sync until the cluster
     /// reaches `status` (or is gone, for `"gone"`); its full view comes
     /// back. Fails after 30 seconds, naming the status it was stuck in.

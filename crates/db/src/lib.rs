@@ -30,6 +30,8 @@ use sea_query::{
     SqliteQueryBuilder, UpdateStatement,
 };
 use sea_query_binder::SqlxBinder;
+use std::time::Duration;
+
 use sqlx::{mysql::MySqlRow, postgres::PgRow, sqlite::SqliteRow, FromRow};
 
 pub use cluster_templates::{ClusterTemplateFilter, TemplateInUse};
@@ -96,12 +98,59 @@ pub enum DbError {
         column: &'static str,
         reason: String,
     },
+    /// The database could not be reached in time: refused, reset, no
+    /// connection within the pool's wait, no answer within the statement
+    /// bound, or the server going away.
+    #[error("the database cannot be reached")]
+    Unavailable(#[source] sqlx::Error),
     #[error("database error: {0}")]
-    Sql(#[from] sqlx::Error),
+    Sql(sqlx::Error),
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(err: sqlx::Error) -> DbError {
+        if unreachable(&err) {
+            DbError::Unavailable(err)
+        } else {
+            DbError::Sql(err)
+        }
+    }
+}
+
+/// Whether `err` says the database could not be reached (rather than that
+/// it refused the statement): I/O and TLS failures, the pool's wait or our
+/// statement bound running out, a closed pool, and the SQLSTATEs of a lost
+/// or refused connection (class 08; PostgreSQL's 57P01-57P03, the server
+/// shutting down or starting up).
+fn unreachable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03")
+        }),
+        _ => false,
+    }
+}
+
+/// The error of a statement that got no answer within `limit`.
+fn statement_timed_out(limit: std::time::Duration) -> DbError {
+    DbError::Unavailable(sqlx::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!(
+            "no answer to a statement within {} s ([database] statement_timeout)",
+            limit.as_secs_f64()
+        ),
+    )))
 }
 
 impl DbError {
     fn from_sql(err: sqlx::Error) -> DbError {
+        if unreachable(&err) {
+            return DbError::Unavailable(err);
+        }
         if let sqlx::Error::Database(db) = &err {
             if db.is_unique_violation() {
                 return DbError::Duplicate;
@@ -134,6 +183,88 @@ pub struct Database {
     display: String,
     /// Statements sent so far, by every clone of this pool.
     statements: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// How long one statement may take, its answer included (PostgreSQL
+    /// and MariaDB/MySQL; SQLite waits for its lock as `busy_timeout` says).
+    statement_timeout: Option<Duration>,
+}
+
+/// How a [`Database`]'s pool bounds its waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// The most connections open at once (`[database] max_pool_size`).
+    pub max_connections: u32,
+    /// How long a statement waits for a connection, the set-up of a new
+    /// one included (`[database] pool_timeout`); then the database counts
+    /// as unreachable ([`DbError::Unavailable`]).
+    pub acquire_timeout: Duration,
+    /// How long a statement on PostgreSQL or MariaDB/MySQL may take, its
+    /// answer included (`[database] statement_timeout`; `None`: no bound).
+    /// A connection whose statement ran out of time is dropped, not
+    /// returned to the pool: on a half-open connection the answer never
+    /// comes. DDL (migrations) is not bounded.
+    pub statement_timeout: Option<Duration>,
+}
+
+impl Default for PoolSettings {
+    /// What [`Database::connect`] uses: 5 connections, 10 s to get one,
+    /// no statement bound. The services take theirs from `magnum.conf`.
+    fn default() -> Self {
+        PoolSettings {
+            max_connections: 5,
+            acquire_timeout: Duration::from_secs(10),
+            statement_timeout: None,
+        }
+    }
+}
+
+/// However short `[database] pool_timeout` is, start-up waits this long
+/// for a database that refuses connections (one still starting up).
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Open `pool`'s first connection, waiting up to [`START_TIMEOUT`] (or the
+/// pool's own wait, if longer) for a server that is not yet listening;
+/// other failures (bad credentials, no such database) end it at once.
+async fn first_connection<DB: sqlx::Database>(
+    pool: sqlx::Pool<DB>,
+    acquire: Duration,
+) -> Result<sqlx::Pool<DB>, sqlx::Error> {
+    let deadline = std::time::Instant::now() + acquire.max(START_TIMEOUT);
+    loop {
+        match pool.acquire().await {
+            Ok(_) => return Ok(pool),
+            Err(sqlx::Error::PoolTimedOut) if std::time::Instant::now() < deadline => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Run `$body` with `$conn` bound to a connection of `$pool`, within
+/// `$limit` (an `Option<Duration>`). A statement that runs out of time
+/// leaves its connection in an unknown state (on a half-open connection
+/// its answer never comes), so the connection is detached from the pool
+/// and dropped rather than pinged on its way back.
+macro_rules! bounded {
+    ($limit:expr, $pool:expr, |$conn:ident| $body:expr) => {{
+        let mut pooled = $pool.acquire().await?;
+        let limit: Option<Duration> = $limit;
+        let run = async {
+            let $conn = &mut *pooled;
+            $body
+        };
+        match limit {
+            None => run.await,
+            Some(limit) => {
+                let done = tokio::time::timeout(limit, run).await;
+                match done {
+                    Ok(result) => result,
+                    Err(_) => {
+                        drop(pooled.detach());
+                        Err(statement_timed_out(limit))
+                    }
+                }
+            }
+        }
+    }};
 }
 
 /// A row type that decodes from every backend's rows.
@@ -184,11 +315,16 @@ impl Database {
     /// (`sqlite:///path`, `postgresql+psycopg2://…`, `mysql+pymysql://…`).
     /// A SQLite file and its directory are created when missing.
     pub async fn connect(url: &str) -> Result<Database, DbError> {
-        Self::connect_with(url, 5).await
+        Self::connect_with(url, PoolSettings::default()).await
     }
 
-    /// As [`Database::connect`], with at most `max_connections` connections.
-    pub async fn connect_with(url: &str, max_connections: u32) -> Result<Database, DbError> {
+    /// As [`Database::connect`], with the pool bounded as `settings` say.
+    pub async fn connect_with(url: &str, settings: PoolSettings) -> Result<Database, DbError> {
+        let PoolSettings {
+            max_connections,
+            acquire_timeout: acquire,
+            statement_timeout,
+        } = settings;
         let parsed = parse_url(url)?;
         let display = parsed.display();
         let backend = parsed.backend();
@@ -197,7 +333,7 @@ impl Database {
             target: display.clone(),
             source,
         };
-        let acquire = std::time::Duration::from_secs(10);
+        let ping_timeout = (acquire / 4).min(PING_TIMEOUT);
         let pool = match parsed {
             DbUrl::Sqlite { path } => {
                 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
@@ -229,30 +365,45 @@ impl Database {
                 Pool::Sqlite(pool)
             }
             DbUrl::Postgres(opts) => Pool::Postgres(
-                sqlx::postgres::PgPoolOptions::new()
-                    .test_before_acquire(false)
-                    .before_acquire(|conn, meta| Box::pin(ping_if_idle(conn, meta)))
-                    .max_connections(max_connections)
-                    .acquire_timeout(acquire)
-                    .connect_with(opts)
-                    .await
-                    .map_err(connect_err)?,
+                first_connection(
+                    sqlx::postgres::PgPoolOptions::new()
+                        .test_before_acquire(false)
+                        .before_acquire(move |conn, meta| {
+                            Box::pin(ping_if_idle(conn, meta, ping_timeout))
+                        })
+                        .max_connections(max_connections)
+                        .acquire_timeout(acquire)
+                        .connect_lazy_with(opts),
+                    acquire,
+                )
+                .await
+                .map_err(connect_err)?,
             ),
             DbUrl::MySql(opts) => Pool::MySql(
-                sqlx::mysql::MySqlPoolOptions::new()
-                    .test_before_acquire(false)
-                    .before_acquire(|conn, meta| Box::pin(ping_if_idle(conn, meta)))
-                    .max_connections(max_connections)
-                    .acquire_timeout(acquire)
-                    .connect_with(opts)
-                    .await
-                    .map_err(connect_err)?,
+                first_connection(
+                    sqlx::mysql::MySqlPoolOptions::new()
+                        .test_before_acquire(false)
+                        .before_acquire(move |conn, meta| {
+                            Box::pin(ping_if_idle(conn, meta, ping_timeout))
+                        })
+                        .max_connections(max_connections)
+                        .acquire_timeout(acquire)
+                        .connect_lazy_with(opts),
+                    acquire,
+                )
+                .await
+                .map_err(connect_err)?,
             ),
+        };
+        let statement_timeout = match pool {
+            Pool::Sqlite(_) => None,
+            _ => statement_timeout,
         };
         Ok(Database {
             pool,
             display,
             statements: Default::default(),
+            statement_timeout,
         })
     }
 
@@ -299,24 +450,21 @@ impl Database {
         stmt: &impl Statement,
     ) -> Result<Vec<T>, DbError> {
         let (sql, values) = self.render(stmt);
-        let rows = match &self.pool {
-            Pool::Sqlite(p) => {
-                sqlx::query_as_with::<_, T, _>(&sql, values)
-                    .fetch_all(p)
-                    .await
-            }
-            Pool::Postgres(p) => {
-                sqlx::query_as_with::<_, T, _>(&sql, values)
-                    .fetch_all(p)
-                    .await
-            }
-            Pool::MySql(p) => {
-                sqlx::query_as_with::<_, T, _>(&sql, values)
-                    .fetch_all(p)
-                    .await
-            }
-        };
-        rows.map_err(DbError::from_sql)
+        macro_rules! run {
+            ($pool:expr) => {
+                bounded!(self.statement_timeout, $pool, |conn| {
+                    sqlx::query_as_with::<_, T, _>(&sql, values)
+                        .fetch_all(conn)
+                        .await
+                        .map_err(DbError::from_sql)
+                })
+            };
+        }
+        match &self.pool {
+            Pool::Sqlite(p) => run!(p),
+            Pool::Postgres(p) => run!(p),
+            Pool::MySql(p) => run!(p),
+        }
     }
 
     pub(crate) async fn fetch_optional<T: AnyRow>(
@@ -324,44 +472,42 @@ impl Database {
         stmt: &impl Statement,
     ) -> Result<Option<T>, DbError> {
         let (sql, values) = self.render(stmt);
-        let row = match &self.pool {
-            Pool::Sqlite(p) => {
-                sqlx::query_as_with::<_, T, _>(&sql, values)
-                    .fetch_optional(p)
-                    .await
-            }
-            Pool::Postgres(p) => {
-                sqlx::query_as_with::<_, T, _>(&sql, values)
-                    .fetch_optional(p)
-                    .await
-            }
-            Pool::MySql(p) => {
-                sqlx::query_as_with::<_, T, _>(&sql, values)
-                    .fetch_optional(p)
-                    .await
-            }
-        };
-        row.map_err(DbError::from_sql)
+        macro_rules! run {
+            ($pool:expr) => {
+                bounded!(self.statement_timeout, $pool, |conn| {
+                    sqlx::query_as_with::<_, T, _>(&sql, values)
+                        .fetch_optional(conn)
+                        .await
+                        .map_err(DbError::from_sql)
+                })
+            };
+        }
+        match &self.pool {
+            Pool::Sqlite(p) => run!(p),
+            Pool::Postgres(p) => run!(p),
+            Pool::MySql(p) => run!(p),
+        }
     }
 
     /// Run a statement; the number of rows it touched.
     pub(crate) async fn execute(&self, stmt: &impl Statement) -> Result<u64, DbError> {
         let (sql, values) = self.render(stmt);
-        let done = match &self.pool {
-            Pool::Sqlite(p) => sqlx::query_with(&sql, values)
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected()),
-            Pool::Postgres(p) => sqlx::query_with(&sql, values)
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected()),
-            Pool::MySql(p) => sqlx::query_with(&sql, values)
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected()),
-        };
-        done.map_err(DbError::from_sql)
+        macro_rules! run {
+            ($pool:expr) => {
+                bounded!(self.statement_timeout, $pool, |conn| {
+                    sqlx::query_with(&sql, values)
+                        .execute(conn)
+                        .await
+                        .map(|r| r.rows_affected())
+                        .map_err(DbError::from_sql)
+                })
+            };
+        }
+        match &self.pool {
+            Pool::Sqlite(p) => run!(p),
+            Pool::Postgres(p) => run!(p),
+            Pool::MySql(p) => run!(p),
+        }
     }
 
     /// Rows of `m.table` as field maps.
@@ -372,13 +518,15 @@ impl Database {
     ) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, DbError> {
         let (sql, values) = self.render(stmt);
         macro_rules! run {
-            ($pool:expr) => {{
-                let rows = sqlx::query_with(&sql, values)
-                    .fetch_all($pool)
-                    .await
-                    .map_err(DbError::from_sql)?;
-                rows.iter().map(|r| records::decode(r, m)).collect()
-            }};
+            ($pool:expr) => {
+                bounded!(self.statement_timeout, $pool, |conn| {
+                    let rows = sqlx::query_with(&sql, values)
+                        .fetch_all(conn)
+                        .await
+                        .map_err(DbError::from_sql)?;
+                    rows.iter().map(|r| records::decode(r, m)).collect()
+                })
+            };
         }
         match &self.pool {
             Pool::Sqlite(p) => run!(p),
@@ -398,21 +546,23 @@ impl Database {
         // Each row is decoded as it arrives and then dropped, so a page
         // never holds its raw rows and their structs at once.
         macro_rules! run {
-            ($pool:expr) => {{
-                use futures_lite::StreamExt as _;
-                let mut rows = sqlx::query_with(&sql, values).fetch($pool);
-                let mut out = Vec::new();
-                let mut columns = None;
-                while let Some(row) = rows.next().await {
-                    let row = row.map_err(DbError::from_sql)?;
-                    let cols = match &columns {
-                        Some(c) => c,
-                        None => columns.insert(records::result_columns(&row, m)?),
-                    };
-                    out.push(records::decode_into(&row, m, cols)?);
-                }
-                Ok(out)
-            }};
+            ($pool:expr) => {
+                bounded!(self.statement_timeout, $pool, |conn| {
+                    use futures_lite::StreamExt as _;
+                    let mut rows = sqlx::query_with(&sql, values).fetch(conn);
+                    let mut out = Vec::new();
+                    let mut columns = None;
+                    while let Some(row) = rows.next().await {
+                        let row = row.map_err(DbError::from_sql)?;
+                        let cols = match &columns {
+                            Some(c) => c,
+                            None => columns.insert(records::result_columns(&row, m)?),
+                        };
+                        out.push(records::decode_into(&row, m, cols)?);
+                    }
+                    Ok(out)
+                })
+            };
         }
         match &self.pool {
             Pool::Sqlite(p) => run!(p),
@@ -425,18 +575,26 @@ impl Database {
     pub(crate) async fn begin(&self) -> Result<Tx, DbError> {
         self.counted(1);
         let conn = match &self.pool {
-            // IMMEDIATE: take SQLite's write lock up front (waiting as
-            // busy_timeout allows), so a transaction that reads, then
-            // writes, is never refused at its first write because another
-            // connection wrote meanwhile.
-            Pool::Sqlite(p) => TxConn::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
-            Pool::Postgres(p) => TxConn::Postgres(p.begin().await?),
-            Pool::MySql(p) => TxConn::MySql(p.begin().await?),
+            Pool::Sqlite(p) => TxConn::Sqlite(p.acquire().await?),
+            Pool::Postgres(p) => TxConn::Postgres(p.acquire().await?),
+            Pool::MySql(p) => TxConn::MySql(p.acquire().await?),
         };
-        Ok(Tx {
-            conn,
+        let mut tx = Tx {
+            conn: Some(conn),
+            backend: self.backend(),
             statements: self.statements.clone(),
-        })
+            statement_timeout: self.statement_timeout,
+        };
+        // IMMEDIATE: take SQLite's write lock up front (waiting as
+        // busy_timeout allows), so a transaction that reads, then writes,
+        // is never refused at its first write because another connection
+        // wrote meanwhile.
+        let begin = match self.backend() {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            _ => "BEGIN",
+        };
+        tx.raw(begin).await?;
+        Ok(tx)
     }
 
     /// Run plain SQL without parameters (DDL).
@@ -467,108 +625,213 @@ impl Database {
 /// statement under load.
 const PING_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// The longest such a ping may take (or a quarter of the pool's wait, if
+/// less) before its connection is dropped as dead: one that went half-open
+/// while idle never answers, and the pool moves on to the next one (or a
+/// new one) within the same wait.
+const PING_TIMEOUT: Duration = Duration::from_millis(500);
+
 async fn ping_if_idle<C: sqlx::Connection>(
     conn: &mut C,
     meta: sqlx::pool::PoolConnectionMetadata,
+    limit: Duration,
 ) -> Result<bool, sqlx::Error> {
     if meta.idle_for > PING_AFTER_IDLE {
-        conn.ping().await?;
+        tokio::time::timeout(limit, conn.ping())
+            .await
+            .map_err(|_| {
+                sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no answer to a ping",
+                ))
+            })??;
     }
     Ok(true)
 }
 
-/// A transaction on any backend; rolled back when dropped uncommitted.
+/// A transaction on any backend, on a connection of its own; rolled back
+/// when dropped uncommitted. It is run with plain `BEGIN`/`COMMIT` rather
+/// than sqlx's transaction type so that a connection whose statement ran
+/// out of time can be dropped instead of returned to the pool (where the
+/// pool's return ping would wait on it for as long as it stays half-open).
 pub(crate) struct Tx {
-    conn: TxConn,
+    /// `None` once committed, or given up after a lost connection.
+    conn: Option<TxConn>,
+    backend: Backend,
     statements: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    statement_timeout: Option<Duration>,
 }
 
 enum TxConn {
-    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
-    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
-    MySql(sqlx::Transaction<'static, sqlx::MySql>),
+    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+    Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
+    MySql(sqlx::pool::PoolConnection<sqlx::MySql>),
 }
 
-impl Tx {
-    fn backend(&self) -> Backend {
-        match self.conn {
-            TxConn::Sqlite(_) => Backend::Sqlite,
-            TxConn::Postgres(_) => Backend::Postgres,
-            TxConn::MySql(_) => Backend::MySql,
+impl TxConn {
+    /// Leave the pool and close: the server rolls back what was open.
+    fn abandon(self) {
+        match self {
+            TxConn::Sqlite(c) => drop(c.detach()),
+            TxConn::Postgres(c) => drop(c.detach()),
+            TxConn::MySql(c) => drop(c.detach()),
         }
     }
 
+    /// Roll back, then go back to the pool; abandoned if that fails.
+    async fn rollback(mut self, limit: Option<Duration>) {
+        use sqlx::Executor as _;
+        let run = async {
+            match &mut self {
+                TxConn::Sqlite(c) => c.execute("ROLLBACK").await.map(drop),
+                TxConn::Postgres(c) => c.execute("ROLLBACK").await.map(drop),
+                TxConn::MySql(c) => c.execute("ROLLBACK").await.map(drop),
+            }
+        };
+        let done = match limit {
+            Some(limit) => tokio::time::timeout(limit, run).await.ok(),
+            None => Some(run.await),
+        };
+        if !matches!(done, Some(Ok(()))) {
+            self.abandon();
+        }
+    }
+}
+
+impl Tx {
     fn counted(&self) {
         self.statements
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Run `body` on the transaction's connection, within the statement
+    /// bound; a connection that runs out of time or is lost is given up
+    /// (the server rolls back when it closes).
+    async fn run<T>(
+        &mut self,
+        body: impl for<'c> FnOnce(
+            &'c mut TxConn,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<T, sqlx::Error>> + Send + 'c>,
+        >,
+    ) -> Result<T, DbError> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(DbError::Unavailable(sqlx::Error::PoolClosed));
+        };
+        let result = match self.statement_timeout {
+            None => body(conn).await.map_err(DbError::from_sql),
+            Some(limit) => match tokio::time::timeout(limit, body(conn)).await {
+                Ok(done) => done.map_err(DbError::from_sql),
+                Err(_) => Err(statement_timed_out(limit)),
+            },
+        };
+        if let Err(DbError::Unavailable(_)) = &result {
+            if let Some(conn) = self.conn.take() {
+                conn.abandon();
+            }
+        }
+        result
+    }
+
+    /// Run plain SQL without parameters (sent as text, not prepared).
+    async fn raw(&mut self, sql: &'static str) -> Result<(), DbError> {
+        use sqlx::Executor as _;
+        self.run(move |conn| {
+            Box::pin(async move {
+                match conn {
+                    TxConn::Sqlite(c) => c.execute(sql).await.map(drop),
+                    TxConn::Postgres(c) => c.execute(sql).await.map(drop),
+                    TxConn::MySql(c) => c.execute(sql).await.map(drop),
+                }
+            })
+        })
+        .await
+    }
+
     /// Run a statement; the number of rows it touched.
     pub(crate) async fn execute(&mut self, stmt: &impl Statement) -> Result<u64, DbError> {
         self.counted();
-        let (sql, values) = stmt.render(self.backend());
-        let done = match &mut self.conn {
-            TxConn::Sqlite(t) => sqlx::query_with(&sql, values)
-                .execute(&mut **t)
-                .await
-                .map(|r| r.rows_affected()),
-            TxConn::Postgres(t) => sqlx::query_with(&sql, values)
-                .execute(&mut **t)
-                .await
-                .map(|r| r.rows_affected()),
-            TxConn::MySql(t) => sqlx::query_with(&sql, values)
-                .execute(&mut **t)
-                .await
-                .map(|r| r.rows_affected()),
-        };
-        done.map_err(DbError::from_sql)
+        let (sql, values) = stmt.render(self.backend);
+        self.run(move |conn| {
+            Box::pin(async move {
+                match conn {
+                    TxConn::Sqlite(c) => sqlx::query_with(&sql, values)
+                        .execute(&mut **c)
+                        .await
+                        .map(|r| r.rows_affected()),
+                    TxConn::Postgres(c) => sqlx::query_with(&sql, values)
+                        .execute(&mut **c)
+                        .await
+                        .map(|r| r.rows_affected()),
+                    TxConn::MySql(c) => sqlx::query_with(&sql, values)
+                        .execute(&mut **c)
+                        .await
+                        .map(|r| r.rows_affected()),
+                }
+            })
+        })
+        .await
     }
 
     /// Count the rows a `SELECT COUNT(*) AS n` statement yields, inside
     /// the transaction.
     pub(crate) async fn count(&mut self, stmt: &SelectStatement) -> Result<i64, DbError> {
         self.counted();
-        let (sql, values) = stmt.render(self.backend());
-        let n = match &mut self.conn {
-            TxConn::Sqlite(t) => {
-                sqlx::query_scalar_with::<_, i64, _>(&sql, values)
-                    .fetch_one(&mut **t)
-                    .await
-            }
-            TxConn::Postgres(t) => {
-                sqlx::query_scalar_with::<_, i64, _>(&sql, values)
-                    .fetch_one(&mut **t)
-                    .await
-            }
-            TxConn::MySql(t) => {
-                sqlx::query_scalar_with::<_, i64, _>(&sql, values)
-                    .fetch_one(&mut **t)
-                    .await
-            }
+        let (sql, values) = stmt.render(self.backend);
+        self.run(move |conn| {
+            Box::pin(async move {
+                match conn {
+                    TxConn::Sqlite(c) => {
+                        sqlx::query_scalar_with::<_, i64, _>(&sql, values)
+                            .fetch_one(&mut **c)
+                            .await
+                    }
+                    TxConn::Postgres(c) => {
+                        sqlx::query_scalar_with::<_, i64, _>(&sql, values)
+                            .fetch_one(&mut **c)
+                            .await
+                    }
+                    TxConn::MySql(c) => {
+                        sqlx::query_scalar_with::<_, i64, _>(&sql, values)
+                            .fetch_one(&mut **c)
+                            .await
+                    }
+                }
+            })
+        })
+        .await
+    }
+
+    /// Undo the transaction now, before going on (dropping it would too,
+    /// in a task of its own).
+    pub(crate) async fn rollback(mut self) -> Result<(), DbError> {
+        self.counted();
+        if let Some(conn) = self.conn.take() {
+            conn.rollback(self.statement_timeout).await;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn commit(mut self) -> Result<(), DbError> {
+        self.counted();
+        self.raw("COMMIT").await?;
+        // Committed: the connection goes back to the pool as it is.
+        drop(self.conn.take());
+        Ok(())
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else {
+            return;
         };
-        n.map_err(DbError::from_sql)
-    }
-
-    /// Undo the transaction now (dropping it would too, but only when its
-    /// connection is next used or returned).
-    pub(crate) async fn rollback(self) -> Result<(), DbError> {
-        self.counted();
-        match self.conn {
-            TxConn::Sqlite(t) => t.rollback().await,
-            TxConn::Postgres(t) => t.rollback().await,
-            TxConn::MySql(t) => t.rollback().await,
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(conn.rollback(self.statement_timeout));
+            }
+            Err(_) => conn.abandon(),
         }
-        .map_err(DbError::from_sql)
-    }
-
-    pub(crate) async fn commit(self) -> Result<(), DbError> {
-        self.counted();
-        match self.conn {
-            TxConn::Sqlite(t) => t.commit().await,
-            TxConn::Postgres(t) => t.commit().await,
-            TxConn::MySql(t) => t.commit().await,
-        }
-        .map_err(DbError::from_sql)
     }
 }
 
@@ -585,4 +848,97 @@ pub fn now() -> chrono::NaiveDateTime {
         )
         .unwrap_or_default(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestDb;
+
+    #[test]
+    fn lost_connections_are_unavailable_and_refusals_are_not() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(matches!(
+            DbError::from(sqlx::Error::Io(refused)),
+            DbError::Unavailable(_)
+        ));
+        assert!(matches!(
+            DbError::from(sqlx::Error::PoolTimedOut),
+            DbError::Unavailable(_)
+        ));
+        assert!(matches!(
+            statement_timed_out(Duration::from_secs(2)),
+            DbError::Unavailable(_)
+        ));
+        assert!(matches!(
+            DbError::from(sqlx::Error::RowNotFound),
+            DbError::Sql(_)
+        ));
+        assert!(matches!(
+            DbError::from_sql(sqlx::Error::ColumnNotFound("x".into())),
+            DbError::Sql(_)
+        ));
+    }
+
+    /// Transactions run on a connection of their own and give it back
+    /// however they end (committed, dropped uncommitted, failed): on a
+    /// one-connection pool each next statement still finds it.
+    async fn transactions_give_their_connection_back(backend: Backend) {
+        let t = TestDb::create(backend).await;
+        t.migrated().await.close().await;
+        let settings = PoolSettings {
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Some(Duration::from_secs(5)),
+        };
+        let db = Database::connect_with(&t.url, settings).await.unwrap();
+        let gate = Gate {
+            from: &["CREATE_COMPLETE"],
+            to: Some("UPDATE_IN_PROGRESS"),
+        };
+        let id = "b2222222-2222-2222-2222-222222222222";
+        let op = Operation::new(id, "cluster_update", Default::default(), Default::default());
+        for _ in 0..3 {
+            // No such cluster: the transaction is dropped uncommitted.
+            assert!(!db.operation_enqueue(&op, gate).await.unwrap());
+        }
+        // Committed, and refused (a duplicate) inside a transaction.
+        assert!(!db.cluster_destroy(id).await.unwrap());
+        let cluster = magnum_core::objects::Cluster {
+            uuid: id.into(),
+            status: Some("CREATE_COMPLETE".into()),
+            ..Default::default()
+        };
+        let create = Operation::new(id, "cluster_create", Default::default(), Default::default());
+        db.cluster_create_queued(&cluster, &[], &create)
+            .await
+            .unwrap();
+        assert!(matches!(
+            db.cluster_create_queued(&cluster, &[], &create).await,
+            Err(DbError::Duplicate)
+        ));
+        assert!(db.operation_enqueue(&op, gate).await.unwrap());
+        assert_eq!(db.operations_of(id).await.unwrap().len(), 2);
+        assert!(db.cluster_get(id).await.unwrap().is_some());
+        db.close().await;
+    }
+
+    mod sqlite {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn transactions_give_their_connection_back() {
+            super::transactions_give_their_connection_back(crate::Backend::Sqlite).await
+        }
+    }
+    mod postgres {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn transactions_give_their_connection_back() {
+            super::transactions_give_their_connection_back(crate::Backend::Postgres).await
+        }
+    }
+    mod mysql {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn transactions_give_their_connection_back() {
+            super::transactions_give_their_connection_back(crate::Backend::MySql).await
+        }
+    }
 }

@@ -10,7 +10,7 @@ use magnum_api::{router, AppState};
 use magnum_core::cloud::{CloudLookup, NoCloud};
 use magnum_core::config::Config;
 use magnum_core::policy::Enforcer;
-use magnum_db::Database;
+use magnum_db::{Database, PoolSettings};
 
 /// The conductor's `binary` name in `magnum_service`, as upstream's.
 const CONDUCTOR_BINARY: &str = "magnum-conductor";
@@ -20,11 +20,25 @@ pub async fn connect_configured(conf: &Config) -> anyhow::Result<Database> {
     let Some(url) = conf.secret("database", "connection") else {
         bail!("no database configured: set [database] connection in magnum.conf");
     };
-    let pool = conf
-        .int("database", "max_pool_size")
-        .unwrap_or(5)
-        .clamp(1, 1000) as u32;
-    Ok(Database::connect_with(url.expose(), pool).await?)
+    Ok(Database::connect_with(url.expose(), pool_settings(conf)).await?)
+}
+
+/// The pool's bounds: `[database] max_pool_size`, `pool_timeout` and
+/// `statement_timeout`.
+fn pool_settings(conf: &Config) -> PoolSettings {
+    let secs =
+        |name: &str, default: i64| conf.int("database", name).unwrap_or(default).max(0) as u64;
+    PoolSettings {
+        max_connections: conf
+            .int("database", "max_pool_size")
+            .unwrap_or(5)
+            .clamp(1, 1000) as u32,
+        acquire_timeout: Duration::from_secs(secs("pool_timeout", 2).max(1)),
+        statement_timeout: match secs("statement_timeout", 10) {
+            0 => None,
+            n => Some(Duration::from_secs(n)),
+        },
+    }
 }
 
 /// Connect and insist the schema is current.
@@ -333,7 +347,7 @@ pub async fn all_in_one(conf: Config, data_dir: Option<PathBuf>) -> anyhow::Resu
                 .with_context(|| format!("cannot create data directory {}", dir.display()))?;
             let file = dir.join("magnum.sqlite");
             let url = format!("sqlite:///{}", file.display());
-            let db = Database::connect(&url).await?;
+            let db = Database::connect_with(&url, pool_settings(&conf)).await?;
             (db, format!("{} (SQLite)", file.display()))
         }
     };

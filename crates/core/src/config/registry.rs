@@ -174,6 +174,8 @@ pub static OPTIONS: &[OptDef] = &[
     opt("database", "retry_interval", int(Some(0), None), Some("10"), "Seconds between connection attempts.", false),
     opt("database", "connection_recycle_time", int(Some(1), None), Some("3600"), "Seconds after which idle connections are replaced.", false),
     opt("database", "mysql_sql_mode", Str, Some("TRADITIONAL"), "SQL mode of MySQL sessions.", false),
+    opt("database", "pool_timeout", int(Some(1), None), Some("2"), "Seconds a request waits for a database connection, setting up a new one included; then the database counts as unreachable and the API answers 503 (oslo.db's option; its default is unset, SQLAlchemy's 30 s).", false),
+    opt("database", "statement_timeout", int(Some(0), None), Some("10"), "Seconds one statement on PostgreSQL or MariaDB/MySQL may take, its answer included, before its connection is dropped as unreachable and the API answers 503; bounds requests on half-open connections (0: no bound; migrations are never bounded) (magnum-rs).", false),
     // [oslo_policy]
     opt("oslo_policy", "policy_file", Str, Some("policy.yaml"), "Operator policy overrides (YAML or JSON), relative to the configuration file's directory.", false),
     opt("oslo_policy", "policy_dirs", List, Some("policy.d"), "Directories whose policy files are applied after policy_file.", false),

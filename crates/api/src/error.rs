@@ -56,6 +56,7 @@ impl ApiError {
             ApiError::BadVersionHeader(_) | ApiError::VersionUnsupported(_) => 406,
             ApiError::Db(DbError::Duplicate) => 409,
             ApiError::Db(DbError::ValueRejected(_)) => 400,
+            ApiError::Db(DbError::Unavailable(_)) => 503,
             ApiError::Db(_) => 500,
         };
         StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
@@ -78,6 +79,10 @@ impl ApiError {
 
     fn detail(&self) -> String {
         match self {
+            // The cause (refused, timed out, …) is logged, not shown.
+            ApiError::Db(DbError::Unavailable(_)) => {
+                "The database is unreachable. Please try again later.".to_string()
+            }
             ApiError::Magnum(MagnumError::Internal(_)) | ApiError::Db(_)
                 if self.status().is_server_error() =>
             {

@@ -910,11 +910,11 @@ mod tests {
             ..Default::default()
         };
         let create = Operation::new(id, "cluster_create", Default::default(), Default::default());
-        db.cluster_create_queued(&cluster, &[], &create)
+        db.cluster_create_queued(&cluster, &[], &create, None)
             .await
             .unwrap();
         assert!(matches!(
-            db.cluster_create_queued(&cluster, &[], &create).await,
+            db.cluster_create_queued(&cluster, &[], &create, None).await,
             Err(DbError::Duplicate)
         ));
         assert!(db.operation_enqueue(&op, gate).await.unwrap());

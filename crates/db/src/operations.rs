@@ -502,7 +502,11 @@ mod tests {
     async fn quota_holds_under_concurrent_creates(backend: Backend) {
         let t = TestDb::create(backend).await;
         t.migrated().await.close().await;
-        let db = Database::connect_with(&t.url, 10).await.unwrap();
+        let settings = crate::PoolSettings {
+            max_connections: 10,
+            ..Default::default()
+        };
+        let db = Database::connect_with(&t.url, settings).await.unwrap();
         let bursts: [(&str, usize, i64); 2] = [("p", 40, 20), ("q", 12, 3)];
         let start = std::sync::Arc::new(tokio::sync::Barrier::new(
             bursts.iter().map(|(_, n, _)| n).sum(),

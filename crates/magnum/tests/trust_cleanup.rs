@@ -80,7 +80,7 @@ fn a_trust_keystone_cannot_delete_keeps_the_cluster_until_it_can() {
         .0
     };
     assert_eq!(show().0, 200);
-    relay.set(false);
+    relay.down();
     let (s, _, b) = call(
         &url,
         "DELETE",
@@ -119,7 +119,7 @@ fn a_trust_keystone_cannot_delete_keeps_the_cluster_until_it_can() {
     assert_eq!(trustee_status(), 200);
 
     // Keystone is back: the trustee goes, then the cluster.
-    relay.set(true);
+    relay.up();
     wait_status(&url, &uuid, "a-member", &["gone"], 60);
     assert_eq!(trustee_status(), 404, "the trustee outlived its cluster");
     assert_eq!(

@@ -1,81 +1,183 @@
-//! A TCP relay a test puts between a process and a server (a database, a
-//! broker, Keystone) and cuts at will: a cut closes every connection that
-//! passes through it and refuses new ones until it is restored, as a
-//! server or a network that went away.
+//! A TCP relay in front of a server that a test can take away in the two
+//! ways a network does:
+//!
+//! - [`Relay::down`]: the server is gone. Every relayed connection is
+//!   closed and the port stops listening, so new connections are refused.
+//! - [`Relay::stall`]: the server is behind a black hole. Relayed
+//!   connections stay open but nothing crosses them any more, ever (as
+//!   when a firewall forgets their state); new connections are accepted
+//!   and then hear nothing.
+//!
+//! [`Relay::up`] relays new connections again; stalled ones stay stalled.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Up,
+    Down,
+    Stalled,
+}
+
+/// One relayed connection: both ends, and whether it is stalled.
+struct Link {
+    client: TcpStream,
+    server: TcpStream,
+    stalled: Arc<AtomicBool>,
+}
+
+struct State {
+    mode: Mode,
+    links: Vec<Link>,
+    /// Connections accepted while stalled, kept open and never answered.
+    held: Vec<TcpStream>,
+}
 
 pub struct Relay {
     pub port: u16,
-    open: Arc<AtomicBool>,
-    live: Arc<Mutex<Vec<TcpStream>>>,
+    state: Arc<Mutex<State>>,
+    stop: Arc<AtomicBool>,
 }
 
 impl Relay {
-    /// Relay 127.0.0.1:<port> to `target` (host:port).
+    /// Relay 127.0.0.1:<port> to `target` (`host:port`).
     pub fn start(target: &str) -> Relay {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let open = Arc::new(AtomicBool::new(true));
-        let live: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
-        let (gate, conns, target) = (open.clone(), live.clone(), target.to_string());
-        std::thread::spawn(move || {
-            for client in listener.incoming().flatten() {
-                if !gate.load(Ordering::SeqCst) {
-                    let _ = client.shutdown(Shutdown::Both);
-                    continue;
-                }
-                let Ok(upstream) = TcpStream::connect(&target) else {
-                    let _ = client.shutdown(Shutdown::Both);
-                    continue;
-                };
-                {
-                    let mut l = conns.lock().unwrap();
-                    l.push(client.try_clone().unwrap());
-                    l.push(upstream.try_clone().unwrap());
-                }
-                pump(client.try_clone().unwrap(), upstream.try_clone().unwrap());
-                pump(upstream, client);
-            }
-        });
-        Relay { port, open, live }
+        let state = Arc::new(Mutex::new(State {
+            mode: Mode::Up,
+            links: Vec::new(),
+            held: Vec::new(),
+        }));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (shared, done, target) = (state.clone(), stop.clone(), target.to_string());
+        std::thread::spawn(move || accept_loop(listener, port, &target, &shared, &done));
+        Relay { port, state, stop }
     }
 
-    /// Close every connection and refuse new ones.
-    pub fn cut(&self) {
-        self.open.store(false, Ordering::SeqCst);
-        for s in self.live.lock().unwrap().drain(..) {
-            let _ = s.shutdown(Shutdown::Both);
+    pub fn up(&self) {
+        self.state.lock().unwrap().mode = Mode::Up;
+    }
+
+    pub fn down(&self) {
+        let mut state = self.state.lock().unwrap();
+        state.mode = Mode::Down;
+        for link in state.links.drain(..) {
+            let _ = link.client.shutdown(Shutdown::Both);
+            let _ = link.server.shutdown(Shutdown::Both);
+        }
+        for held in state.held.drain(..) {
+            let _ = held.shutdown(Shutdown::Both);
         }
     }
 
-    /// Let connections through again.
-    pub fn restore(&self) {
-        self.open.store(true, Ordering::SeqCst);
-    }
-
-    /// Open (true) or cut (false).
-    pub fn set(&self, open: bool) {
-        if open {
-            self.restore()
-        } else {
-            self.cut()
+    pub fn stall(&self) {
+        let mut state = self.state.lock().unwrap();
+        state.mode = Mode::Stalled;
+        for link in &state.links {
+            link.stalled.store(true, Ordering::SeqCst);
         }
     }
 }
 
-/// Copy `from` to `to` until `from` ends, then end `to`'s writing side.
-fn pump(mut from: TcpStream, mut to: TcpStream) {
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.down();
+    }
+}
+
+fn accept_loop(
+    listener: TcpListener,
+    port: u16,
+    target: &str,
+    state: &Mutex<State>,
+    stop: &AtomicBool,
+) {
+    let mut listener = Some(listener);
+    while !stop.load(Ordering::SeqCst) {
+        let mode = state.lock().unwrap().mode;
+        // Down: not listening at all, so connecting is refused.
+        if mode == Mode::Down {
+            listener = None;
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        }
+        let l = match &listener {
+            Some(l) => l,
+            None => match TcpListener::bind(("127.0.0.1", port)) {
+                Ok(l) => listener.insert(l),
+                Err(_) => {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+            },
+        };
+        l.set_nonblocking(true).unwrap();
+        let client = match l.accept() {
+            Ok((client, _)) => client,
+            Err(_) => {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+        };
+        client.set_nonblocking(false).unwrap();
+        let mut st = state.lock().unwrap();
+        match st.mode {
+            Mode::Down => {
+                let _ = client.shutdown(Shutdown::Both);
+                continue;
+            }
+            Mode::Stalled => {
+                st.held.push(client);
+                continue;
+            }
+            Mode::Up => {}
+        }
+        let Ok(server) = TcpStream::connect(target) else {
+            let _ = client.shutdown(Shutdown::Both);
+            continue;
+        };
+        let stalled = Arc::new(AtomicBool::new(false));
+        pump(
+            client.try_clone().unwrap(),
+            server.try_clone().unwrap(),
+            stalled.clone(),
+        );
+        pump(
+            server.try_clone().unwrap(),
+            client.try_clone().unwrap(),
+            stalled.clone(),
+        );
+        st.links.push(Link {
+            client,
+            server,
+            stalled,
+        });
+    }
+}
+
+/// Copy `from` to `to` until `from` ends; once stalled, swallow instead.
+fn pump(mut from: TcpStream, mut to: TcpStream, stalled: Arc<AtomicBool>) {
     std::thread::spawn(move || {
         let mut buf = [0u8; 16 * 1024];
         while let Ok(n) = from.read(&mut buf) {
-            if n == 0 || to.write_all(&buf[..n]).is_err() {
+            if n == 0 {
+                break;
+            }
+            if stalled.load(Ordering::SeqCst) {
+                continue;
+            }
+            if to.write_all(&buf[..n]).is_err() {
                 break;
             }
         }
-        let _ = to.shutdown(Shutdown::Write);
+        if !stalled.load(Ordering::SeqCst) {
+            let _ = to.shutdown(Shutdown::Write);
+        }
     });
 }

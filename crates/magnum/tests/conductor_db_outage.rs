@@ -121,10 +121,10 @@ fn flap(relay: &Relay, rng: &mut Rng, total: Duration) -> usize {
     let end = Instant::now() + total;
     let mut cuts = 0;
     while Instant::now() < end {
-        relay.cut();
+        relay.down();
         cuts += 1;
         std::thread::sleep(Duration::from_millis(500 + rng.next(2500)));
-        relay.restore();
+        relay.up();
         std::thread::sleep(Duration::from_millis(300 + rng.next(1200)));
     }
     cuts

@@ -29,6 +29,10 @@ pub enum ApiError {
     /// The resource exists from a later microversion (406).
     #[error("Version {version} was requested but the requested API {api} is not supported for this version.")]
     NotInVersion { version: String, api: &'static str },
+    /// The client did not send the body within `[api] body_read_timeout`
+    /// (408; the connection is closed).
+    #[error("The request body was not received within {0} seconds.")]
+    BodyTimeout(u64),
     #[error("Request is too large. The limit is {0} bytes.")]
     TooLarge(usize),
     #[error("{0}")]
@@ -51,6 +55,7 @@ impl ApiError {
             ApiError::NotFound(_) => 404,
             ApiError::MethodNotAllowed => 405,
             ApiError::NotInVersion { .. } => 406,
+            ApiError::BodyTimeout(_) => 408,
             ApiError::TooLarge(_) => 413,
             ApiError::UnsupportedMediaType(_) => 415,
             ApiError::BadVersionHeader(_) | ApiError::VersionUnsupported(_) => 406,
@@ -145,6 +150,12 @@ impl IntoResponse for ApiError {
                 "allow",
                 HeaderValue::from_static("GET, POST, PATCH, DELETE"),
             );
+        }
+        if status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body may still be on its way: end the connection.
+            response
+                .headers_mut()
+                .insert("connection", HeaderValue::from_static("close"));
         }
         response
     }

@@ -65,6 +65,9 @@ pub struct AppState {
     pub max_limit: u64,
     /// `[oslo_middleware] max_request_body_size`.
     pub max_body: usize,
+    /// `[api] body_read_timeout`: how long a request's body may take to
+    /// arrive once the handler reads it.
+    pub body_timeout: std::time::Duration,
     /// How operations reach conductors. `None`: no bus; queued operations
     /// wait for a conductor's sweep.
     pub conductor: Option<Arc<dyn magnum_rpc::Client>>,
@@ -95,6 +98,9 @@ impl AppState {
             .int("oslo_middleware", "max_request_body_size")
             .unwrap_or(114_688)
             .max(0) as usize;
+        let body_timeout = std::time::Duration::from_secs(
+            conf.int("api", "body_read_timeout").unwrap_or(30).max(1) as u64,
+        );
         AppState {
             db,
             conf,
@@ -104,6 +110,7 @@ impl AppState {
             auth: AuthMode::NoAuth,
             max_limit,
             max_body,
+            body_timeout,
             conductor: None,
             trusts: None,
             certs: Arc::new(magnum_conductor::certs::CertManager::with_settings(

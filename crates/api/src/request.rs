@@ -1,5 +1,5 @@
 //! Request plumbing shared by every handler: the `x-openstack-request-id`,
-//! the JSON body reader (size limit, malformed JSON), and the answers for
+//! the JSON body reader (size and time limits, malformed JSON), and the answers for
 //! unknown routes and wrong methods.
 
 use axum::body::Bytes;
@@ -40,7 +40,7 @@ pub async fn method_not_allowed() -> ApiError {
 }
 
 /// A request body parsed as JSON, read within `[oslo_middleware]
-/// max_request_body_size`.
+/// max_request_body_size` and `[api] body_read_timeout`.
 #[derive(Debug)]
 pub struct JsonBody(pub Value);
 
@@ -57,8 +57,10 @@ impl FromRequest<AppState> for JsonBody {
             }
         }
         let limit = state.max_body;
-        let bytes = axum::body::to_bytes(req.into_body(), limit)
+        let read = axum::body::to_bytes(req.into_body(), limit);
+        let bytes = tokio::time::timeout(state.body_timeout, read)
             .await
+            .map_err(|_| ApiError::BodyTimeout(state.body_timeout.as_secs()))?
             .map_err(|_| ApiError::TooLarge(limit))?;
         parse_json(&bytes).map(JsonBody)
     }

@@ -3,6 +3,7 @@
 //! upstream program names (`magnum-api`, `magnum-conductor`,
 //! `magnum-db-manage`) are thin aliases of the matching subcommand.
 
+mod http;
 mod serve;
 mod tls;
 

@@ -315,21 +315,13 @@ fn tls_config(conf: &Config) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>
     )?))
 }
 
-/// Serve the API on `listener`, over TLS when `[api] enabled_ssl` is set.
+/// Serve the API on `listener`, over TLS when `[api] enabled_ssl` is set,
+/// with the bounds on clients of `[api]` (see [`crate::http`]).
 async fn serve_api(listener: Listener, state: AppState) -> anyhow::Result<()> {
     let Listener { tcp, tls } = listener;
-    let app = axum::ServiceExt::<axum::extract::Request>::into_make_service(router(state));
-    if let Some(tls) = tls {
-        let listener = crate::tls::TlsListener::new(tcp, tls)?;
-        return axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .context("API server failed");
-    }
-    axum::serve(tcp, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("API server failed")
+    let limits = crate::http::Limits::from_conf(&state.conf);
+    crate::http::serve(tcp, tls, router(state), limits, shutdown_signal()).await;
+    Ok(())
 }
 
 pub async fn all_in_one(conf: Config, data_dir: Option<PathBuf>) -> anyhow::Result<()> {

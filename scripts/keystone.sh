@@ -147,7 +147,9 @@ case "$cmd" in
       fi
       "$0" stop
     fi
-    echo "$settings" > "$state/settings"
+    # The settings mark a Keystone worth keeping: written once it is
+    # bootstrapped, so one whose start was cut short is started again.
+    rm -f "$state/settings"
     echo "$port" > "$state/port"
     cat > "$state/keystone.conf" <<CONF
 [DEFAULT]
@@ -191,6 +193,7 @@ CONF
     for _ in $(seq 1 120); do healthy && break; sleep 0.5; done
     healthy || { echo "keystone: did not start; see $state/gunicorn.log" >&2; tail -20 "$state/gunicorn.log" >&2; exit 1; }
     bootstrap
+    echo "$settings" > "$state/settings"
     echo "keystone: running at $url (started in $(( $(date +%s) - started )) s), state in $state" >&2
     ;;
   endpoint)

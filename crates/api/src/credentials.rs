@@ -32,6 +32,8 @@ pub fn remote_failure(e: RpcError) -> ApiError {
                 "ClusterNotFound" => MagnumError::NotFound(msg).into(),
                 "NotAuthorized" => MagnumError::NotAuthorized(msg).into(),
                 "Conflict" => MagnumError::Conflict(msg).into(),
+                // The cloud could not be asked: nothing happened, try again.
+                "ServiceUnavailable" => MagnumError::ServiceUnavailable(msg).into(),
                 "NotSupported" | "InvalidParameterValue" | "Invalid" => {
                     MagnumError::NotSupportedMsg(msg).into()
                 }

@@ -581,6 +581,11 @@ async fn credentials_and_health(backend: Backend) {
         .error(400)
         .contains("when cluster status is \"CREATE_IN_PROGRESS\""));
     app.settle(&id, "CREATE_COMPLETE").await;
+    // A cloud that cannot be asked: 503, nothing rotated.
+    app.cloud_outage(true);
+    let r = at(&app, Method::PATCH, &path, "latest", None).await;
+    assert!(r.error(503).contains("unreachable"), "{}", r.raw);
+    app.cloud_outage(false);
     let r = at(&app, Method::PATCH, &path, "latest", None).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.raw);
     assert_eq!(r.body["uuid"], id);

@@ -190,6 +190,7 @@ impl From<ConductorError> for RemoteError {
                     (_, 404) => "ClusterNotFound",
                     (_, 409) => "Conflict",
                     (_, 403) => "NotAuthorized",
+                    (_, 503) => "ServiceUnavailable",
                     _ => "InvalidParameterValue",
                 };
                 failure(class, "magnum.common.exception", m.to_string())

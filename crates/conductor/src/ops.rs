@@ -168,9 +168,10 @@ impl Conductor {
                 "Credential rotation is not supported by driver.".into(),
             )
             .into()),
-            Ok(Err(DriverError::Failed(reason) | DriverError::Unreachable(reason))) => {
-                Err(MagnumError::Invalid(reason).into())
+            Ok(Err(DriverError::Unreachable(reason))) => {
+                Err(MagnumError::ServiceUnavailable(reason).into())
             }
+            Ok(Err(DriverError::Failed(reason))) => Err(MagnumError::Invalid(reason).into()),
             Err(_) => Err(MagnumError::Invalid("the driver did not answer in time".into()).into()),
         }
     }

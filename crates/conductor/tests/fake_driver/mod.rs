@@ -345,6 +345,11 @@ impl Driver for FakeDriver {
     fn rotate_credential(&self, spec: &ClusterSpec) -> DriverFuture<'_, ()> {
         let spec = spec.clone();
         Box::pin(async move {
+            if self.dir.join("outage").exists() {
+                return Err(DriverError::Unreachable(
+                    "the fake cloud is unreachable (to rotate credentials)".into(),
+                ));
+            }
             if listed(&spec, "fake_refuse", "rotate_credential") {
                 return Err(DriverError::NotAvailable("rotation refused".into()));
             }

@@ -62,7 +62,7 @@ pub static OPTIONS: &[OptDef] = &[
     opt("conductor", "topic", Str, Some("magnum-conductor"), "The RPC topic conductors listen on.", false),
     opt("conductor", "workers", Int { min: Some(1), max: None }, None, "Conductor worker count.", false),
     opt("conductor", "operation_lease", Int { min: Some(2), max: None }, Some("30"), "Seconds a conductor holds a claimed cluster operation between renewals; when its conductor dies, another takes the operation over after this long (magnum-rs).", false),
-    opt("conductor", "operation_retry_delay", Int { min: Some(1), max: None }, Some("30"), "Seconds before an operation whose cloud could not be reached runs again (magnum-rs).", false),
+    opt("conductor", "operation_retry_delay", Int { min: Some(1), max: None }, Some("30"), "Seconds before an operation that could not run (its cloud, database or certificate store could not be reached) runs again; doubled with each attempt, up to eight times (magnum-rs).", false),
     opt("conductor", "operation_grace", Int { min: Some(0), max: None }, Some("10"), "Seconds a queued operation waits for the conductor its RPC message reaches before any conductor's sweep claims it (magnum-rs).", false),
     opt("conductor", "sync_interval", Int { min: Some(1), max: None }, Some("10"), "Seconds between a conductor's sweeps of queued operations and syncs of cluster status (magnum-rs).", false),
     opt("conductor", "sweep_concurrency", Int { min: Some(1), max: None }, Some("16"), "How many queued operations a conductor's sweep runs at once: those whose conductor died, or whose cast was lost (magnum-rs).", false),

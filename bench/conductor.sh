@@ -45,7 +45,7 @@ if [[ -n "${MAGNUM_BIN:-}" ]]; then
     bin=$MAGNUM_BIN
 elif ((smoke)); then
     cargo build -q -p magnum --features magnum/fake-driver
-    bin=$root/target/debug/magnum
+    bin=${CARGO_TARGET_DIR:-$root/target}/debug/magnum
 else
     cargo build -q --release -p magnum --features magnum/fake-driver --target-dir target/bench-fake
     bin=$root/target/bench-fake/release/magnum

@@ -247,16 +247,12 @@ impl CertManager {
     pub async fn keep(&self, db: &Database, made: Made) -> Result<Kept, MagnumError> {
         let mut kept = Kept::default();
         for (field, k) in made.0 {
-            let r = match &self.store {
-                Store::Table => {
-                    kept.refs.insert(field.into(), json!(k.uuid));
-                    kept.writes.push(magnum_db::Write::KeyPair(k));
-                    continue;
-                }
-                Store::Local(dir) => local::put(dir, &k).await.map(|_| k.uuid.clone()),
-                Store::Barbican(b) => barbican_put(b, &k).await.map_err(storage),
-            };
-            match r {
+            if let Store::Table = self.store {
+                kept.refs.insert(field.into(), json!(k.uuid));
+                kept.writes.push(magnum_db::Write::KeyPair(k));
+                continue;
+            }
+            match self.put(db, k).await {
                 Ok(r) => {
                     kept.refs.insert(field.into(), json!(r));
                     kept.external.push(r);

@@ -662,12 +662,5 @@ pub(crate) mod tests {
         assert!(in_progress.is_empty());
     }
 
-    macro_rules! backends {
-        ($($name:ident),*) => {
-            mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(crate::Backend::Sqlite).await } )* }
-            mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(crate::Backend::Postgres).await } )* }
-            mod mysql { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(crate::Backend::MySql).await } )* }
-        };
-    }
     backends!(round_trip, transitions_have_one_winner);
 }

@@ -135,16 +135,6 @@ impl Database {
         tx.commit().await?;
         Ok(true)
     }
-
-    /// Apply `writes` in one transaction, unfenced (the status sync, which
-    /// holds no operation; a [`Write::Finish`] in it does nothing).
-    pub async fn apply(&self, writes: &[Write]) -> Result<(), DbError> {
-        let mut tx = self.begin().await?;
-        for w in writes {
-            write(&mut tx, w, None).await?;
-        }
-        tx.commit().await
-    }
 }
 
 /// Run one write; the rows it touched.
@@ -308,12 +298,5 @@ mod tests {
         );
     }
 
-    macro_rules! backends {
-        ($($name:ident),*) => {
-            mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(crate::Backend::Sqlite).await } )* }
-            mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(crate::Backend::Postgres).await } )* }
-            mod mysql { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(crate::Backend::MySql).await } )* }
-        };
-    }
     backends!(status_moves_are_whole);
 }

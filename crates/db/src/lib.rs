@@ -7,6 +7,17 @@
 //! `[database] connection`; [`Database::migrate`] brings a database to the
 //! head of our migrations, recorded in upstream's `alembic_version` table.
 
+/// In a test module: one test per backend (`sqlite::…`, `postgres::…`,
+/// `mysql::…`) for each async test function taking a [`Backend`].
+#[cfg(test)]
+macro_rules! backends {
+    ($($name:ident),*) => {
+        mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(crate::Backend::Sqlite).await } )* }
+        mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(crate::Backend::Postgres).await } )* }
+        mod mysql { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(crate::Backend::MySql).await } )* }
+    };
+}
+
 mod cluster_templates;
 mod clusters;
 mod federations;

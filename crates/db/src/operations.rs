@@ -572,12 +572,5 @@ mod tests {
         db.close().await;
     }
 
-    macro_rules! backends {
-        ($($name:ident),*) => {
-            mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(crate::Backend::Sqlite).await } )* }
-            mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(crate::Backend::Postgres).await } )* }
-            mod mysql { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(crate::Backend::MySql).await } )* }
-        };
-    }
     backends!(queue_and_leases, quota_holds_under_concurrent_creates);
 }

@@ -160,12 +160,5 @@ mod tests {
         assert!(db.trusts_of_clusters(&[]).await.unwrap().is_empty());
     }
 
-    macro_rules! backends {
-        ($($name:ident),*) => {
-            mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(crate::Backend::Sqlite).await } )* }
-            mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(crate::Backend::Postgres).await } )* }
-            mod mysql { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(crate::Backend::MySql).await } )* }
-        };
-    }
     backends!(bulk_reads_and_idle_transition);
 }

@@ -88,12 +88,5 @@ mod tests {
         assert!(db.trust_get("c1").await.unwrap().is_none());
     }
 
-    macro_rules! backends {
-        ($($name:ident),*) => {
-            mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(crate::Backend::Sqlite).await } )* }
-            mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(crate::Backend::Postgres).await } )* }
-            mod mysql { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(crate::Backend::MySql).await } )* }
-        };
-    }
     backends!(round_trip);
 }

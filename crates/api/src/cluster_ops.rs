@@ -173,11 +173,12 @@ async fn template_for_create(
 
 /// Upstream's quota check, where upstream makes it: the project's
 /// `Cluster` quota row, else `[quotas] max_clusters_per_project`; the
-/// limit comes back. This early count only refuses sooner (before the
-/// checks upstream makes after it, and before a trust is made); the
-/// count that holds is made again with the insert, under the project's
-/// lock (`Database::cluster_create_queued`), so concurrent creates never
-/// exceed the limit.
+/// limit comes back. The count that holds is made with the inserts,
+/// under the project's lock (`Database::cluster_create_queued`), so
+/// concurrent creates never exceed the limit. When a trust is to be made
+/// (Keystone), a first count here refuses before it is, and before the
+/// checks upstream makes after this one; otherwise the count with the
+/// inserts refuses alike, a statement fewer.
 async fn check_quota(state: &AppState, ctx: &Ctx) -> ApiResult<i64> {
     let project = ctx.context.project_id.clone().unwrap_or_default();
     let limit = match state.db.quota_get(&project, "Cluster").await? {
@@ -187,7 +188,8 @@ async fn check_quota(state: &AppState, ctx: &Ctx) -> ApiResult<i64> {
             .int("quotas", "max_clusters_per_project")
             .unwrap_or(20),
     };
-    if state.db.cluster_count(&project).await? >= limit {
+    let makes_trust = matches!(state.auth, crate::AuthMode::Keystone(_)) && state.trusts.is_some();
+    if makes_trust && state.db.cluster_count(&project).await? >= limit {
         return Err(over_quota(limit));
     }
     Ok(limit)

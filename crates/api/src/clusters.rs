@@ -228,15 +228,35 @@ pub async fn find(db: &Database, ctx: &Ctx, ident: &str) -> ApiResult<Cluster> {
             .await?
             .ok_or_else(|| not_found().into());
     }
-    let mut found = db.clusters_by_name(&ctx.context, ident).await?;
+    one_by_name(db.clusters_by_name(&ctx.context, ident).await?, ident)
+}
+
+/// The one cluster of those found by name `ident`.
+fn one_by_name<T>(mut found: Vec<T>, ident: &str) -> ApiResult<T> {
     match found.len() {
-        0 => Err(not_found().into()),
+        0 => Err(MagnumError::ClusterNotFound(ident.to_string()).into()),
         1 => Ok(found.remove(0)),
         _ => Err(MagnumError::Conflict(
             "Multiple clusters exist with same name. Please use the cluster uuid instead.".into(),
         )
         .into()),
     }
+}
+
+/// [`find`], with the labels of the cluster's template, in one statement.
+async fn find_with_template_labels(
+    db: &Database,
+    ctx: &Ctx,
+    ident: &str,
+) -> ApiResult<(Cluster, Option<Labels>)> {
+    let (key, by_name) = match canonical_uuid(ident) {
+        Some(uuid) => (uuid, false),
+        None => (ident.to_string(), true),
+    };
+    let found = db
+        .clusters_with_template_labels(&ctx.context, &key, by_name)
+        .await?;
+    one_by_name(found, ident)
 }
 
 /// The template a cluster was built from.
@@ -327,12 +347,23 @@ async fn collection(
     };
     let page = q.page(state.max_limit, marker_id, Database::cluster_sort_key_valid)?;
     let _permit = state.page_permit(limit).await;
-    let clusters = state
-        .db
-        .cluster_list(&ctx.context, &ClusterFilter::default(), &page)
-        .await?;
+    let filter = ClusterFilter::default();
+    // The summary view reads only its own fields (and of the node groups,
+    // their counts).
+    let clusters = if expand {
+        state.db.cluster_list(&ctx.context, &filter, &page).await?
+    } else {
+        state
+            .db
+            .cluster_summaries(&ctx.context, &filter, &page)
+            .await?
+    };
     let uuids: Vec<&str> = clusters.iter().map(|c| c.uuid.as_str()).collect();
-    let nodegroups = state.db.nodegroup_summaries_of(&uuids).await?;
+    let nodegroups = if expand {
+        state.db.nodegroup_summaries_of(&uuids).await?
+    } else {
+        state.db.nodegroup_counts_of(&uuids).await?
+    };
     let mut by_cluster: HashMap<&str, Vec<&NodeGroup>> = HashMap::with_capacity(clusters.len());
     for ng in &nodegroups {
         by_cluster
@@ -402,7 +433,7 @@ async fn show(
         ctx.enforce(&state, "cluster:get_one_all_projects", &ctx.own_target())?;
         ctx.context.all_tenants = true;
     }
-    let c = find(&state.db, &ctx, &ident).await?;
+    let (c, template_labels) = find_with_template_labels(&state.db, &ctx, &ident).await?;
     ctx.enforce(
         &state,
         "cluster:get",
@@ -410,13 +441,11 @@ async fn show(
     )?;
     let nodegroups = state.db.nodegroup_summaries_of(&[&c.uuid]).await?;
     let nodegroups: Vec<&NodeGroup> = nodegroups.iter().collect();
-    let template: Vec<&str> = c.cluster_template_id.as_deref().into_iter().collect();
-    let labels = templates_labels(&state.db, &ctx, &template).await?;
     json_response(
         &View {
             c: &c,
             nodegroups: &nodegroups,
-            template_labels: template.first().and_then(|t| labels.get(*t)),
+            template_labels: template_labels.as_ref(),
             faults: true,
             base: &base,
             expand: true,

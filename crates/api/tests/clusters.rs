@@ -408,6 +408,25 @@ async fn reads_cost_a_fixed_number_of_statements(backend: Backend) {
         assert_eq!(item["master_addresses"], json!(["10.0.0.1"]));
         assert_eq!(item["labels_skipped"], json!({"c": "3"}));
     }
-    let show = statements_of(&app, &format!("/v1/clusters/{}", uuids[3]), &who).await;
-    assert!(show <= 3, "a cluster's show sent {show} statements");
+    let r = app.get("/v1/clusters?limit=50", &who).await;
+    let items = r.body["clusters"].as_array().unwrap();
+    assert_eq!(items.len(), 50);
+    for item in items {
+        assert_eq!(item["node_count"], 2);
+        assert_eq!(item["master_count"], 1);
+        assert_eq!(item["keypair"], "kp");
+        assert_eq!(item["labels"], json!({"a": "1", "b": "9", "d": "4"}));
+    }
+    // A show: the cluster with its template's labels, then its node
+    // groups; by name alike.
+    for ident in [uuids[3].as_str(), "c3"] {
+        let show = statements_of(&app, &format!("/v1/clusters/{ident}"), &who).await;
+        assert_eq!(show, 2, "a cluster's show sent {show} statements");
+        let r = app.get(&format!("/v1/clusters/{ident}"), &who).await;
+        assert_eq!(r.body["uuid"], uuids[3].as_str());
+        assert_eq!(r.body["labels_overridden"], json!({"b": "2"}));
+        assert_eq!(r.body["labels_skipped"], json!({"c": "3"}));
+        assert_eq!(r.body["labels_added"], json!({"d": "4"}));
+        assert_eq!(r.body["node_addresses"], json!(["10.0.0.2", "10.0.0.3"]));
+    }
 }

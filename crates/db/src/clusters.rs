@@ -5,14 +5,14 @@
 //! status IN (…)`): of two workers racing to move a cluster out of a state,
 //! exactly one wins, which is what lets many conductors run at once.
 
-use magnum_core::objects::{Cluster, NodeGroup};
+use magnum_core::objects::{Cluster, Labels, NodeGroup};
 use magnum_core::RequestContext;
 use sea_query::{Alias, Cond, Expr, Query, SelectStatement, SimpleExpr, UpdateStatement};
 
 use crate::cluster_templates::tenant_filter;
 use crate::paginate::{self, Page};
 use crate::records::{self, insert, select, Mapping};
-use crate::schema::{Table, CLUSTER, NODEGROUP};
+use crate::schema::{Table, CLUSTER, CLUSTER_TEMPLATE, NODEGROUP};
 use crate::{now, Database, DbError};
 
 pub(crate) const CLUSTERS: Mapping = Mapping {
@@ -36,6 +36,30 @@ const NODEGROUP_SUMMARY: [&str; 9] = [
     "node_addresses",
     "status",
     "status_reason",
+];
+
+/// The node group columns a cluster list's summary view reads (the
+/// counts by role).
+const NODEGROUP_COUNTS: [&str; 4] = ["id", "cluster_id", "role", "node_count"];
+
+/// The cluster columns a list's summary view reads (upstream's
+/// `expand=False` fields, the row id and the owner).
+const CLUSTER_SUMMARY: [&str; 15] = [
+    "id",
+    "uuid",
+    "name",
+    "project_id",
+    "user_id",
+    "cluster_template_id",
+    "keypair",
+    "docker_volume_size",
+    "labels",
+    "master_flavor_id",
+    "flavor_id",
+    "create_timeout",
+    "stack_id",
+    "status",
+    "health_status",
 ];
 
 /// Filters of a cluster listing (upstream's `_add_clusters_filters`).
@@ -136,6 +160,32 @@ fn owned(ctx: &RequestContext, cond: Cond) -> Cond {
     }
 }
 
+/// A page of `q` (a select of clusters) under the caller's tenancy and
+/// `filter`.
+fn cluster_page(
+    mut q: SelectStatement,
+    ctx: &RequestContext,
+    filter: &ClusterFilter,
+    page: &Page,
+) -> SelectStatement {
+    let mut cond = Cond::all();
+    if let Some(v) = &filter.name {
+        cond = cond.add(c("name").eq(v.as_str()));
+    }
+    if let Some(v) = &filter.project_id {
+        cond = cond.add(c("project_id").eq(v.as_str()));
+    }
+    if let Some(v) = &filter.cluster_template_id {
+        cond = cond.add(c("cluster_template_id").eq(v.as_str()));
+    }
+    if !filter.status.is_empty() {
+        cond = cond.add(c("status").is_in(filter.status.iter().map(String::as_str)));
+    }
+    q.cond_where(owned(ctx, cond));
+    paginate::apply(&mut q, &CLUSTER, page);
+    q
+}
+
 impl Database {
     async fn clusters_where(&self, q: &SelectStatement) -> Result<Vec<Cluster>, DbError> {
         self.fetch_records(q, &CLUSTERS).await
@@ -207,22 +257,71 @@ impl Database {
         filter: &ClusterFilter,
         page: &Page,
     ) -> Result<Vec<Cluster>, DbError> {
-        let mut cond = Cond::all();
-        if let Some(v) = &filter.name {
-            cond = cond.add(c("name").eq(v.as_str()));
-        }
-        if let Some(v) = &filter.project_id {
-            cond = cond.add(c("project_id").eq(v.as_str()));
-        }
-        if let Some(v) = &filter.cluster_template_id {
-            cond = cond.add(c("cluster_template_id").eq(v.as_str()));
-        }
-        if !filter.status.is_empty() {
-            cond = cond.add(c("status").is_in(filter.status.iter().map(String::as_str)));
-        }
-        let mut q = select(&CLUSTERS).cond_where(owned(ctx, cond)).to_owned();
-        paginate::apply(&mut q, &CLUSTER, page);
+        let q = cluster_page(select(&CLUSTERS), ctx, filter, page);
         self.clusters_where(&q).await
+    }
+
+    /// One page of the caller's clusters with just the fields of a list's
+    /// summary view (the others left at their defaults).
+    pub async fn cluster_summaries(
+        &self,
+        ctx: &RequestContext,
+        filter: &ClusterFilter,
+        page: &Page,
+    ) -> Result<Vec<Cluster>, DbError> {
+        let q = cluster_page(
+            records::select_only(&CLUSTERS, &CLUSTER_SUMMARY),
+            ctx,
+            filter,
+            page,
+        );
+        self.clusters_where(&q).await
+    }
+
+    /// The caller's cluster with this UUID (`by_name`: the caller's
+    /// clusters with this name, at most two), each with the labels of its
+    /// template (whoever owns it), in one statement: what a cluster's full
+    /// view needs but its node groups.
+    pub async fn clusters_with_template_labels(
+        &self,
+        ctx: &RequestContext,
+        ident: &str,
+        by_name: bool,
+    ) -> Result<Vec<(Cluster, Option<Labels>)>, DbError> {
+        let key = if by_name { "name" } else { "uuid" };
+        let template_labels = Query::select()
+            .column(Alias::new("labels"))
+            .from(Alias::new(CLUSTER_TEMPLATE.name))
+            .and_where(
+                Expr::col((Alias::new(CLUSTER_TEMPLATE.name), Alias::new("uuid")))
+                    .equals((Alias::new(CLUSTER.name), Alias::new("cluster_template_id"))),
+            )
+            .to_owned();
+        let q = select(&CLUSTERS)
+            .expr(SimpleExpr::SubQuery(
+                None,
+                Box::new(template_labels.into_sub_query_statement()),
+            ))
+            .cond_where(owned(ctx, Cond::all().add(c(key).eq(ident))))
+            .limit(2)
+            .to_owned();
+        self.fetch_records_with(&q, &CLUSTERS, 1)
+            .await?
+            .into_iter()
+            .map(|(cluster, mut extra)| {
+                let labels = match extra.pop().flatten() {
+                    Some(text) => serde_json::from_str::<Option<Labels>>(&text).map_err(|e| {
+                        DbError::Corrupt {
+                            table: CLUSTER_TEMPLATE.name,
+                            column: "labels",
+                            reason: e.to_string(),
+                        }
+                    })?,
+                    None => None,
+                };
+                Ok((cluster, labels))
+            })
+            .collect()
     }
 
     /// Clusters in any of these statuses, whoever owns them (reconcilers).
@@ -377,6 +476,22 @@ impl Database {
         let q = records::select_only(&NODEGROUPS, &NODEGROUP_SUMMARY)
             .and_where(c("cluster_id").is_in(cluster_uuids.iter().copied()))
             .order_by(Alias::new("id"), sea_query::Order::Asc)
+            .to_owned();
+        self.nodegroups_where(&q).await
+    }
+
+    /// The counts of the node groups of several clusters (id, cluster,
+    /// role and node count; other fields left at their defaults), in one
+    /// statement: what a list's summary view shows of them.
+    pub async fn nodegroup_counts_of(
+        &self,
+        cluster_uuids: &[&str],
+    ) -> Result<Vec<NodeGroup>, DbError> {
+        if cluster_uuids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let q = records::select_only(&NODEGROUPS, &NODEGROUP_COUNTS)
+            .and_where(c("cluster_id").is_in(cluster_uuids.iter().copied()))
             .to_owned();
         self.nodegroups_where(&q).await
     }

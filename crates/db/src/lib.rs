@@ -553,6 +553,23 @@ impl Database {
         stmt: &SelectStatement,
         m: &records::Mapping,
     ) -> Result<Vec<T>, DbError> {
+        Ok(self
+            .fetch_records_with(stmt, m, 0)
+            .await?
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect())
+    }
+
+    /// Rows of `m.table` decoded straight into `T`, each with the text of
+    /// the result's last `extra` columns (not the table's: subqueries the
+    /// select added after its own columns).
+    pub(crate) async fn fetch_records_with<T: serde::de::DeserializeOwned>(
+        &self,
+        stmt: &SelectStatement,
+        m: &records::Mapping,
+        extra: usize,
+    ) -> Result<Vec<(T, Vec<Option<String>>)>, DbError> {
         let (sql, values) = self.render(stmt);
         // Each row is decoded as it arrives and then dropped, so a page
         // never holds its raw rows and their structs at once.
@@ -567,9 +584,13 @@ impl Database {
                         let row = row.map_err(DbError::from_sql)?;
                         let cols = match &columns {
                             Some(c) => c,
-                            None => columns.insert(records::result_columns(&row, m)?),
+                            None => columns.insert(records::result_columns(&row, m, extra)?),
                         };
-                        out.push(records::decode_into(&row, m, cols)?);
+                        let own = cols.len();
+                        let extras = (own..own + extra)
+                            .map(|i| sqlx::Row::try_get::<Option<String>, _>(&row, i))
+                            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+                        out.push((records::decode_into(&row, m, cols)?, extras));
                     }
                     Ok(out)
                 })

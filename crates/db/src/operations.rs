@@ -19,7 +19,7 @@ pub use magnum_core::state::Gate;
 
 use crate::records::{self, insert, select, Mapping};
 use crate::schema::{CLUSTER, CLUSTER_OPERATION, NODEGROUP, PROJECT_LOCK};
-use crate::{now, Database, DbError, Tx};
+use crate::{now, Database, DbError};
 
 const OPERATIONS: Mapping = Mapping {
     table: &CLUSTER_OPERATION,
@@ -84,16 +84,18 @@ impl Database {
     /// it, all or nothing. With a `limit`, only while the cluster's project
     /// has fewer clusters than that; `OverQuota` wrote nothing.
     ///
-    /// The check and the inserts are one transaction whose first statement
-    /// locks the project's row of `rs_project_lock` (an `UPDATE`: a row
-    /// lock on PostgreSQL and MariaDB; on SQLite the transaction holds the
-    /// write lock from its `BEGIN IMMEDIATE`), so creates of one project
-    /// take turns. The count follows the lock as a
-    /// statement of its own, so it sees every cluster the previous holders
-    /// committed: on PostgreSQL (READ COMMITTED) each statement reads
-    /// afresh, and on MariaDB (REPEATABLE READ) the snapshot is taken at the
-    /// transaction's first plain read, which is that count. A crash leaves
-    /// no lock behind: it goes with the transaction.
+    /// One transaction: the inserts (the node groups in one statement),
+    /// then the project's row of `rs_project_lock` locked (an `UPDATE`: a
+    /// row lock on PostgreSQL and MariaDB; on SQLite the transaction holds
+    /// the write lock from its `BEGIN IMMEDIATE`), then the count, then the
+    /// commit. Creates of one project take turns only for the lock, the
+    /// count and the commit, not for their inserts. The count follows the
+    /// lock as a statement of its own, so it sees every cluster the
+    /// previous holders committed (and this one's): on PostgreSQL (READ
+    /// COMMITTED) each statement reads afresh, and on MariaDB (REPEATABLE
+    /// READ) the snapshot is taken at the transaction's first plain read,
+    /// which is that count (inserts take none). A crash leaves no lock
+    /// behind: it goes with the transaction.
     pub async fn cluster_create_queued(
         &self,
         cluster: &Cluster,
@@ -101,69 +103,69 @@ impl Database {
         op: &Operation,
         limit: Option<i64>,
     ) -> Result<CreateOutcome, DbError> {
-        let mut tx = match limit {
-            Some(limit) => {
-                let project = cluster.project_id.as_deref().unwrap_or_default();
-                let mut tx = self.begin_for_project(project).await?;
-                let clusters = tx.count(&Self::cluster_count_query(project)).await?;
-                if clusters >= limit {
-                    tx.rollback().await?;
-                    return Ok(CreateOutcome::OverQuota { clusters });
-                }
-                tx
-            }
-            None => self.begin().await?,
-        };
-        tx.execute(&insert(
-            &crate::clusters::CLUSTERS,
-            &records::to_fields(cluster),
-        ))
-        .await?;
-        for ng in nodegroups {
-            tx.execute(&insert(
-                &crate::clusters::NODEGROUPS,
-                &records::to_fields(ng),
-            ))
-            .await?;
-        }
-        tx.execute(&insert(&OPERATIONS, &records::to_fields(op)))
-            .await?;
-        tx.commit().await?;
-        Ok(CreateOutcome::Queued)
-    }
-
-    /// A transaction holding `project`'s row of `rs_project_lock`, locked
-    /// by its first statement. A project's first create adds the row
-    /// outside any transaction (a concurrent create may add it first) and
-    /// starts again.
-    async fn begin_for_project(&self, project: &str) -> Result<Tx, DbError> {
-        let at = now();
-        let lock = Query::update()
-            .table(Alias::new(PROJECT_LOCK.name))
-            .value(Alias::new("creates"), c("creates").add(1))
-            .value(Alias::new("updated_at"), at)
-            .and_where(c("project_id").eq(project))
-            .to_owned();
+        let project = cluster.project_id.as_deref().unwrap_or_default();
+        // A project's first create finds no lock row: it adds the row
+        // outside any transaction (a concurrent create may add it first)
+        // and starts again. Rows are never deleted, so the second attempt
+        // finds it.
         for _ in 0..2 {
             let mut tx = self.begin().await?;
-            if tx.execute(&lock).await? > 0 {
-                return Ok(tx);
+            tx.execute(&insert(
+                &crate::clusters::CLUSTERS,
+                &records::to_fields(cluster),
+            ))
+            .await?;
+            let rows: Vec<_> = nodegroups.iter().map(records::to_fields).collect();
+            if let Some(q) = records::insert_many(&crate::clusters::NODEGROUPS, &rows) {
+                tx.execute(&q).await?;
             }
-            // No row: nothing is locked (MariaDB holds a gap lock until
-            // the rollback), so end the transaction before adding it.
-            tx.rollback().await?;
-            let add = Query::insert()
-                .into_table(Alias::new(PROJECT_LOCK.name))
-                .columns(["project_id", "creates", "created_at"].map(Alias::new))
-                .values_panic([project.into(), 0.into(), at.into()])
-                .to_owned();
-            match self.execute(&add).await {
-                Ok(_) | Err(DbError::Duplicate) => {}
-                Err(e) => return Err(e),
+            tx.execute(&insert(&OPERATIONS, &records::to_fields(op)))
+                .await?;
+            let Some(limit) = limit else {
+                tx.commit().await?;
+                return Ok(CreateOutcome::Queued);
+            };
+            if tx.execute(&Self::project_lock(project)).await? == 0 {
+                // No row: nothing is locked (MariaDB holds a gap lock
+                // until the rollback), so end the transaction before
+                // adding it.
+                tx.rollback().await?;
+                self.add_project_lock(project).await?;
+                continue;
             }
+            // This cluster is counted too.
+            let clusters = tx.count(&Self::cluster_count_query(project)).await? - 1;
+            if clusters >= limit {
+                tx.rollback().await?;
+                return Ok(CreateOutcome::OverQuota { clusters });
+            }
+            tx.commit().await?;
+            return Ok(CreateOutcome::Queued);
         }
-        // Rows are never deleted, so the second attempt finds it.
         Err(DbError::Sql(sqlx::Error::RowNotFound))
+    }
+
+    /// The statement that locks `project`'s row of `rs_project_lock`.
+    fn project_lock(project: &str) -> sea_query::UpdateStatement {
+        Query::update()
+            .table(Alias::new(PROJECT_LOCK.name))
+            .value(Alias::new("creates"), c("creates").add(1))
+            .value(Alias::new("updated_at"), now())
+            .and_where(c("project_id").eq(project))
+            .to_owned()
+    }
+
+    /// Add `project`'s row of `rs_project_lock` (already there: fine).
+    async fn add_project_lock(&self, project: &str) -> Result<(), DbError> {
+        let add = Query::insert()
+            .into_table(Alias::new(PROJECT_LOCK.name))
+            .columns(["project_id", "creates", "created_at"].map(Alias::new))
+            .values_panic([project.into(), 0.into(), now().into()])
+            .to_owned();
+        match self.execute(&add).await {
+            Ok(_) | Err(DbError::Duplicate) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Queue `op` if the cluster passes `gate`, moving it to the gate's

@@ -154,14 +154,17 @@ where
 }
 
 /// The table's column behind each column of a result (selects may list
-/// any of a table's columns, in any order); worked out once per result,
-/// so rows are then read by position.
+/// any of a table's columns, in any order), but the last `extra` (the
+/// select's own additions); worked out once per result, so rows are then
+/// read by position.
 pub(crate) fn result_columns<R: Row>(
     row: &R,
     m: &Mapping,
+    extra: usize,
 ) -> Result<Vec<&'static Column>, DbError> {
     use sqlx::Column as _;
-    row.columns()
+    let columns = row.columns();
+    columns[..columns.len().saturating_sub(extra)]
         .iter()
         .map(|col| {
             m.table
@@ -330,15 +333,24 @@ pub(crate) fn select(m: &Mapping) -> SelectStatement {
 
 /// `INSERT` of an object's fields, stamped with `created_at`.
 pub(crate) fn insert(m: &Mapping, fields: &Map<String, Json>) -> InsertStatement {
-    let mut values = values(m, fields);
-    values.push((
-        "created_at",
-        Value::ChronoDateTime(Some(Box::new(crate::now()))),
-    ));
-    let (cols, vals): (Vec<_>, Vec<_>) = values.into_iter().unzip();
-    Query::insert()
+    insert_many(m, std::slice::from_ref(fields)).expect("one row")
+}
+
+/// One `INSERT` of several objects' fields (a row each, every row stamped
+/// with the same `created_at`); `None` for no rows.
+pub(crate) fn insert_many(m: &Mapping, rows: &[Map<String, Json>]) -> Option<InsertStatement> {
+    let at = crate::now();
+    let mut q = Query::insert()
         .into_table(Alias::new(m.table.name))
-        .columns(cols.into_iter().map(Alias::new))
-        .values_panic(vals.into_iter().map(SimpleExpr::Value))
-        .to_owned()
+        .to_owned();
+    for (i, fields) in rows.iter().enumerate() {
+        let mut values = values(m, fields);
+        values.push(("created_at", Value::ChronoDateTime(Some(Box::new(at)))));
+        let (cols, vals): (Vec<_>, Vec<_>) = values.into_iter().unzip();
+        if i == 0 {
+            q.columns(cols.into_iter().map(Alias::new));
+        }
+        q.values_panic(vals.into_iter().map(SimpleExpr::Value));
+    }
+    (!rows.is_empty()).then_some(q)
 }

@@ -410,7 +410,18 @@ impl Database {
 
     /// Delete a cluster and its node groups. `Ok(false)`: already gone.
     pub async fn cluster_destroy(&self, uuid: &str) -> Result<bool, DbError> {
+        #[derive(sqlx::FromRow)]
+        struct Owner {
+            project_id: Option<String>,
+        }
         let mut tx = self.begin().await?;
+        let owner: Option<Owner> = tx
+            .fetch_optional(
+                &records::select_only(&CLUSTERS, &["project_id"])
+                    .and_where(c("uuid").eq(uuid))
+                    .to_owned(),
+            )
+            .await?;
         tx.execute(
             &Query::delete()
                 .from_table(Alias::new(NODEGROUP.name))
@@ -426,6 +437,11 @@ impl Database {
                     .to_owned(),
             )
             .await?;
+        // Off its project's count (when this one deleted it).
+        if let (1, Some(project)) = (n, owner.and_then(|o| o.project_id)) {
+            tx.execute(&crate::operations::project_count_moved(&project, false))
+                .await?;
+        }
         tx.commit().await?;
         Ok(n == 1)
     }

@@ -805,6 +805,37 @@ impl Tx {
         .await
     }
 
+    /// The first row a statement yields, if any, inside the transaction.
+    pub(crate) async fn fetch_optional<T: AnyRow>(
+        &mut self,
+        stmt: &SelectStatement,
+    ) -> Result<Option<T>, DbError> {
+        self.counted();
+        let (sql, values) = stmt.render(self.backend);
+        self.run(move |conn| {
+            Box::pin(async move {
+                match conn {
+                    TxConn::Sqlite(c) => {
+                        sqlx::query_as_with::<_, T, _>(&sql, values)
+                            .fetch_optional(&mut **c)
+                            .await
+                    }
+                    TxConn::Postgres(c) => {
+                        sqlx::query_as_with::<_, T, _>(&sql, values)
+                            .fetch_optional(&mut **c)
+                            .await
+                    }
+                    TxConn::MySql(c) => {
+                        sqlx::query_as_with::<_, T, _>(&sql, values)
+                            .fetch_optional(&mut **c)
+                            .await
+                    }
+                }
+            })
+        })
+        .await
+    }
+
     /// Count the rows a `SELECT COUNT(*) AS n` statement yields, inside
     /// the transaction.
     pub(crate) async fn count(&mut self, stmt: &SelectStatement) -> Result<i64, DbError> {

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 pub use magnum_core::state::Gate;
 
 use crate::records::{self, insert, select, Mapping};
-use crate::schema::{CLUSTER, CLUSTER_OPERATION, NODEGROUP, PROJECT_LOCK};
+use crate::schema::{CLUSTER, CLUSTER_OPERATION, NODEGROUP, PROJECT_QUOTA};
 use crate::{now, Database, DbError};
 
 const OPERATIONS: Mapping = Mapping {
@@ -79,23 +79,48 @@ fn c(name: &str) -> Expr {
     Expr::col(Alias::new(name))
 }
 
+/// How long a project's cluster count in `rs_project_quota` is trusted
+/// before it is counted again.
+const RECOUNT_AFTER: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+
+/// `UPDATE` of `project`'s row of `rs_project_quota` counting a cluster
+/// in (the statement that locks the row) or out (`false`; never below
+/// zero). An unknown count stays unknown.
+pub(crate) fn project_count_moved(project: &str, added: bool) -> sea_query::UpdateStatement {
+    let mut q = Query::update()
+        .table(Alias::new(PROJECT_QUOTA.name))
+        .value(Alias::new("updated_at"), now())
+        .and_where(c("project_id").eq(project))
+        .to_owned();
+    if added {
+        q.value(Alias::new("clusters"), c("clusters").add(1));
+    } else {
+        q.value(Alias::new("clusters"), c("clusters").sub(1))
+            .and_where(c("clusters").gt(0));
+    }
+    q
+}
+
 impl Database {
     /// Store a new cluster, its node groups and the operation that builds
     /// it, all or nothing. With a `limit`, only while the cluster's project
     /// has fewer clusters than that; `OverQuota` wrote nothing.
     ///
     /// One transaction: the inserts (the node groups in one statement),
-    /// then the project's row of `rs_project_lock` locked (an `UPDATE`: a
-    /// row lock on PostgreSQL and MariaDB; on SQLite the transaction holds
-    /// the write lock from its `BEGIN IMMEDIATE`), then the count, then the
-    /// commit. Creates of one project take turns only for the lock, the
-    /// count and the commit, not for their inserts. The count follows the
-    /// lock as a statement of its own, so it sees every cluster the
-    /// previous holders committed (and this one's): on PostgreSQL (READ
-    /// COMMITTED) each statement reads afresh, and on MariaDB (REPEATABLE
-    /// READ) the snapshot is taken at the transaction's first plain read,
-    /// which is that count (inserts take none). A crash leaves no lock
-    /// behind: it goes with the transaction.
+    /// then the project's row of `rs_project_quota` locked by the `UPDATE`
+    /// that counts this cluster in (a row lock on PostgreSQL and MariaDB;
+    /// on SQLite the transaction holds the write lock from its `BEGIN
+    /// IMMEDIATE`), then the count read, then the commit: creates of one
+    /// project take turns only for the lock, the read and the commit. The
+    /// count is the row's, or a fresh `COUNT(*)` of the project's clusters
+    /// (this one included) when the row's is unknown, stale or over the
+    /// limit (see [`schema::PROJECT_QUOTA`](crate::schema::PROJECT_QUOTA)).
+    /// Reads follow the lock, so they see every cluster the previous
+    /// holders committed: on PostgreSQL (READ COMMITTED) each statement
+    /// reads afresh, and on MariaDB (REPEATABLE READ) the snapshot is taken
+    /// at the transaction's first plain read, which is the count's (inserts
+    /// and updates take none). A crash leaves no lock behind: it goes with
+    /// the transaction.
     pub async fn cluster_create_queued(
         &self,
         cluster: &Cluster,
@@ -104,9 +129,9 @@ impl Database {
         limit: Option<i64>,
     ) -> Result<CreateOutcome, DbError> {
         let project = cluster.project_id.as_deref().unwrap_or_default();
-        // A project's first create finds no lock row: it adds the row
-        // outside any transaction (a concurrent create may add it first)
-        // and starts again. Rows are never deleted, so the second attempt
+        // A project's first create finds no row: it adds the row outside
+        // any transaction (a concurrent create may add it first) and
+        // starts again. Rows are never deleted, so the second attempt
         // finds it.
         for _ in 0..2 {
             let mut tx = self.begin().await?;
@@ -125,16 +150,16 @@ impl Database {
                 tx.commit().await?;
                 return Ok(CreateOutcome::Queued);
             };
-            if tx.execute(&Self::project_lock(project)).await? == 0 {
+            if tx.execute(&project_count_moved(project, true)).await? == 0 {
                 // No row: nothing is locked (MariaDB holds a gap lock
                 // until the rollback), so end the transaction before
                 // adding it.
                 tx.rollback().await?;
-                self.add_project_lock(project).await?;
+                self.add_project_quota(project).await?;
                 continue;
             }
             // This cluster is counted too.
-            let clusters = tx.count(&Self::cluster_count_query(project)).await? - 1;
+            let clusters = Self::project_count(&mut tx, project, limit).await? - 1;
             if clusters >= limit {
                 tx.rollback().await?;
                 return Ok(CreateOutcome::OverQuota { clusters });
@@ -145,22 +170,51 @@ impl Database {
         Err(DbError::Sql(sqlx::Error::RowNotFound))
     }
 
-    /// The statement that locks `project`'s row of `rs_project_lock`.
-    fn project_lock(project: &str) -> sea_query::UpdateStatement {
-        Query::update()
-            .table(Alias::new(PROJECT_LOCK.name))
-            .value(Alias::new("creates"), c("creates").add(1))
-            .value(Alias::new("updated_at"), now())
+    /// The project's cluster count, in a transaction that holds its row of
+    /// `rs_project_quota`: the row's when known, counted within the last
+    /// [`RECOUNT_AFTER`] and under `limit`; else (the create would take the
+    /// last slot, or more) counted from `cluster` and written back.
+    async fn project_count(tx: &mut crate::Tx, project: &str, limit: i64) -> Result<i64, DbError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            clusters: Option<i32>,
+            counted_at: Option<chrono::NaiveDateTime>,
+        }
+        let q = Query::select()
+            .columns(["clusters", "counted_at"].map(Alias::new))
+            .from(Alias::new(PROJECT_QUOTA.name))
             .and_where(c("project_id").eq(project))
-            .to_owned()
+            .to_owned();
+        let row: Option<Row> = tx.fetch_optional(&q).await?;
+        let at = now();
+        if let Some(Row {
+            clusters: Some(n),
+            counted_at: Some(t),
+        }) = row
+        {
+            // The project's last slot is always counted afresh.
+            if i64::from(n) < limit && at - t < RECOUNT_AFTER {
+                return Ok(n.into());
+            }
+        }
+        let n = tx.count(&Self::cluster_count_query(project)).await?;
+        let fix = Query::update()
+            .table(Alias::new(PROJECT_QUOTA.name))
+            .value(Alias::new("clusters"), n)
+            .value(Alias::new("counted_at"), at)
+            .and_where(c("project_id").eq(project))
+            .to_owned();
+        tx.execute(&fix).await?;
+        Ok(n)
     }
 
-    /// Add `project`'s row of `rs_project_lock` (already there: fine).
-    async fn add_project_lock(&self, project: &str) -> Result<(), DbError> {
+    /// Add `project`'s row of `rs_project_quota`, its count unknown
+    /// (already there: fine).
+    async fn add_project_quota(&self, project: &str) -> Result<(), DbError> {
         let add = Query::insert()
-            .into_table(Alias::new(PROJECT_LOCK.name))
-            .columns(["project_id", "creates", "created_at"].map(Alias::new))
-            .values_panic([project.into(), 0.into(), now().into()])
+            .into_table(Alias::new(PROJECT_QUOTA.name))
+            .columns(["project_id", "created_at"].map(Alias::new))
+            .values_panic([project.into(), now().into()])
             .to_owned();
         match self.execute(&add).await {
             Ok(_) | Err(DbError::Duplicate) => Ok(()),
@@ -574,5 +628,77 @@ mod tests {
         db.close().await;
     }
 
-    backends!(queue_and_leases, quota_holds_under_concurrent_creates);
+    /// A project's count in `rs_project_quota`.
+    async fn counted(db: &Database, project: &str) -> Option<i32> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            clusters: Option<i32>,
+        }
+        let q = Query::select()
+            .column(Alias::new("clusters"))
+            .from(Alias::new(PROJECT_QUOTA.name))
+            .and_where(c("project_id").eq(project))
+            .to_owned();
+        let row: Option<Row> = db.fetch_optional(&q).await.unwrap();
+        row.and_then(|r| r.clusters)
+    }
+
+    /// The count follows creates and destroys; clusters written behind its
+    /// back (upstream's programs on the same database) are counted when a
+    /// create would take the project's last slot, and when the count is
+    /// older than a minute.
+    async fn quota_count_follows_every_writer(backend: Backend) {
+        let t = TestDb::create(backend).await;
+        let db = t.migrated().await;
+        let create = |limit: i64| {
+            let db = db.clone();
+            async move {
+                let uuid = uuid::Uuid::new_v4().to_string();
+                let mut c = cluster(&uuid);
+                c.project_id = Some("s".into());
+                let op = Operation::new(&uuid, "cluster_create", Map::new(), Map::new());
+                let got = db.cluster_create_queued(&c, &[], &op, Some(limit));
+                (uuid, got.await.unwrap())
+            }
+        };
+        let (first, _) = create(3).await;
+        assert_eq!(create(3).await.1, CreateOutcome::Queued);
+        assert_eq!(counted(&db, "s").await, Some(2));
+        assert!(db.cluster_destroy(&first).await.unwrap());
+        assert!(!db.cluster_destroy(&first).await.unwrap());
+        assert_eq!(counted(&db, "s").await, Some(1));
+        // Upstream's API inserts a cluster: the count does not see it.
+        let mut other = cluster("0ther000-0000-4000-8000-000000000001");
+        other.project_id = Some("s".into());
+        db.cluster_create(&other, &[]).await.unwrap();
+        assert_eq!(counted(&db, "s").await, Some(1));
+        // Two of three, by the count; the cluster counted in.
+        assert_eq!(create(3).await.1, CreateOutcome::Queued);
+        assert_eq!(counted(&db, "s").await, Some(2));
+        // The last slot: counted afresh, 3 already, refused, nothing
+        // written.
+        let (uuid, got) = create(3).await;
+        assert_eq!(got, CreateOutcome::OverQuota { clusters: 3 });
+        assert!(db.cluster_get(&uuid).await.unwrap().is_none());
+        assert_eq!(db.cluster_count("s").await.unwrap(), 3);
+        // A stale count is counted afresh.
+        let stale = Query::update()
+            .table(Alias::new(PROJECT_QUOTA.name))
+            .value(
+                Alias::new("counted_at"),
+                now() - RECOUNT_AFTER - chrono::TimeDelta::seconds(1),
+            )
+            .to_owned();
+        db.execute(&stale).await.unwrap();
+        assert_eq!(create(10).await.1, CreateOutcome::Queued);
+        assert_eq!(counted(&db, "s").await, Some(4));
+        assert_eq!(db.cluster_count("s").await.unwrap(), 4);
+        db.close().await;
+    }
+
+    backends!(
+        queue_and_leases,
+        quota_holds_under_concurrent_creates,
+        quota_count_follows_every_writer
+    );
 }

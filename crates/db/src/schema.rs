@@ -337,18 +337,23 @@ pub const CLUSTER_TRUST: Table = Table {
     charset: "utf8mb4",
 };
 
-/// `rs_project_lock`: one row per project that has created a cluster
-/// under a quota. Each create locks its project's row with an `UPDATE` as
-/// the first statement of its transaction, then counts the project's
-/// clusters and inserts, so creates of one project take turns and the
-/// quota holds however many arrive at once (see
-/// `Database::cluster_create_queued`). `creates` counts the creates
-/// admitted, so that the locking `UPDATE` always changes the row.
-pub const PROJECT_LOCK: Table = Table {
-    name: "rs_project_lock",
+/// `rs_project_quota`: one row per project that has created a cluster
+/// under a quota, holding the project's cluster count. Each create locks
+/// its project's row with the `UPDATE` that adds its cluster to the count,
+/// after its inserts, and the count decides (see
+/// `Database::cluster_create_queued`), so creates of one project take turns
+/// for the lock and the commit only and the quota holds however many
+/// arrive at once; a cluster destroyed takes itself off. `clusters` is
+/// recounted from `cluster` (`counted_at`) when unknown (NULL), older than
+/// a minute, or over the limit, so clusters written by other programs
+/// (upstream's API or conductor on the same database) are counted within a
+/// minute, and at the limit at once.
+pub const PROJECT_QUOTA: Table = Table {
+    name: "rs_project_quota",
     columns: &[
         req("project_id", Varchar(255)),
-        req("creates", Int),
+        col("clusters", Int),
+        col("counted_at", DateTime),
         CREATED,
         UPDATED,
     ],
@@ -358,8 +363,9 @@ pub const PROJECT_LOCK: Table = Table {
 };
 
 /// Our own tables (see [`CLUSTER_OPERATION`], [`CLUSTER_TRUST`],
-/// [`PROJECT_LOCK`]).
-pub const OWN_TABLES: [Table; 3] = [CLUSTER_OPERATION, CLUSTER_TRUST, PROJECT_LOCK];
+/// [`PROJECT_QUOTA`]). (Databases migrated by an earlier build may also
+/// hold `rs_project_lock`, no longer used.)
+pub const OWN_TABLES: [Table; 3] = [CLUSTER_OPERATION, CLUSTER_TRUST, PROJECT_QUOTA];
 
 /// Indexes of ours on upstream's tables, named `rs_…` (upstream's schema
 /// has none of them; they serve queries upstream does not make per

@@ -77,6 +77,36 @@ pub fn labels_diff(parent: &Labels, labels: &Labels) -> (Labels, Labels, Labels)
     (overridden, added, skipped)
 }
 
+/// One of [`labels_diff`]'s three maps, serialized straight from the two
+/// label sets (nothing copied).
+#[derive(Clone, Copy)]
+enum Diff {
+    Overridden,
+    Added,
+    Skipped,
+}
+
+struct LabelsDiff<'a> {
+    parent: &'a Labels,
+    labels: &'a Labels,
+    kind: Diff,
+}
+
+impl Serialize for LabelsDiff<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (parent, labels) = (self.parent, self.labels);
+        match self.kind {
+            Diff::Overridden => s.collect_map(
+                labels
+                    .iter()
+                    .filter_map(|(k, v)| parent.get(k).filter(|p| *p != v).map(|p| (k, p))),
+            ),
+            Diff::Added => s.collect_map(labels.iter().filter(|(k, _)| !parent.contains_key(*k))),
+            Diff::Skipped => s.collect_map(parent.iter().filter(|(k, _)| !labels.contains_key(*k))),
+        }
+    }
+}
+
 /// A cluster as the API shows it, serialized straight into the response
 /// (no intermediate JSON tree): the summary view of a list (upstream's
 /// `expand=False`: the fields `openstack coe cluster list` shows) or the
@@ -181,12 +211,14 @@ impl Serialize for View<'_> {
         m.serialize_entry("labels", &c.labels)?;
         if full {
             let empty = Map::new();
-            let labels = c.labels.as_ref().unwrap_or(&empty);
-            let (overridden, added, skipped) =
-                labels_diff(self.template_labels.unwrap_or(&empty), labels);
-            m.serialize_entry("labels_added", &added)?;
-            m.serialize_entry("labels_overridden", &overridden)?;
-            m.serialize_entry("labels_skipped", &skipped)?;
+            let diff = |kind| LabelsDiff {
+                parent: self.template_labels.unwrap_or(&empty),
+                labels: c.labels.as_ref().unwrap_or(&empty),
+                kind,
+            };
+            m.serialize_entry("labels_added", &diff(Diff::Added))?;
+            m.serialize_entry("labels_overridden", &diff(Diff::Overridden))?;
+            m.serialize_entry("labels_skipped", &diff(Diff::Skipped))?;
         }
         m.serialize_entry("links", &self.base.links("clusters", &c.uuid))?;
         if full {
@@ -457,8 +489,35 @@ async fn show(
 
 #[cfg(test)]
 mod tests {
-    use super::labels_diff;
+    use super::{labels_diff, Diff, LabelsDiff};
     use serde_json::json;
+
+    /// The views' streamed differences are `labels_diff`'s maps.
+    #[test]
+    fn streamed_label_differences_match() {
+        let cases = [
+            (
+                json!({"a": "1", "b": "2", "c": "3"}),
+                json!({"a": "1", "b": "9", "d": "4"}),
+            ),
+            (json!({}), json!({"x": "1"})),
+            (json!({"x": "1"}), json!({})),
+            (json!({"k": "v"}), json!({"k": "v"})),
+        ];
+        for (parent, labels) in cases {
+            let (parent, labels) = (parent.as_object().unwrap(), labels.as_object().unwrap());
+            let (o, a, s) = labels_diff(parent, labels);
+            for (kind, want) in [(Diff::Overridden, o), (Diff::Added, a), (Diff::Skipped, s)] {
+                let got = serde_json::to_value(LabelsDiff {
+                    parent,
+                    labels,
+                    kind,
+                })
+                .unwrap();
+                assert_eq!(got, serde_json::Value::Object(want));
+            }
+        }
+    }
 
     #[test]
     fn label_differences_like_upstream() {

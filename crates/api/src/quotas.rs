@@ -146,8 +146,10 @@ async fn show(
                 .conf
                 .int("quotas", "max_clusters_per_project")
                 .unwrap_or(20);
+            // Upstream answers `Quota(project_id=…, hard_limit=…)`: the
+            // resource is the attribute's default, whatever the path says.
             Ok(Json(
-                json!({"project_id": project_id, "resource": resource, "hard_limit": default}),
+                json!({"project_id": project_id, "resource": "Cluster", "hard_limit": default}),
             ))
         }
     }

@@ -582,6 +582,29 @@ fn policy_file_and_admin_apis_with_real_roles() {
     assert_eq!(s, 403, "{body}");
     let (s, _, body) = call(&url, "POST", "/v1/quotas", Some(&admin), Some(quota));
     assert_eq!(s, 201, "{body}");
+    // A project Keystone does not know: upstream's ProjectNotFound, and
+    // nothing stored.
+    let unknown = json!({"project_id": "no-such-project", "resource": "Cluster", "hard_limit": 3});
+    let (s, _, body) = call(&url, "POST", "/v1/quotas", Some(&admin), Some(unknown));
+    assert_eq!(s, 404, "{body}");
+    assert_eq!(
+        body["errors"][0]["detail"],
+        "The project_id no-such-project could not be found."
+    );
+    let (_, _, list) = call(
+        &url,
+        "GET",
+        "/v1/quotas?all_tenants=True",
+        Some(&admin),
+        None,
+    );
+    let projects: Vec<&str> = list["quotas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|q| q["project_id"].as_str())
+        .collect();
+    assert_eq!(projects, [project_b.as_str()], "{list}");
     assert_eq!(call(&url, "GET", "/v1/quotas", Some(&member), None).0, 403);
     assert_eq!(call(&url, "GET", "/v1/quotas", Some(&admin), None).0, 200);
     let b_member = token("b-member", "project-b");

@@ -272,6 +272,49 @@ impl Keystone {
         Err(AuthFailure::Unauthorized)
     }
 
+    /// Whether Keystone knows the project `project_id`, asked with the
+    /// caller's own token, as upstream's `_validate_project_id` does
+    /// (`GET /v3/projects/{id}` through a session made of the request's
+    /// token). 404 is `Ok(false)`; a refused token is a 500 (upstream's
+    /// openstacksdk error carries no code Magnum knows), a refused read
+    /// 403, an unreachable or failing Keystone 503.
+    pub async fn project_exists(
+        &self,
+        token: &Token,
+        project_id: &str,
+    ) -> Result<bool, magnum_core::MagnumError> {
+        use magnum_core::MagnumError;
+        let unreachable = |e: &dyn std::fmt::Display| {
+            tracing::warn!("cannot ask Keystone about project {project_id}: {e}");
+            MagnumError::ServiceUnavailable(
+                "The identity service could not be reached; try again later.".into(),
+            )
+        };
+        let mut url = url::Url::parse(&self.identity).map_err(|e| unreachable(&e))?;
+        url.path_segments_mut()
+            .map_err(|()| unreachable(&"the identity URL cannot take a path"))?
+            .pop_if_empty()
+            .extend(["projects", project_id]);
+        let resp = self
+            .http
+            .get(url)
+            .header("X-Auth-Token", token.expose())
+            .send()
+            .await
+            .map_err(|e| unreachable(&e))?;
+        match resp.status().as_u16() {
+            200..=299 => Ok(true),
+            404 => Ok(false),
+            401 => Err(MagnumError::Internal(format!(
+                "Keystone refused the caller's token when asked about project {project_id}"
+            ))),
+            403 => Err(MagnumError::NotAuthorized(format!(
+                "Not authorized to read project {project_id}"
+            ))),
+            s => Err(unreachable(&format!("it answered {s}"))),
+        }
+    }
+
     /// keystonemiddleware's decision for one request's headers.
     pub async fn authenticate(
         &self,

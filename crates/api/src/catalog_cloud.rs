@@ -73,6 +73,15 @@ impl CatalogCloud {
             403 => Err(MagnumError::NotAuthorized(format!(
                 "Not authorized to read {what}"
             ))),
+            // The service refused the caller's token (revoked since it was
+            // validated, or the service trusts another Keystone). Not an
+            // outage, so not 503: upstream's openstacksdk raises an
+            // HttpException that carries no HTTP code of Magnum's, which
+            // its API answers with 500; so do we, the cause logged.
+            401 => Err(MagnumError::Internal(format!(
+                "the {what} service refused the caller's token (401 at {})",
+                resp.url().path()
+            ))),
             s => Err(unreachable(what, format!("it answered {s}"))),
         }
     }
@@ -290,6 +299,60 @@ impl CloudLookup for CatalogCloud {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// A service at a local port that answers every request with `status`.
+    fn answering(status: &'static str) -> u16 {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for mut sock in listener.incoming().flatten() {
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf);
+                let body = r#"{"error": {"code": 401, "message": "The request you have made requires authentication."}}"#;
+                let answer = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(answer.as_bytes());
+            }
+        });
+        port
+    }
+
+    fn context_at(service: &str, port: u16) -> RequestContext {
+        let catalog = serde_json::json!([{"type": service, "endpoints": [
+            {"interface": "public", "region_id": "RegionOne",
+             "url": format!("http://127.0.0.1:{port}")}]}]);
+        RequestContext {
+            catalog: Some(std::sync::Arc::new(catalog)),
+            auth_token: Some(magnum_core::context::Token::new("revoked")),
+            ..Default::default()
+        }
+    }
+
+    /// A service refusing the caller's token is not an outage: 500 (what
+    /// upstream answers), not 503, for every lookup.
+    #[tokio::test]
+    async fn a_refused_token_is_500_not_503() {
+        let port = answering("401 Unauthorized");
+        let cloud = CatalogCloud::from_conf(&Config::defaults());
+        let compute = context_at("compute", port);
+        let network = context_at("network", port);
+        let image = context_at("image", port);
+        let failures = [
+            cloud.flavor(&compute, "m1.small").await.map(drop),
+            cloud.keypair(&compute, "kp").await.map(drop),
+            cloud.network(&network, "public", true).await.map(drop),
+            cloud.subnet(&network, "private").await.map(drop),
+            cloud.image(&image, "fedora").await.map(drop),
+        ];
+        for f in failures {
+            let e = f.unwrap_err();
+            assert_eq!(e.code(), 500, "{e}");
+            assert!(e.to_string().contains("refused the caller's token"), "{e}");
+        }
+    }
 
     /// A catalog service that does not answer is a 503 naming it, not a 500.
     #[tokio::test]

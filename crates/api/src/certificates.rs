@@ -41,7 +41,15 @@ fn target(c: &Cluster) -> Value {
     json!({"project_id": c.project_id, "user_id": c.user_id})
 }
 
-fn view(c: &Cluster, pem: &str, csr: Option<&str>, base: &BaseUrl) -> Value {
+/// The certificate as upstream shows it: `csr` and `ca_cert_type` only
+/// when the request set them (a signing echoes what it was sent).
+fn view(
+    c: &Cluster,
+    pem: &str,
+    csr: Option<&str>,
+    ca_cert_type: Option<&Value>,
+    base: &BaseUrl,
+) -> Value {
     let mut v = json!({
         "cluster_uuid": c.uuid,
         "pem": pem,
@@ -52,6 +60,9 @@ fn view(c: &Cluster, pem: &str, csr: Option<&str>, base: &BaseUrl) -> Value {
     });
     if let Some(csr) = csr {
         v["csr"] = json!(csr);
+    }
+    if let Some(t) = ca_cert_type {
+        v["ca_cert_type"] = t.clone();
     }
     v
 }
@@ -77,6 +88,7 @@ async fn show(
     Ok(Json(view(
         &cluster,
         ca.certificate.as_deref().unwrap_or_default(),
+        None,
         None,
         &base,
     )))
@@ -114,7 +126,13 @@ async fn sign(
     let pem = state.certs.sign(&state.db, &cluster, &csr, ca_type).await?;
     Ok((
         StatusCode::CREATED,
-        Json(view(&cluster, &pem, Some(&csr), &base)),
+        Json(view(
+            &cluster,
+            &pem,
+            Some(&csr),
+            given.get("ca_cert_type"),
+            &base,
+        )),
     )
         .into_response())
 }

@@ -399,6 +399,10 @@ fn check_storage_size(ct: &ClusterTemplate) -> ApiResult<()> {
 
 /// Check the OpenStack resources a template names, where a cloud is
 /// configured; the image's `os_distro` and `magnum_driver` come back.
+/// These are upstream's template validators (`attr_validator.validators`):
+/// image, flavors, networks and subnet. The keypair is not among them:
+/// upstream looks it up only when a cluster is created (a template may
+/// name a keypair each user then makes), so neither do we.
 async fn check_cloud_resources(
     state: &AppState,
     ctx: &Ctx,
@@ -408,9 +412,6 @@ async fn check_cloud_resources(
     let c = &ctx.context;
     for flavor in [&ct.flavor_id, &ct.master_flavor_id].into_iter().flatten() {
         cloud.flavor(c, flavor).await?;
-    }
-    if let Some(keypair) = &ct.keypair_id {
-        cloud.keypair(c, keypair).await?;
     }
     if let Some(net) = &ct.external_network_id {
         cloud.network(c, net, true).await?;
@@ -566,7 +567,32 @@ async fn update(
     if let Some(driver) = &new.volume_driver {
         rules.check_volume_driver(driver)?;
     }
-    check_cloud_resources(&state, &ctx, &new).await?;
+    let image = check_cloud_resources(&state, &ctx, &new).await?;
+    // The driver must build what the template now describes: the one it
+    // names (kept, or patched in), else (`remove /driver`) the one create
+    // would pick. A patched COE or server type no driver builds is
+    // upstream's ClusterTypeNotSupported, as at create.
+    let os = new
+        .cluster_distro
+        .clone()
+        .or_else(|| image.as_ref().and_then(|i| i.os_distro.clone()));
+    let named = new
+        .driver
+        .clone()
+        .filter(|d| !d.is_empty())
+        .or_else(|| image.as_ref().and_then(|i| i.magnum_driver.clone()));
+    let driver = state.drivers.select(
+        new.server_type.as_deref().unwrap_or("vm"),
+        os.as_deref(),
+        new.coe.as_deref().unwrap_or_default(),
+        named.as_deref(),
+    )?;
+    // A template stored without a driver (older upstream rows) stays so
+    // unless the patch names one; one whose driver the patch removed gets
+    // the one chosen, as at create.
+    if current.driver.is_some() && new.driver.is_none() {
+        new.driver = Some(driver.name().to_string());
+    }
     if (current.public != new.public || current.hidden != new.hidden)
         && !ctx.allows(&state, "clustertemplate:publish", &ctx.own_target())
     {

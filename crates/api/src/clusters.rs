@@ -229,6 +229,8 @@ impl Serialize for View<'_> {
         if full {
             m.serialize_entry("master_lb_enabled", &c.master_lb_enabled)?;
         }
+        // Upstream's API-only attribute, never stored: its WSME default.
+        m.serialize_entry("merge_labels", &false)?;
         m.serialize_entry("name", &c.name)?;
         if full {
             m.serialize_entry("node_addresses", &Addresses(self.nodegroups, false))?;

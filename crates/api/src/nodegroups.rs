@@ -86,6 +86,8 @@ fn full(ng: &NodeGroup, cluster_labels: &Map<String, Value>, base: &BaseUrl) -> 
     out.insert("labels_overridden".into(), Value::Object(overridden));
     out.insert("labels_added".into(), Value::Object(added));
     out.insert("labels_skipped".into(), Value::Object(skipped));
+    // Upstream's API-only attribute, never stored: its WSME default.
+    out.insert("merge_labels".into(), Value::Bool(false));
     let path = format!("nodegroups/{}", ng.uuid);
     let cluster_path = format!("clusters/{}", ng.cluster_id);
     out.insert(
@@ -101,17 +103,23 @@ fn full(ng: &NodeGroup, cluster_labels: &Map<String, Value>, base: &BaseUrl) -> 
 }
 
 /// A node group in a list (the [`SUMMARY`] fields, keys sorted),
-/// serialized straight into the answer.
+/// serialized straight into the answer. Upstream unsets every other
+/// attribute, and WSME then shows those with a default as that default:
+/// `max_node_count` null, `merge_labels` false and `min_node_count` 0,
+/// whatever the group holds (its show gives the stored values).
 struct Summary<'a>(&'a NodeGroup);
 
 impl serde::Serialize for Summary<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let ng = self.0;
-        let mut m = s.serialize_map(Some(SUMMARY.len()))?;
+        let mut m = s.serialize_map(Some(SUMMARY.len() + 3))?;
         m.serialize_entry("flavor_id", &ng.flavor_id)?;
         m.serialize_entry("image_id", &ng.image_id)?;
         m.serialize_entry("is_default", &ng.is_default)?;
+        m.serialize_entry("max_node_count", &None::<i64>)?;
+        m.serialize_entry("merge_labels", &false)?;
+        m.serialize_entry("min_node_count", &0)?;
         m.serialize_entry("name", &ng.name)?;
         m.serialize_entry("node_count", &ng.node_count)?;
         m.serialize_entry("role", &ng.role)?;

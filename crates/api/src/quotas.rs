@@ -146,8 +146,10 @@ async fn show(
                 .conf
                 .int("quotas", "max_clusters_per_project")
                 .unwrap_or(20);
+            // Upstream answers `Quota(project_id=…, hard_limit=…)`: the
+            // resource is the attribute's default, whatever the path says.
             Ok(Json(
-                json!({"project_id": project_id, "resource": resource, "hard_limit": default}),
+                json!({"project_id": project_id, "resource": "Cluster", "hard_limit": default}),
             ))
         }
     }
@@ -167,6 +169,21 @@ async fn create(
     let Some(project_id) = project_id.filter(|p| !p.is_empty()) else {
         return Err(MagnumError::Invalid("Must provide a valid project ID.".into()).into());
     };
+    // Upstream's enforce_valid_project_id_on_create: Keystone must know
+    // the project (ProjectNotFound, 404). Without Keystone (noauth) there
+    // is no one to ask, and any project is taken.
+    if let crate::AuthMode::Keystone(ks) = &state.auth {
+        let token =
+            ctx.context.auth_token.as_ref().ok_or_else(|| {
+                MagnumError::Internal("a Keystone request without its token".into())
+            })?;
+        if !ks.project_exists(token, &project_id).await? {
+            return Err(MagnumError::NotFound(format!(
+                "The project_id {project_id} could not be found."
+            ))
+            .into());
+        }
+    }
     let resource = given
         .get("resource")
         .and_then(Value::as_str)

@@ -129,6 +129,7 @@ async fn cluster_certificates(backend: Backend) {
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
     assert_eq!(r.body["csr"], csr.as_str());
+    assert!(r.body.get("ca_cert_type").is_none(), "not sent, not shown");
     std::fs::write(d.join("u.pem"), r.body["pem"].as_str().unwrap()).unwrap();
     let (ok, text) = openssl(&["verify", "-CAfile", "ca.pem", "u.pem"], &d);
     assert!(ok, "{text}");
@@ -199,6 +200,16 @@ async fn cluster_certificates(backend: Backend) {
         "{}",
         r.raw
     );
+    // A CA type sent comes back, as upstream's signed object carries it.
+    let r = app
+        .post(
+            "/v1/certificates",
+            &member("p1"),
+            json!({"cluster_uuid": id, "csr": csr, "ca_cert_type": "kubernetes"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
+    assert_eq!(r.body["ca_cert_type"], "kubernetes");
     let r = app
         .post(
             "/v1/certificates",

@@ -108,6 +108,7 @@ async fn cluster_views(backend: Backend) {
             "links",
             "master_count",
             "master_flavor_id",
+            "merge_labels",
             "name",
             "node_count",
             "stack_id",
@@ -115,6 +116,7 @@ async fn cluster_views(backend: Backend) {
             "uuid"
         ]
     );
+    assert_eq!(item["merge_labels"], false, "upstream's WSME default");
     assert_eq!(item["node_count"], 2);
     assert_eq!(item["master_count"], 1);
     assert_eq!(item["stack_id"], "stack-1");
@@ -132,6 +134,7 @@ async fn cluster_views(backend: Backend) {
     let r = app.get(&format!("/v1/clusters/{C1}"), &member("p1")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
     let b = &r.body;
+    assert_eq!(b["merge_labels"], false, "upstream's WSME default");
     assert_eq!(b["node_addresses"], json!(["10.0.0.2", "10.0.0.3"]));
     assert_eq!(b["master_addresses"], json!(["10.0.0.1"]));
     assert_eq!(b["labels_overridden"], json!({"b": "2"}));
@@ -293,6 +296,9 @@ async fn nodegroup_views(backend: Backend) {
             "flavor_id",
             "image_id",
             "is_default",
+            "max_node_count",
+            "merge_labels",
+            "min_node_count",
             "name",
             "node_count",
             "role",
@@ -301,6 +307,11 @@ async fn nodegroup_views(backend: Backend) {
             "uuid"
         ]
     );
+    // Upstream unsets what its summary leaves out, and WSME then shows the
+    // attributes' defaults, whatever the group holds.
+    assert_eq!(items[0]["min_node_count"], 0);
+    assert_eq!(items[0]["max_node_count"], Value::Null);
+    assert_eq!(items[0]["merge_labels"], false);
     let r = get(
         "/v1/clusters/one/nodegroups?role=master".to_string(),
         member("p1"),

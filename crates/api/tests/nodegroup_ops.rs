@@ -115,6 +115,12 @@ async fn lifecycle(backend: Backend) {
     let r = show(&app, &id, "ng1").await;
     assert_eq!(r.body["status"], "CREATE_COMPLETE", "{}", r.raw);
     assert_eq!(r.body["node_addresses"].as_array().unwrap().len(), 2);
+    // Its own stack is recorded, as upstream's Heat driver records it (the
+    // fake driver names it after the cluster's stack and the group).
+    assert_eq!(r.body["stack_id"], format!("fake-{id}-{uuid}"), "{}", r.raw);
+    assert_eq!(r.body["merge_labels"], false);
+    let stored = app.db.nodegroup_get(&uuid).await.unwrap().unwrap();
+    assert_eq!(stored.stack_id, Some(format!("fake-{id}-{uuid}")));
     let list = at(&app, Method::GET, &ngs, "latest", None).await;
     assert_eq!(list.body["nodegroups"].as_array().unwrap().len(), 3);
 

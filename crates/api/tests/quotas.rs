@@ -86,6 +86,13 @@ async fn quota_lifecycle(backend: Backend) {
         r.body,
         json!({"project_id": "p2", "resource": "Cluster", "hard_limit": 7})
     );
+    // Upstream's default quota is `Quota(project_id, hard_limit)`: the
+    // resource is the attribute's default, whatever the path names.
+    let r = app.get("/v1/quotas/p2/Other", &member("p2")).await;
+    assert_eq!(
+        r.body,
+        json!({"project_id": "p2", "resource": "Cluster", "hard_limit": 7})
+    );
 
     let r = app
         .patch(

@@ -1093,10 +1093,16 @@ impl Conductor {
         };
         let outcome = match self.driver(&spec) {
             Ok(d) => {
-                let call = match method {
+                let call: magnum_core::drivers::DriverFuture<'_, Option<String>> = match method {
                     Method::NodegroupCreate => d.create_nodegroup(&spec, &ng),
-                    Method::NodegroupUpdate => d.update_nodegroup(&spec, &ng),
-                    _ => d.delete_nodegroup(&spec, &ng),
+                    Method::NodegroupUpdate => {
+                        let f = d.update_nodegroup(&spec, &ng);
+                        Box::pin(async move { f.await.map(|()| None) })
+                    }
+                    _ => {
+                        let f = d.delete_nodegroup(&spec, &ng);
+                        Box::pin(async move { f.await.map(|()| None) })
+                    }
                 };
                 self.drive(a, UPDATE_IN_PROGRESS, DRIVER_CALL_LIMIT, call)
                     .await?
@@ -1104,7 +1110,13 @@ impl Conductor {
             Err(e) => Err(e.to_string()),
         };
         match outcome {
-            Ok(()) => Ok(Done::default()),
+            // The stack a new group got is recorded with the operation's
+            // retirement (upstream's Heat driver sets the group's stack_id).
+            Ok(Some(stack_id)) => Ok(Done::writing(vec![Write::nodegroup(
+                &ng.uuid,
+                fields(json!({ "stack_id": stack_id })),
+            )])),
+            Ok(None) => Ok(Done::default()),
             Err(reason) => Ok(update_failure(Done::default(), &cluster.uuid, &reason)),
         }
     }

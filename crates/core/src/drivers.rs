@@ -220,8 +220,13 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
     fn delete(&self, _spec: &ClusterSpec) -> DriverFuture<'_, ()> {
         not_available(self.name(), "Deleting a cluster")
     }
-    /// Add a node group to a built cluster.
-    fn create_nodegroup(&self, _spec: &ClusterSpec, _ng: &NodeGroup) -> DriverFuture<'_, ()> {
+    /// Add a node group to a built cluster; the id of the stack the
+    /// driver made for it, if it made one (recorded as its `stack_id`).
+    fn create_nodegroup(
+        &self,
+        _spec: &ClusterSpec,
+        _ng: &NodeGroup,
+    ) -> DriverFuture<'_, Option<String>> {
         not_available(self.name(), "Creating a node group")
     }
     /// Apply a node group's stored settings.

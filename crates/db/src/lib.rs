@@ -23,6 +23,7 @@ mod clusters;
 mod federations;
 mod fence;
 mod migrate;
+mod narrow;
 mod operations;
 mod paginate;
 mod quotas;
@@ -114,6 +115,11 @@ pub enum DbError {
     /// bound, or the server going away.
     #[error("the database cannot be reached")]
     Unavailable(#[source] sqlx::Error),
+    /// The statement compared a column with a value the column cannot
+    /// hold (see `narrow.rs`): it matches no row. Never returned: the
+    /// statement's answer is then "no rows".
+    #[error("a value compared with a column that cannot hold it")]
+    Unmatchable,
     #[error("database error: {0}")]
     Sql(sqlx::Error),
 }
@@ -161,6 +167,9 @@ impl DbError {
     fn from_sql(err: sqlx::Error) -> DbError {
         if unreachable(&err) {
             return DbError::Unavailable(err);
+        }
+        if narrow::cannot_match(&err) {
+            return DbError::Unmatchable;
         }
         if let sqlx::Error::Database(db) = &err {
             if db.is_unique_violation() {
@@ -297,8 +306,17 @@ impl<T> AnyRow for T where
 }
 
 /// A statement sea-query can render for any backend.
-pub(crate) trait Statement {
+pub(crate) trait Statement: narrow::Storable {
     fn render(&self, backend: Backend) -> (String, sea_query_binder::SqlxValues);
+}
+
+/// The answer of a statement that matches no row because it compared a
+/// column with a value the column cannot hold (see `narrow.rs`).
+fn or_no_match<T: Default>(result: Result<T, DbError>) -> Result<T, DbError> {
+    match result {
+        Err(DbError::Unmatchable) => Ok(T::default()),
+        other => other,
+    }
 }
 
 macro_rules! statement {
@@ -471,11 +489,11 @@ impl Database {
                 })
             };
         }
-        match &self.pool {
+        or_no_match(match &self.pool {
             Pool::Sqlite(p) => run!(p),
             Pool::Postgres(p) => run!(p),
             Pool::MySql(p) => run!(p),
-        }
+        })
     }
 
     pub(crate) async fn fetch_optional<T: AnyRow>(
@@ -493,16 +511,19 @@ impl Database {
                 })
             };
         }
-        match &self.pool {
+        or_no_match(match &self.pool {
             Pool::Sqlite(p) => run!(p),
             Pool::Postgres(p) => run!(p),
             Pool::MySql(p) => run!(p),
-        }
+        })
     }
 
     /// Run a statement; the number of rows it touched.
     pub(crate) async fn execute(&self, stmt: &impl Statement) -> Result<u64, DbError> {
         let (sql, values) = self.render(stmt);
+        if let Some(refused) = stmt.unstorable(&sql, &values.0 .0) {
+            return Err(refused);
+        }
         macro_rules! run {
             ($pool:expr) => {
                 bounded!(self.statement_timeout, $pool, |conn| {
@@ -514,11 +535,11 @@ impl Database {
                 })
             };
         }
-        match &self.pool {
+        or_no_match(match &self.pool {
             Pool::Sqlite(p) => run!(p),
             Pool::Postgres(p) => run!(p),
             Pool::MySql(p) => run!(p),
-        }
+        })
     }
 
     /// Rows of `m.table` as field maps.
@@ -539,11 +560,11 @@ impl Database {
                 })
             };
         }
-        match &self.pool {
+        or_no_match(match &self.pool {
             Pool::Sqlite(p) => run!(p),
             Pool::Postgres(p) => run!(p),
             Pool::MySql(p) => run!(p),
-        }
+        })
     }
 
     /// Rows of `m.table` decoded straight into `T` (see
@@ -596,11 +617,11 @@ impl Database {
                 })
             };
         }
-        match &self.pool {
+        or_no_match(match &self.pool {
             Pool::Sqlite(p) => run!(p),
             Pool::Postgres(p) => run!(p),
             Pool::MySql(p) => run!(p),
-        }
+        })
     }
 
     /// Start a transaction.
@@ -784,25 +805,30 @@ impl Tx {
     pub(crate) async fn execute(&mut self, stmt: &impl Statement) -> Result<u64, DbError> {
         self.counted();
         let (sql, values) = stmt.render(self.backend);
-        self.run(move |conn| {
-            Box::pin(async move {
-                match conn {
-                    TxConn::Sqlite(c) => sqlx::query_with(&sql, values)
-                        .execute(&mut **c)
-                        .await
-                        .map(|r| r.rows_affected()),
-                    TxConn::Postgres(c) => sqlx::query_with(&sql, values)
-                        .execute(&mut **c)
-                        .await
-                        .map(|r| r.rows_affected()),
-                    TxConn::MySql(c) => sqlx::query_with(&sql, values)
-                        .execute(&mut **c)
-                        .await
-                        .map(|r| r.rows_affected()),
-                }
+        if let Some(refused) = stmt.unstorable(&sql, &values.0 .0) {
+            return Err(refused);
+        }
+        or_no_match(
+            self.run(move |conn| {
+                Box::pin(async move {
+                    match conn {
+                        TxConn::Sqlite(c) => sqlx::query_with(&sql, values)
+                            .execute(&mut **c)
+                            .await
+                            .map(|r| r.rows_affected()),
+                        TxConn::Postgres(c) => sqlx::query_with(&sql, values)
+                            .execute(&mut **c)
+                            .await
+                            .map(|r| r.rows_affected()),
+                        TxConn::MySql(c) => sqlx::query_with(&sql, values)
+                            .execute(&mut **c)
+                            .await
+                            .map(|r| r.rows_affected()),
+                    }
+                })
             })
-        })
-        .await
+            .await,
+        )
     }
 
     /// The first row a statement yields, if any, inside the transaction.
@@ -841,28 +867,30 @@ impl Tx {
     pub(crate) async fn count(&mut self, stmt: &SelectStatement) -> Result<i64, DbError> {
         self.counted();
         let (sql, values) = stmt.render(self.backend);
-        self.run(move |conn| {
-            Box::pin(async move {
-                match conn {
-                    TxConn::Sqlite(c) => {
-                        sqlx::query_scalar_with::<_, i64, _>(&sql, values)
-                            .fetch_one(&mut **c)
-                            .await
+        or_no_match(
+            self.run(move |conn| {
+                Box::pin(async move {
+                    match conn {
+                        TxConn::Sqlite(c) => {
+                            sqlx::query_scalar_with::<_, i64, _>(&sql, values)
+                                .fetch_one(&mut **c)
+                                .await
+                        }
+                        TxConn::Postgres(c) => {
+                            sqlx::query_scalar_with::<_, i64, _>(&sql, values)
+                                .fetch_one(&mut **c)
+                                .await
+                        }
+                        TxConn::MySql(c) => {
+                            sqlx::query_scalar_with::<_, i64, _>(&sql, values)
+                                .fetch_one(&mut **c)
+                                .await
+                        }
                     }
-                    TxConn::Postgres(c) => {
-                        sqlx::query_scalar_with::<_, i64, _>(&sql, values)
-                            .fetch_one(&mut **c)
-                            .await
-                    }
-                    TxConn::MySql(c) => {
-                        sqlx::query_scalar_with::<_, i64, _>(&sql, values)
-                            .fetch_one(&mut **c)
-                            .await
-                    }
-                }
+                })
             })
-        })
-        .await
+            .await,
+        )
     }
 
     /// Undo the transaction now, before going on (dropping it would too,

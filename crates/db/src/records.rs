@@ -257,7 +257,7 @@ fn encode(m: &Mapping, ty: ColType, name: &str, v: &Json) -> Value {
         ColType::Varchar(_) | ColType::Text => Value::String(match v {
             Json::Null => None,
             Json::String(s) if !m.json.contains(&name) => Some(Box::new(s.clone())),
-            other => Some(Box::new(other.to_string())),
+            other => Some(Box::new(crate::narrow::json_text(other))),
         }),
     }
 }

@@ -256,7 +256,11 @@ impl Driver for HeatDriver {
         })
     }
 
-    fn create_nodegroup(&self, spec: &ClusterSpec, ng: &NodeGroup) -> DriverFuture<'_, ()> {
+    fn create_nodegroup(
+        &self,
+        spec: &ClusterSpec,
+        ng: &NodeGroup,
+    ) -> DriverFuture<'_, Option<String>> {
         let spec = spec.clone();
         let ng = ng.clone();
         Box::pin(async move {
@@ -317,7 +321,9 @@ impl Driver for HeatDriver {
                 p,
             )?;
             let name = stacks::nodegroup_stack_name(&spec.cluster, &ng);
-            stacks::create(&heat, &name, &input).await.map(|_| ())
+            // The group's own stack: recorded as its stack_id, as
+            // upstream's Heat driver records it.
+            stacks::create(&heat, &name, &input).await.map(Some)
         })
     }
 

@@ -311,6 +311,8 @@ fn lifecycle(url: &str, case: &Case) {
     let stacks = heat_stacks(&ng_stack);
     assert_eq!(stacks.len(), 1, "{stacks:?}");
     assert_eq!(stacks[0]["stack_status"], "CREATE_COMPLETE");
+    // Recorded as the group's stack_id, as upstream's Heat driver does.
+    assert_eq!(ng["stack_id"], stacks[0]["id"], "{ng}");
     let c = settled(url, name, "UPDATE");
     assert_eq!(c["node_count"], 3, "{c}");
     // ... and goes with its stack.

@@ -70,12 +70,6 @@ fn keystone_guards_every_tenant() {
             "Unable to find flavor m9.huge.",
         ),
         (
-            "keypair_id",
-            "other-kp",
-            404,
-            "Unable to find keypair other-kp.",
-        ),
-        (
             "external_network_id",
             "private",
             400,
@@ -101,6 +95,37 @@ fn keystone_guards_every_tenant() {
         assert_eq!(s, code, "{field}: {e}");
         assert_eq!(e["errors"][0]["detail"], text, "{field}");
     }
+    // Templates do not look their keypair up (upstream's template
+    // validators have no keypair check); a cluster built from one does.
+    let (s, _, t) = call(
+        &url,
+        "POST",
+        "/v1/clustertemplates",
+        Some(&a_member),
+        Some(
+            json!({"name": "other-kp", "coe": "kubernetes", "image_id": "fedora-coreos-40",
+                    "driver": "fake", "external_network_id": "public",
+                    "keypair_id": "other-kp"}),
+        ),
+    );
+    assert_eq!(s, 201, "{t}");
+    let (s, _, e) = call(
+        &url,
+        "POST",
+        "/v1/clusters",
+        Some(&a_member),
+        Some(json!({"name": "kp", "cluster_template_id": "other-kp"})),
+    );
+    assert_eq!(s, 404, "{e}");
+    assert_eq!(e["errors"][0]["detail"], "Unable to find keypair other-kp.");
+    let (s, _, _) = call(
+        &url,
+        "DELETE",
+        "/v1/clustertemplates/other-kp",
+        Some(&a_member),
+        None,
+    );
+    assert_eq!(s, 204);
     let magnum = token_of("magnum", "magnum-secret", "service");
     let containers_before = barbican_containers(&magnum);
     let (s, _, c) = call(
@@ -557,6 +582,29 @@ fn policy_file_and_admin_apis_with_real_roles() {
     assert_eq!(s, 403, "{body}");
     let (s, _, body) = call(&url, "POST", "/v1/quotas", Some(&admin), Some(quota));
     assert_eq!(s, 201, "{body}");
+    // A project Keystone does not know: upstream's ProjectNotFound, and
+    // nothing stored.
+    let unknown = json!({"project_id": "no-such-project", "resource": "Cluster", "hard_limit": 3});
+    let (s, _, body) = call(&url, "POST", "/v1/quotas", Some(&admin), Some(unknown));
+    assert_eq!(s, 404, "{body}");
+    assert_eq!(
+        body["errors"][0]["detail"],
+        "The project_id no-such-project could not be found."
+    );
+    let (_, _, list) = call(
+        &url,
+        "GET",
+        "/v1/quotas?all_tenants=True",
+        Some(&admin),
+        None,
+    );
+    let projects: Vec<&str> = list["quotas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|q| q["project_id"].as_str())
+        .collect();
+    assert_eq!(projects, [project_b.as_str()], "{list}");
     assert_eq!(call(&url, "GET", "/v1/quotas", Some(&member), None).0, 403);
     assert_eq!(call(&url, "GET", "/v1/quotas", Some(&admin), None).0, 200);
     let b_member = token("b-member", "project-b");

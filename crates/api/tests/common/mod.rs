@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use magnum_api::{router, App, AppState};
-use magnum_core::cloud::NoCloud;
+use magnum_core::cloud::{CloudLookup, NoCloud};
 use magnum_core::config::Config;
 use magnum_core::policy::Enforcer;
 use magnum_db::testing::TestDb;
@@ -153,7 +153,23 @@ impl TestApp {
         Self::build(backend, conf, Enforcer::with_defaults(), false).await
     }
 
+    /// An API whose cloud lookups (Glance, Nova, Neutron) go to `cloud`.
+    pub async fn with_cloud(backend: Backend, cloud: Arc<dyn CloudLookup>) -> TestApp {
+        let conf = Config::parse("", "test.conf").expect("test configuration");
+        Self::build_with(backend, conf, Enforcer::with_defaults(), true, cloud).await
+    }
+
     async fn build(backend: Backend, conf: Config, policy: Enforcer, bus: bool) -> TestApp {
+        Self::build_with(backend, conf, policy, bus, Arc::new(NoCloud)).await
+    }
+
+    async fn build_with(
+        backend: Backend,
+        conf: Config,
+        policy: Enforcer,
+        bus: bool,
+        lookups: Arc<dyn CloudLookup>,
+    ) -> TestApp {
         let testdb = TestDb::create(backend).await;
         let db = testdb.migrated().await;
         let cloud_dir = std::env::temp_dir().join(format!("magnum-cloud-{}", uuid::Uuid::new_v4()));
@@ -185,7 +201,7 @@ impl TestApp {
             Arc::new(conf),
             Arc::new(policy),
             drivers,
-            Arc::new(NoCloud),
+            lookups,
         )
         .with_certs(certs);
         if bus {

@@ -326,8 +326,15 @@ impl Driver for FakeDriver {
         self.done(spec, Action::Delete, "delete")
     }
 
-    fn create_nodegroup(&self, spec: &ClusterSpec, _ng: &NodeGroup) -> DriverFuture<'_, ()> {
-        self.done(spec, Action::Update, "nodegroup_create")
+    /// The group's pretend stack is `<cluster stack>-<group uuid>`.
+    fn create_nodegroup(
+        &self,
+        spec: &ClusterSpec,
+        ng: &NodeGroup,
+    ) -> DriverFuture<'_, Option<String>> {
+        let started = self.start(spec, Action::Update, "nodegroup_create");
+        let uuid = ng.uuid.clone();
+        Box::pin(async move { started.await.map(|id| Some(format!("{id}-{uuid}"))) })
     }
 
     fn update_nodegroup(&self, spec: &ClusterSpec, _ng: &NodeGroup) -> DriverFuture<'_, ()> {

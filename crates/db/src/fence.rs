@@ -138,7 +138,51 @@ impl Database {
 }
 
 /// Run one write; the rows it touched.
+/// `w` with every character upstream's narrow tables cannot hold (beyond
+/// U+FFFF) in its text replaced by U+FFFD: what an attempt records comes
+/// from the cloud (reasons, addresses, versions), and a character none of
+/// it needs must not keep the attempt from being recorded (the API refuses
+/// such characters in what users send instead).
+fn storable(w: &Write) -> std::borrow::Cow<'_, Write> {
+    fn lossy(s: &str) -> String {
+        s.chars()
+            .map(|c| if u32::from(c) > 0xFFFF { '\u{FFFD}' } else { c })
+            .collect()
+    }
+    fn fields(m: &Map<String, Value>) -> Map<String, Value> {
+        m.iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => (k.clone(), Value::String(lossy(s))),
+                other => (k.clone(), other.clone()),
+            })
+            .collect()
+    }
+    let wide = |s: &str| crate::narrow::beyond_bmp(s).is_some();
+    let needed = match w {
+        Write::Cluster { fields: f, .. } | Write::Nodegroup { fields: f, .. } => {
+            f.values().any(|v| v.as_str().is_some_and(wide))
+        }
+        Write::ClusterStatus { reason, .. } | Write::NodegroupsStatus { reason, .. } => {
+            reason.as_deref().is_some_and(wide)
+        }
+        _ => false,
+    };
+    if !needed {
+        return std::borrow::Cow::Borrowed(w);
+    }
+    let mut w = w.clone();
+    match &mut w {
+        Write::Cluster { fields: f, .. } | Write::Nodegroup { fields: f, .. } => *f = fields(f),
+        Write::ClusterStatus { reason, .. } | Write::NodegroupsStatus { reason, .. } => {
+            *reason = reason.as_deref().map(lossy);
+        }
+        _ => {}
+    }
+    std::borrow::Cow::Owned(w)
+}
+
 async fn write(tx: &mut crate::Tx, w: &Write, fence: Option<&Fence>) -> Result<u64, DbError> {
+    let w = &*storable(w);
     let n = match w {
         Write::Cluster {
             uuid,
@@ -298,5 +342,42 @@ mod tests {
         );
     }
 
-    backends!(status_moves_are_whole);
+    /// What the cloud says is recorded even with characters upstream's
+    /// narrow tables cannot hold (MariaDB's utf8mb3): they become U+FFFD,
+    /// on every backend, rather than keeping the attempt from being
+    /// recorded.
+    async fn wide_characters_from_the_cloud_are_recorded(backend: Backend) {
+        let t = TestDb::create(backend).await;
+        let db = t.migrated().await;
+        let id = "c4444444-4444-4444-4444-444444444444";
+        let cluster = Cluster {
+            uuid: id.into(),
+            status: Some(UPDATE_IN_PROGRESS.into()),
+            ..Default::default()
+        };
+        db.cluster_create(&cluster, &[]).await.unwrap();
+        let mut fields = Map::new();
+        fields.insert("coe_version".into(), Value::from("v1.30 \u{1F680}"));
+        let writes = [
+            Write::cluster(id, fields),
+            Write::ClusterStatus {
+                uuid: id.into(),
+                from: vec![UPDATE_IN_PROGRESS.into()],
+                to: UPDATE_COMPLETE.into(),
+                reason: Some("done \u{1F600}!".into()),
+                if_idle: false,
+            },
+        ];
+        assert!(db.settle(&writes[1], &writes[..1]).await.unwrap());
+        let got = db.cluster_get(id).await.unwrap().unwrap();
+        assert_eq!(got.status.as_deref(), Some(UPDATE_COMPLETE));
+        assert_eq!(got.status_reason.as_deref(), Some("done \u{FFFD}!"));
+        assert_eq!(got.coe_version.as_deref(), Some("v1.30 \u{FFFD}"));
+        db.close().await;
+    }
+
+    backends!(
+        status_moves_are_whole,
+        wide_characters_from_the_cloud_are_recorded
+    );
 }

@@ -59,10 +59,8 @@ const STATUSES: [&str; 9] = [
     DELETE_COMPLETE,
 ];
 
-const TEXT: Kind = Kind::Str {
-    min: 0,
-    max: MAX_TEXT,
-};
+/// wsme's `wtypes.text`.
+const TEXT: Kind = Kind::Unicode { max: MAX_TEXT };
 
 /// The attributes of upstream's API `Federation` type.
 pub const FIELDS: &[Field] = &[

@@ -1,0 +1,183 @@
+//! Request input as upstream's stack (paste, pecan, WSME) takes it, on every
+//! backend: JSON types of attributes, empty patches, paths, media types,
+//! extractor refusals in the error body.
+
+#![allow(clippy::unwrap_used)] // tests fail by panicking
+
+mod common;
+
+use axum::body::Body;
+use axum::http::Method;
+use common::*;
+use serde_json::{json, Value};
+
+on_all_backends!(strings_refuse_other_types);
+
+const LATEST: (&str, &str) = ("OpenStack-API-Version", "container-infra latest");
+
+async fn send_latest(app: &TestApp, method: Method, path: &str, who: &Who, body: Value) -> Resp {
+    app.send(
+        method,
+        path,
+        who,
+        &[LATEST],
+        Some(Body::from(body.to_string())),
+    )
+    .await
+}
+
+/// `body` with `key` set to `value`.
+fn with(mut body: Value, key: &str, value: Value) -> Value {
+    body[key] = value;
+    body
+}
+
+async fn strings_refuse_other_types(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let who = admin("p1");
+    let string = |attr: &str, shown: &str| {
+        format!(
+            "Invalid input for field/attribute {attr}. Value: '{shown}'. Value should be string"
+        )
+    };
+    let text = |attr: &str, shown: &str, got: &str| {
+        format!(
+            "Invalid input for field/attribute {attr}. Value: '{shown}'. \
+             Wrong type. Expected '<class 'str'>', got '<class '{got}'>'"
+        )
+    };
+
+    // Templates: StringType attributes take strings alone.
+    for (attr, value, shown) in [
+        ("name", json!(5), "5"),
+        ("docker_storage_driver", json!(7), "7"),
+        ("image_id", json!(7), "7"),
+        ("keypair_id", json!(5.5), "5.5"),
+        ("flavor_id", json!(true), "True"),
+        ("http_proxy", json!(["a"]), "['a']"),
+        ("tags", json!({"a": 1}), "{'a': 1}"),
+    ] {
+        let r = app
+            .post(
+                "/v1/clustertemplates",
+                &who,
+                with(fake_k8s("t1"), attr, value),
+            )
+            .await;
+        assert_eq!(r.error(400), string(attr, shown), "{attr}");
+    }
+    assert_eq!(app.template_count().await, 0, "nothing was stored");
+    // Integers and booleans are converted as wsme converts them.
+    let t = app
+        .create_template(
+            &who,
+            with(
+                with(fake_k8s("t1"), "docker_volume_size", json!("3")),
+                "public",
+                json!("true"),
+            ),
+        )
+        .await;
+    assert_eq!(t["docker_volume_size"], 3);
+    assert_eq!(t["public"], true);
+    let r = app
+        .patch(
+            "/v1/clustertemplates/t1",
+            &who,
+            json!([{"op": "replace", "path": "/docker_storage_driver", "value": 7}]),
+        )
+        .await;
+    assert_eq!(r.error(400), string("docker_storage_driver", "7"));
+
+    // Clusters: wtypes.text attributes name the wrong type.
+    let cluster = json!({"name": "c1", "cluster_template_id": "t1"});
+    for (attr, value, detail) in [
+        (
+            "cluster_template_id",
+            json!(5),
+            text("cluster_template_id", "5", "int"),
+        ),
+        ("discovery_url", json!(5), text("discovery_url", "5", "int")),
+        (
+            "status_reason",
+            json!(false),
+            text("status_reason", "False", "bool"),
+        ),
+        ("keypair", json!(5), string("keypair", "5")),
+        ("name", json!(5), string("name", "5")),
+        (
+            "health_status_reason",
+            json!({"a": 5}),
+            text("health_status_reason", "{'a': 5}", "int"),
+        ),
+    ] {
+        let r = send_latest(
+            &app,
+            Method::POST,
+            "/v1/clusters",
+            &who,
+            with(cluster.clone(), attr, value),
+        )
+        .await;
+        assert_eq!(r.error(400), detail, "{attr}");
+    }
+    let id = app.create_cluster(&who, cluster).await;
+    app.settle(&id, "CREATE_COMPLETE").await;
+
+    // Node groups.
+    let ngs = format!("/v1/clusters/{id}/nodegroups");
+    let r = send_latest(&app, Method::POST, &ngs, &who, json!({"name": 5})).await;
+    assert_eq!(r.error(400), string("name", "5"));
+    let r = send_latest(
+        &app,
+        Method::POST,
+        &ngs,
+        &who,
+        json!({"name": "ng1", "flavor_id": 3}),
+    )
+    .await;
+    assert_eq!(r.error(400), string("flavor_id", "3"));
+
+    // Quotas.
+    let r = app
+        .post(
+            "/v1/quotas",
+            &who,
+            json!({"project_id": 5, "resource": "Cluster", "hard_limit": 3}),
+        )
+        .await;
+    assert_eq!(r.error(400), string("project_id", "5"));
+
+    // Federations.
+    let fed = json!({"name": "f1", "hostcluster_id": id, "properties": {"dns-zone": "a.net."}});
+    let r = app
+        .post("/v1/federations", &who, with(fed.clone(), "name", json!(5)))
+        .await;
+    assert_eq!(r.error(400), string("name", "5"));
+    let r = app
+        .post(
+            "/v1/federations",
+            &who,
+            with(fed, "hostcluster_id", json!(5)),
+        )
+        .await;
+    assert_eq!(r.error(400), text("hostcluster_id", "5", "int"));
+
+    // Certificates: upstream looks the cluster up first, by the number.
+    let r = app
+        .post(
+            "/v1/certificates",
+            &who,
+            json!({"cluster_uuid": 5, "csr": "x"}),
+        )
+        .await;
+    assert_eq!(r.error(400), "Cluster 5 could not be found.");
+    let r = app
+        .post(
+            "/v1/certificates",
+            &who,
+            json!({"cluster_uuid": id, "csr": 5}),
+        )
+        .await;
+    assert_eq!(r.error(400), string("csr", "5"));
+}

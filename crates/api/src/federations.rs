@@ -364,6 +364,13 @@ fn parse_patch(body: &Value) -> ApiResult<Vec<Op>> {
         }
     }
     let mut ops = patch::parse(&body, &[])?;
+    if ops.is_empty() {
+        // Upstream reads the first operation unchecked and fails with a
+        // 500; an empty patch is the client's mistake.
+        return Err(ApiError::BadRequest(
+            "The patch must contain at least one operation.".into(),
+        ));
+    }
     for (i, v) in kept {
         if let Some(op) = ops.get_mut(i) {
             op.value = Some(v);

@@ -444,6 +444,7 @@ async fn federation_patch(backend: Backend) {
              Value should be one of: add, replace, remove"
                 .into(),
         ),
+        // Upstream indexes the first operation and answers 500: a 400 here.
         (
             json!([]),
             400,

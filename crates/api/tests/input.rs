@@ -7,11 +7,11 @@
 mod common;
 
 use axum::body::Body;
-use axum::http::Method;
+use axum::http::{Method, StatusCode};
 use common::*;
 use serde_json::{json, Value};
 
-on_all_backends!(strings_refuse_other_types);
+on_all_backends!(strings_refuse_other_types, empty_patches);
 
 const LATEST: (&str, &str) = ("OpenStack-API-Version", "container-infra latest");
 
@@ -180,4 +180,66 @@ async fn strings_refuse_other_types(backend: Backend) {
         )
         .await;
     assert_eq!(r.error(400), string("csr", "5"));
+}
+
+async fn empty_patches(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let who = admin("p1");
+
+    // A template: 200 with the template, unchanged.
+    let t = app.create_template(&who, fake_k8s("t1")).await;
+    let r = app.patch("/v1/clustertemplates/t1", &who, json!([])).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    let mut before = t.clone();
+    let mut after = r.body.clone();
+    for v in [&mut before, &mut after] {
+        v.as_object_mut().unwrap().remove("updated_at");
+    }
+    assert_eq!(after, before);
+
+    // A cluster: 202 with its uuid; nothing to do, nothing queued.
+    let id = app
+        .create_cluster(&who, json!({"name": "c1", "cluster_template_id": "t1"}))
+        .await;
+    app.settle(&id, "CREATE_COMPLETE").await;
+    let path = format!("/v1/clusters/{id}");
+    let r = send_latest(&app, Method::PATCH, &path, &who, json!([])).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.raw);
+    assert_eq!(r.body, json!({"uuid": id}));
+    let r = app.get(&path, &who).await;
+    assert_eq!(r.body["status"], "CREATE_COMPLETE", "{}", r.raw);
+
+    // A node group: 202 with the group, whose update upstream casts.
+    let r = app
+        .send(
+            Method::GET,
+            &format!("{path}/nodegroups"),
+            &who,
+            &[LATEST],
+            None,
+        )
+        .await;
+    let worker = r.body["nodegroups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["role"] == "worker")
+        .unwrap()["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = send_latest(
+        &app,
+        Method::PATCH,
+        &format!("{path}/nodegroups/{worker}"),
+        &who,
+        json!([]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.raw);
+    assert_eq!(r.body["uuid"], worker.as_str());
+
+    // A quota's PATCH body is a quota, not a patch (upstream: 500).
+    let r = app.patch("/v1/quotas/p1/Cluster", &who, json!([])).await;
+    assert!(r.error(400).contains("Expected an object"), "{}", r.raw);
 }

@@ -161,16 +161,35 @@ impl AppState {
 /// The API as a service: the router behind path normalisation.
 pub type App = tower::util::MapRequest<Router, fn(Request) -> Request>;
 
-/// Drop a trailing slash (`/v1/clustertemplates/` is `/v1/clustertemplates`,
-/// as upstream's framework treats it) before routing.
-fn trim_trailing_slash(mut request: Request) -> Request {
-    let path = request.uri().path();
-    if path.len() > 1 && path.ends_with('/') {
-        let trimmed = path.trim_end_matches('/');
-        let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
+/// The path as upstream's stack routes it: repeated slashes are one
+/// (paste's URLMap in front of upstream's app collapses them, so
+/// `/v1//clustertemplates` is `/v1/clustertemplates`), and a trailing slash
+/// is dropped (`/v1/clustertemplates/` is `/v1/clustertemplates`, as pecan
+/// treats it). `None` when the path is already so.
+fn normalised_path(path: &str) -> Option<String> {
+    let trailing = path.len() > 1 && path.ends_with('/');
+    if !trailing && !path.contains("//") {
+        return None;
+    }
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if c == '/' && out.ends_with('/') {
+            continue;
+        }
+        out.push(c);
+    }
+    if out.len() > 1 && out.ends_with('/') {
+        out.pop();
+    }
+    Some(out)
+}
+
+/// Route the request by its [`normalised_path`].
+fn normalise_path(mut request: Request) -> Request {
+    if let Some(path) = normalised_path(request.uri().path()) {
         let rebuilt = match request.uri().query() {
-            Some(q) => format!("{trimmed}?{q}"),
-            None => trimmed.to_string(),
+            Some(q) => format!("{path}?{q}"),
+            None => path,
         };
         if let Ok(uri) = rebuilt.parse() {
             *request.uri_mut() = uri;
@@ -181,7 +200,7 @@ fn trim_trailing_slash(mut request: Request) -> Request {
 
 /// The whole API.
 pub fn router(state: AppState) -> App {
-    tower::ServiceExt::map_request(routes(state), trim_trailing_slash as fn(Request) -> Request)
+    tower::ServiceExt::map_request(routes(state), normalise_path as fn(Request) -> Request)
 }
 
 fn routes(state: AppState) -> Router {
@@ -203,10 +222,35 @@ fn routes(state: AppState) -> Router {
         .nest("/v1", v1)
         .fallback(request::not_found)
         .method_not_allowed_fallback(request::method_not_allowed)
+        .layer(axum::middleware::from_fn(request::utf8_url))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
         ))
         .layer(axum::middleware::from_fn(request::request_id))
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalised_path;
+
+    #[test]
+    fn paths_are_normalised_as_upstream_routes_them() {
+        assert_eq!(normalised_path("/v1/clusters"), None);
+        assert_eq!(normalised_path("/"), None);
+        assert_eq!(normalised_path("//"), Some("/".into()));
+        assert_eq!(
+            normalised_path("/v1//clustertemplates"),
+            Some("/v1/clustertemplates".into())
+        );
+        assert_eq!(
+            normalised_path("//v1///clusters//x//"),
+            Some("/v1/clusters/x".into())
+        );
+        assert_eq!(
+            normalised_path("/v1/clusters/"),
+            Some("/v1/clusters".into())
+        );
+    }
 }

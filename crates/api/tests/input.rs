@@ -11,7 +11,13 @@ use axum::http::{Method, StatusCode};
 use common::*;
 use serde_json::{json, Value};
 
-on_all_backends!(strings_refuse_other_types, empty_patches);
+on_all_backends!(
+    strings_refuse_other_types,
+    empty_patches,
+    urls,
+    media_types,
+    truncated_bodies
+);
 
 const LATEST: (&str, &str) = ("OpenStack-API-Version", "container-infra latest");
 
@@ -242,4 +248,160 @@ async fn empty_patches(backend: Backend) {
     // A quota's PATCH body is a quota, not a patch (upstream: 500).
     let r = app.patch("/v1/quotas/p1/Cluster", &who, json!([])).await;
     assert!(r.error(400).contains("Expected an object"), "{}", r.raw);
+}
+
+async fn urls(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let who = admin("p1");
+    app.create_template(&who, fake_k8s("t1")).await;
+    // Repeated slashes are one, a trailing slash is none (paste's URLMap
+    // and pecan in front of upstream's controllers).
+    for path in [
+        "/v1//clustertemplates",
+        "//v1/clustertemplates",
+        "/v1/clustertemplates/",
+        "/v1/clustertemplates//",
+        "/v1///clustertemplates///",
+    ] {
+        let r = app.get(path, &who).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.raw);
+        assert_eq!(r.body["clustertemplates"][0]["name"], "t1", "{path}");
+    }
+    let r = app.get("/v1//clustertemplates//t1/", &who).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    assert_eq!(r.body["name"], "t1");
+    let r = app.get("/v1//", &who).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    assert_eq!(r.body["id"], "v1");
+    let r = app.get("/v1/clusters//nope", &who).await;
+    assert_eq!(r.error(404), "Cluster nope could not be found.");
+
+    // Percent escapes that are not UTF-8: 400 in the error body, wherever.
+    for path in [
+        "/v1/clusters/%FF",
+        "/v1/clustertemplates/a%FFb",
+        "/v1/clusters/x/nodegroups/%C3%28",
+        "/v1/clusters?marker=%FF",
+        "/v1/quotas/%FF/Cluster",
+    ] {
+        let r = app.get(path, &who).await;
+        assert_eq!(
+            r.error(400),
+            "The request URL is not valid UTF-8 once percent-decoded.",
+            "{path}"
+        );
+        assert_eq!(r.body["errors"][0]["code"], "client");
+        assert!(r.header("x-openstack-request-id").is_some(), "{path}");
+    }
+    // Escaped UTF-8 is fine.
+    let r = app.get("/v1/clusters/caf%C3%A9", &who).await;
+    assert_eq!(r.error(404), "Cluster caf\u{e9} could not be found.");
+}
+
+async fn media_types(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let who = admin("p1");
+    let post = |ct: Option<&'static str>, body: &'static str| {
+        let app = &app;
+        let who = who.clone();
+        async move {
+            // Without a Content-Type the harness would add one: name none
+            // with an empty one, which wsme reads the same.
+            let headers: Vec<(&str, &str)> = vec![("content-type", ct.unwrap_or(""))];
+            app.send(
+                Method::POST,
+                "/v1/clustertemplates",
+                &who,
+                &headers,
+                Some(Body::from(body)),
+            )
+            .await
+        }
+    };
+    let bad = r#"{"name": 5}"#;
+    // wsme's JSON types, parameters ignored: the body is read.
+    for ct in [
+        "application/json",
+        "application/json; charset=utf-8",
+        "application/json;charset=UTF-8",
+        "text/javascript",
+        "application/javascript",
+    ] {
+        let r = post(Some(ct), bad).await;
+        assert!(
+            r.error(400).contains("Value should be string"),
+            "{ct}: {}",
+            r.raw
+        );
+    }
+    // Anything else, no type included: 415 naming the type as sent.
+    for (ct, shown) in [
+        ("text/plain", "text/plain"),
+        ("text/plain; charset=utf-8", "text/plain"),
+        ("APPLICATION/JSON", "APPLICATION/JSON"),
+        ("application/json-patch+json", "application/json-patch+json"),
+        (
+            "application/vnd.openstack.magnum.v1+json",
+            "application/vnd.openstack.magnum.v1+json",
+        ),
+        ("application/xml", "application/xml"),
+        ("", ""),
+    ] {
+        let r = post(Some(ct), bad).await;
+        assert_eq!(r.error(415), format!("Unknown mimetype: {shown}"), "{ct}");
+        assert_eq!(r.body["errors"][0]["code"], "client");
+    }
+    // A form body is taken as parameters no operation has.
+    let r = post(Some("application/x-www-form-urlencoded"), "name=x&coe=y").await;
+    assert_eq!(r.error(400), "Unknown argument: \"name, coe\"");
+    // An empty body is no body, whatever its type.
+    let r = post(Some("text/plain"), "").await;
+    assert!(r.error(400).contains("empty"), "{}", r.raw);
+    assert_eq!(app.template_count().await, 0, "nothing was stored");
+    // PATCH reads its body the same way.
+    app.create_template(&who, fake_k8s("t1")).await;
+    let r = app
+        .send(
+            Method::PATCH,
+            "/v1/clustertemplates/t1",
+            &who,
+            &[("content-type", "text/plain")],
+            Some(Body::from("[]")),
+        )
+        .await;
+    assert_eq!(r.error(415), "Unknown mimetype: text/plain");
+}
+
+async fn truncated_bodies(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let who = admin("p1");
+    // A body whose sender stops before its end (hyper reports the
+    // half-close before Content-Length as an error of the body): 400.
+    let chunks: Vec<Result<&'static str, std::io::Error>> = vec![
+        Ok(r#"{"name": "t1", "#),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "connection closed before message completed",
+        )),
+    ];
+    let body = Body::from_stream(futures_lite::stream::iter(chunks));
+    let r = app
+        .send(Method::POST, "/v1/clustertemplates", &who, &[], Some(body))
+        .await;
+    assert_eq!(
+        r.error(400),
+        "The request body is incomplete: the client stopped sending it."
+    );
+    // More than the limit is still 413.
+    let big = format!(r#"{{"name": "{}"}}"#, "x".repeat(200_000));
+    let chunks: Vec<Result<String, std::io::Error>> = vec![Ok(big)];
+    let body = Body::from_stream(futures_lite::stream::iter(chunks));
+    let r = app
+        .send(Method::POST, "/v1/clustertemplates", &who, &[], Some(body))
+        .await;
+    assert_eq!(
+        r.error(413),
+        "Request is too large. The limit is 114688 bytes."
+    );
+    assert_eq!(app.template_count().await, 0);
 }

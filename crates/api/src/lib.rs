@@ -46,7 +46,9 @@ pub use error::{ApiError, ApiResult};
 #[derive(Debug, Clone)]
 pub enum AuthMode {
     /// No authentication: identity comes from the `X-*` headers a Keystone
-    /// middleware would set, and a request with none acts as `default_identity`.
+    /// middleware would set. A request with none has no identity, and the
+    /// policy refuses it (403), as upstream without its Keystone filter
+    /// does; unless [`AppState::default_identity`] is on.
     NoAuth,
     /// Tokens validated by Keystone (`auth::Keystone`).
     Keystone(Arc<auth::Keystone>),
@@ -61,6 +63,10 @@ pub struct AppState {
     pub drivers: DriverRegistry,
     pub cloud: Arc<dyn CloudLookup>,
     pub auth: AuthMode,
+    /// Without authentication, a request with no identity headers acts as
+    /// an admin of project `default` (`context::DEFAULT_PROJECT_ID`): only
+    /// for all-in-one listening on a loopback address.
+    pub default_identity: bool,
     /// `[api] max_limit`.
     pub max_limit: u64,
     /// `[oslo_middleware] max_request_body_size`.
@@ -108,6 +114,7 @@ impl AppState {
             drivers,
             cloud,
             auth: AuthMode::NoAuth,
+            default_identity: false,
             max_limit,
             max_body,
             body_timeout,
@@ -136,6 +143,13 @@ impl AppState {
     /// Authenticate callers with Keystone.
     pub fn with_keystone(mut self, keystone: Arc<auth::Keystone>) -> Self {
         self.auth = AuthMode::Keystone(keystone);
+        self
+    }
+
+    /// Let requests without identity headers act as the default admin
+    /// (see [`AppState::default_identity`]).
+    pub fn with_default_identity(mut self, on: bool) -> Self {
+        self.default_identity = on;
         self
     }
 

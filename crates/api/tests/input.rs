@@ -16,7 +16,8 @@ on_all_backends!(
     empty_patches,
     urls,
     media_types,
-    truncated_bodies
+    truncated_bodies,
+    no_identity_is_no_admin,
 );
 
 const LATEST: (&str, &str) = ("OpenStack-API-Version", "container-infra latest");
@@ -404,4 +405,37 @@ async fn truncated_bodies(backend: Backend) {
         "Request is too large. The limit is 114688 bytes."
     );
     assert_eq!(app.template_count().await, 0);
+}
+
+async fn no_identity_is_no_admin(backend: Backend) {
+    // `magnum api` without authentication: a request with no identity
+    // headers has no roles and no project, and upstream's policy refuses it.
+    let app = TestApp::without_default_identity(backend).await;
+    for (path, rule) in [
+        ("/v1/clustertemplates", "clustertemplate:get_all"),
+        ("/v1/clusters", "cluster:get_all"),
+        ("/v1/quotas", "quota:get_all"),
+    ] {
+        let r = app.get(path, &Who::Default).await;
+        assert_eq!(
+            r.error(403),
+            format!("Policy doesn't allow {rule} to be performed."),
+            "{path}"
+        );
+    }
+    let r = app
+        .post("/v1/clustertemplates", &Who::Default, fake_k8s("t1"))
+        .await;
+    r.error(403);
+    // The version documents need no identity.
+    for path in ["/", "/v1"] {
+        let r = app.get(path, &Who::Default).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.raw);
+    }
+    // Identity headers are taken as they come.
+    let r = app.get("/v1/clustertemplates", &member("p1")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    app.create_template(&admin("p1"), fake_k8s("t1")).await;
+    let r = app.get("/v1/clustertemplates/t1", &member("p1")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
 }

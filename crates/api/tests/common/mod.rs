@@ -153,7 +153,24 @@ impl TestApp {
         Self::build(backend, conf, Enforcer::with_defaults(), false).await
     }
 
+    /// An API where requests without identity headers have none, as
+    /// `magnum api` without authentication serves them.
+    pub async fn without_default_identity(backend: Backend) -> TestApp {
+        let conf = Config::parse("", "test.conf").expect("test configuration");
+        Self::build_with(backend, conf, Enforcer::with_defaults(), true, false).await
+    }
+
     async fn build(backend: Backend, conf: Config, policy: Enforcer, bus: bool) -> TestApp {
+        Self::build_with(backend, conf, policy, bus, true).await
+    }
+
+    async fn build_with(
+        backend: Backend,
+        conf: Config,
+        policy: Enforcer,
+        bus: bool,
+        default_identity: bool,
+    ) -> TestApp {
         let testdb = TestDb::create(backend).await;
         let db = testdb.migrated().await;
         let cloud_dir = std::env::temp_dir().join(format!("magnum-cloud-{}", uuid::Uuid::new_v4()));
@@ -187,7 +204,9 @@ impl TestApp {
             drivers,
             Arc::new(NoCloud),
         )
-        .with_certs(certs);
+        .with_certs(certs)
+        // As all-in-one on a loopback address: `Who::Default` is its admin.
+        .with_default_identity(default_identity);
         if bus {
             state = state.with_conductor(Arc::new(client));
         }

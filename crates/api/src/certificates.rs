@@ -100,6 +100,15 @@ async fn sign(
     base: BaseUrl,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
+    // Upstream's cluster_uuid is a property whose setter looks the cluster
+    // up before any type check: a number names no cluster.
+    for key in ["cluster_uuid", "bay_uuid"] {
+        if let Some(v) = body.get(key).filter(|v| !v.is_string() && !v.is_null()) {
+            return Err(ApiError::BadRequest(
+                MagnumError::ClusterNotFound(crate::pyliteral::show(v)).to_string(),
+            ));
+        }
+    }
     let given = fields::validate_object("certificate", FIELDS, &body)?;
     let ident = given
         .get("cluster_uuid")

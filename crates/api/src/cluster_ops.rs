@@ -28,10 +28,8 @@ use crate::version::Version;
 use crate::{cluster_templates, patch, AppState};
 
 const STR255: Kind = Kind::Str { min: 1, max: 255 };
-const TEXT: Kind = Kind::Str {
-    min: 0,
-    max: MAX_TEXT,
-};
+/// wsme's `wtypes.text`.
+const TEXT: Kind = Kind::Unicode { max: MAX_TEXT };
 const HEALTH: [&str; 3] = ["HEALTHY", "UNHEALTHY", "UNKNOWN"];
 
 /// The attributes of upstream's API `Cluster` type.

@@ -2,9 +2,11 @@
 //!
 //! Without authentication the identity comes from the headers Keystone's
 //! auth_token middleware would set (`X-User-Id`, `X-Project-Id`, `X-Roles`,
-//! …). A request carrying none of them acts as an admin of a default
-//! project, so a newcomer's first commands against `all-in-one` just work.
-//! Whether the caller is an admin is the `context_is_admin` policy rule.
+//! …). A request carrying none of them has no identity, so the policy
+//! refuses it as upstream's does; except against `all-in-one` on a loopback
+//! address (`AppState::default_identity`), where it acts as an admin of a
+//! default project, so a newcomer's first commands just work. Whether the
+//! caller is an admin is the `context_is_admin` policy rule.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -39,9 +41,14 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
 
 const IDENTITY_HEADERS: [&str; 4] = ["X-User-Id", "X-Project-Id", "X-Roles", "X-User-Name"];
 
-/// The context the identity headers describe (no authentication).
-pub fn from_headers(headers: &HeaderMap, request_id: String) -> RequestContext {
-    if !IDENTITY_HEADERS.iter().any(|h| headers.contains_key(*h)) {
+/// The context the identity headers describe (no authentication); with
+/// none of them, the default admin when `default_identity` holds.
+pub fn from_headers(
+    headers: &HeaderMap,
+    request_id: String,
+    default_identity: bool,
+) -> RequestContext {
+    if default_identity && !IDENTITY_HEADERS.iter().any(|h| headers.contains_key(*h)) {
         return RequestContext {
             request_id,
             user_id: Some(DEFAULT_USER_ID.into()),
@@ -85,7 +92,9 @@ impl FromRequestParts<AppState> for Ctx {
             .map(|r| r.0.clone())
             .unwrap_or_default();
         let mut context = match &state.auth {
-            crate::AuthMode::NoAuth => from_headers(&parts.headers, request_id),
+            crate::AuthMode::NoAuth => {
+                from_headers(&parts.headers, request_id, state.default_identity)
+            }
             crate::AuthMode::Keystone(_) => {
                 // The middleware put it there; without it, nobody passed.
                 let identity =

@@ -69,11 +69,8 @@ impl ApiError {
 
     /// Invalid input for one attribute, in wsme's words.
     pub fn invalid_input(field: &str, value: &Value, reason: impl std::fmt::Display) -> ApiError {
-        let mut shown = match value {
-            Value::String(s) => s.clone(),
-            Value::Null => "None".to_string(),
-            other => other.to_string(),
-        };
+        // As wsme shows it: Python's `str()` of the value.
+        let mut shown = crate::pyliteral::show(value);
         if shown.chars().count() > 200 {
             shown = shown.chars().take(200).collect::<String>() + "...";
         }

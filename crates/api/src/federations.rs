@@ -59,10 +59,8 @@ const STATUSES: [&str; 9] = [
     DELETE_COMPLETE,
 ];
 
-const TEXT: Kind = Kind::Str {
-    min: 0,
-    max: MAX_TEXT,
-};
+/// wsme's `wtypes.text`.
+const TEXT: Kind = Kind::Unicode { max: MAX_TEXT };
 
 /// The attributes of upstream's API `Federation` type.
 pub const FIELDS: &[Field] = &[
@@ -366,6 +364,13 @@ fn parse_patch(body: &Value) -> ApiResult<Vec<Op>> {
         }
     }
     let mut ops = patch::parse(&body, &[])?;
+    if ops.is_empty() {
+        // Upstream reads the first operation unchecked and fails with a
+        // 500; an empty patch is the client's mistake.
+        return Err(ApiError::BadRequest(
+            "The patch must contain at least one operation.".into(),
+        ));
+    }
     for (i, v) in kept {
         if let Some(op) = ops.get_mut(i) {
             op.value = Some(v);

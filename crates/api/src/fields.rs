@@ -28,6 +28,11 @@ pub enum Kind {
     DnsList,
     /// Free text, only ever set by the server.
     Text,
+    /// wsme's `wtypes.text`: any string of at most `max` characters (the
+    /// column's size); other JSON types are the wrong type.
+    Unicode {
+        max: usize,
+    },
     /// A name matching `^[a-zA-Z][a-zA-Z0-9_.-]*$`, of `min`..=`max` characters.
     Name {
         min: usize,
@@ -139,10 +144,10 @@ pub fn check(field: &Field, value: &Value) -> Result<Value, ApiError> {
             ))),
         },
         Kind::Str { min, max } => {
-            let s = match value {
-                Value::String(s) => s.clone(),
-                Value::Number(n) => n.to_string(),
-                other => return Err(bad(wrong_type("str", other))),
+            // wsme's StringType takes strings alone: a number is not
+            // turned into one.
+            let Value::String(s) = value else {
+                return Err(bad("Value should be string".to_string()));
             };
             let len = s.chars().count();
             if len < min {
@@ -155,7 +160,18 @@ pub fn check(field: &Field, value: &Value) -> Result<Value, ApiError> {
                     "Value should have a maximum character requirement of {max}"
                 )));
             }
-            Ok(Value::String(s))
+            Ok(value.clone())
+        }
+        Kind::Unicode { max } => {
+            let Value::String(s) = value else {
+                return Err(bad(wrong_type("str", value)));
+            };
+            if s.chars().count() > max {
+                return Err(bad(format!(
+                    "Value should have a maximum character requirement of {max}"
+                )));
+            }
+            Ok(value.clone())
         }
         Kind::Enum(values) => match value.as_str() {
             Some(s) if values.contains(&s) => Ok(value.clone()),
@@ -165,9 +181,16 @@ pub fn check(field: &Field, value: &Value) -> Result<Value, ApiError> {
             ))),
         },
         Kind::Int { min, max } => {
+            // wsme converts with Python's int(): numeric strings, floats
+            // (truncated) and booleans (0, 1) are integers too.
             let n = match value {
-                Value::Number(n) => n.as_i64(),
+                Value::Number(n) => n.as_i64().or_else(|| {
+                    n.as_f64()
+                        .filter(|f| f.is_finite())
+                        .map(|f| f.trunc() as i64)
+                }),
                 Value::String(s) => s.trim().parse::<i64>().ok(),
+                Value::Bool(b) => Some(i64::from(*b)),
                 _ => None,
             }
             .ok_or_else(|| bad(wrong_type("int", value)))?;
@@ -200,7 +223,11 @@ pub fn check(field: &Field, value: &Value) -> Result<Value, ApiError> {
                 .ok_or_else(|| bad(wrong_type("dict", value)))?;
             for v in map.values() {
                 if !matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_)) {
-                    return Err(bad(wrong_type("str", v)));
+                    return Err(bad(format!(
+                        "Wrong type. Expected '(<class 'str'>, <class 'int'>, <class 'bool'>, \
+                         <class 'float'>)', got '<class '{}'>'",
+                        type_name(v)
+                    )));
                 }
             }
             let labels = Value::Object(magnum_core::objects::normalize_labels(map));
@@ -349,6 +376,7 @@ mod tests {
         Field::new("dns", Kind::DnsList),
         Field::new("uuid", Kind::Uuid),
         Field::new("project_id", Kind::Text).readonly(),
+        Field::new("reason", Kind::Unicode { max: 10 }),
     ];
 
     fn err(body: Value) -> String {
@@ -372,6 +400,46 @@ mod tests {
         assert_eq!(out["labels"], json!({"a": "1"}));
         assert_eq!(out["uuid"], json!("abcdef00-0000-0000-0000-000000000001"));
         assert!(!out.contains_key("name"));
+        // Python's int(): floats are truncated, booleans are 0 and 1.
+        let out = validate_object(
+            "thing",
+            FIELDS,
+            &json!({"coe": "swarm", "size": 3.7, "public": 1}),
+        )
+        .unwrap();
+        assert_eq!(out["size"], json!(3));
+        assert_eq!(out["public"], json!(true));
+        let out = validate_object("thing", FIELDS, &json!({"coe": "swarm", "size": true})).unwrap();
+        assert_eq!(out["size"], json!(1));
+    }
+
+    #[test]
+    fn strings_are_strings() {
+        assert_eq!(
+            err(json!({"coe": "swarm", "name": 5})),
+            "Invalid input for field/attribute name. Value: '5'. Value should be string"
+        );
+        assert_eq!(
+            err(json!({"coe": "swarm", "name": true})),
+            "Invalid input for field/attribute name. Value: 'True'. Value should be string"
+        );
+        assert_eq!(
+            err(json!({"coe": "swarm", "name": ["a"]})),
+            "Invalid input for field/attribute name. Value: '['a']'. Value should be string"
+        );
+        assert_eq!(
+            err(json!({"coe": "swarm", "reason": 5.5})),
+            "Invalid input for field/attribute reason. Value: '5.5'. \
+             Wrong type. Expected '<class 'str'>', got '<class 'float'>'"
+        );
+        assert!(err(json!({"coe": "swarm", "reason": "x".repeat(11)})).contains("maximum"));
+        assert!(err(json!({"coe": 5})).contains("Value should be one of"));
+        assert_eq!(
+            err(json!({"coe": "swarm", "labels": {"a": [1]}})),
+            "Invalid input for field/attribute labels. Value: '{'a': [1]}'. Wrong type. \
+             Expected '(<class 'str'>, <class 'int'>, <class 'bool'>, <class 'float'>)', \
+             got '<class 'list'>'"
+        );
     }
 
     #[test]

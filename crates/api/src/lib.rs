@@ -46,7 +46,9 @@ pub use error::{ApiError, ApiResult};
 #[derive(Debug, Clone)]
 pub enum AuthMode {
     /// No authentication: identity comes from the `X-*` headers a Keystone
-    /// middleware would set, and a request with none acts as `default_identity`.
+    /// middleware would set. A request with none has no identity, and the
+    /// policy refuses it (403), as upstream without its Keystone filter
+    /// does; unless [`AppState::default_identity`] is on.
     NoAuth,
     /// Tokens validated by Keystone (`auth::Keystone`).
     Keystone(Arc<auth::Keystone>),
@@ -61,6 +63,10 @@ pub struct AppState {
     pub drivers: DriverRegistry,
     pub cloud: Arc<dyn CloudLookup>,
     pub auth: AuthMode,
+    /// Without authentication, a request with no identity headers acts as
+    /// an admin of project `default` (`context::DEFAULT_PROJECT_ID`): only
+    /// for all-in-one listening on a loopback address.
+    pub default_identity: bool,
     /// `[api] max_limit`.
     pub max_limit: u64,
     /// `[oslo_middleware] max_request_body_size`.
@@ -108,6 +114,7 @@ impl AppState {
             drivers,
             cloud,
             auth: AuthMode::NoAuth,
+            default_identity: false,
             max_limit,
             max_body,
             body_timeout,
@@ -139,6 +146,13 @@ impl AppState {
         self
     }
 
+    /// Let requests without identity headers act as the default admin
+    /// (see [`AppState::default_identity`]).
+    pub fn with_default_identity(mut self, on: bool) -> Self {
+        self.default_identity = on;
+        self
+    }
+
     /// Keep cluster certificates with `certs`.
     pub fn with_certs(mut self, certs: magnum_conductor::certs::CertManager) -> Self {
         self.certs = Arc::new(certs);
@@ -161,16 +175,35 @@ impl AppState {
 /// The API as a service: the router behind path normalisation.
 pub type App = tower::util::MapRequest<Router, fn(Request) -> Request>;
 
-/// Drop a trailing slash (`/v1/clustertemplates/` is `/v1/clustertemplates`,
-/// as upstream's framework treats it) before routing.
-fn trim_trailing_slash(mut request: Request) -> Request {
-    let path = request.uri().path();
-    if path.len() > 1 && path.ends_with('/') {
-        let trimmed = path.trim_end_matches('/');
-        let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
+/// The path as upstream's stack routes it: repeated slashes are one
+/// (paste's URLMap in front of upstream's app collapses them, so
+/// `/v1//clustertemplates` is `/v1/clustertemplates`), and a trailing slash
+/// is dropped (`/v1/clustertemplates/` is `/v1/clustertemplates`, as pecan
+/// treats it). `None` when the path is already so.
+fn normalised_path(path: &str) -> Option<String> {
+    let trailing = path.len() > 1 && path.ends_with('/');
+    if !trailing && !path.contains("//") {
+        return None;
+    }
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if c == '/' && out.ends_with('/') {
+            continue;
+        }
+        out.push(c);
+    }
+    if out.len() > 1 && out.ends_with('/') {
+        out.pop();
+    }
+    Some(out)
+}
+
+/// Route the request by its [`normalised_path`].
+fn normalise_path(mut request: Request) -> Request {
+    if let Some(path) = normalised_path(request.uri().path()) {
         let rebuilt = match request.uri().query() {
-            Some(q) => format!("{trimmed}?{q}"),
-            None => trimmed.to_string(),
+            Some(q) => format!("{path}?{q}"),
+            None => path,
         };
         if let Ok(uri) = rebuilt.parse() {
             *request.uri_mut() = uri;
@@ -181,7 +214,7 @@ fn trim_trailing_slash(mut request: Request) -> Request {
 
 /// The whole API.
 pub fn router(state: AppState) -> App {
-    tower::ServiceExt::map_request(routes(state), trim_trailing_slash as fn(Request) -> Request)
+    tower::ServiceExt::map_request(routes(state), normalise_path as fn(Request) -> Request)
 }
 
 fn routes(state: AppState) -> Router {
@@ -203,10 +236,35 @@ fn routes(state: AppState) -> Router {
         .nest("/v1", v1)
         .fallback(request::not_found)
         .method_not_allowed_fallback(request::method_not_allowed)
+        .layer(axum::middleware::from_fn(request::utf8_url))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
         ))
         .layer(axum::middleware::from_fn(request::request_id))
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalised_path;
+
+    #[test]
+    fn paths_are_normalised_as_upstream_routes_them() {
+        assert_eq!(normalised_path("/v1/clusters"), None);
+        assert_eq!(normalised_path("/"), None);
+        assert_eq!(normalised_path("//"), Some("/".into()));
+        assert_eq!(
+            normalised_path("/v1//clustertemplates"),
+            Some("/v1/clustertemplates".into())
+        );
+        assert_eq!(
+            normalised_path("//v1///clusters//x//"),
+            Some("/v1/clusters/x".into())
+        );
+        assert_eq!(
+            normalised_path("/v1/clusters/"),
+            Some("/v1/clusters".into())
+        );
+    }
 }

@@ -275,15 +275,13 @@ const FIELDS: &[Field] = &[
     Field::new("status", Kind::Enum(&ALL)),
     Field::new(
         "status_reason",
-        Kind::Str {
-            min: 0,
+        Kind::Unicode {
             max: fields::MAX_TEXT,
         },
     ),
     Field::new(
         "version",
-        Kind::Str {
-            min: 0,
+        Kind::Unicode {
             max: fields::MAX_TEXT,
         },
     ),

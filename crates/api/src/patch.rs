@@ -75,11 +75,7 @@ pub fn parse_with(
     let items = body.as_array().ok_or_else(|| {
         ApiError::invalid_input("patch", body, "A JSON patch must be a list of operations")
     })?;
-    if items.is_empty() {
-        return Err(ApiError::BadRequest(
-            "The patch must contain at least one operation.".into(),
-        ));
-    }
+    // An empty patch changes nothing; upstream applies it as such.
     let mut ops = Vec::with_capacity(items.len());
     for item in items {
         let obj = item.as_object().ok_or_else(|| {
@@ -248,6 +244,7 @@ mod tests {
         assert_eq!(out["labels"], json!({"k": "v", "n": "1"}));
         let out = run(json!([{"op": "remove", "path": "/name"}])).unwrap();
         assert!(!out.contains_key("name"));
+        assert_eq!(run(json!([])).unwrap(), doc());
     }
 
     #[test]
@@ -269,7 +266,6 @@ mod tests {
             .contains("Couldn't apply patch"));
         assert!(e(json!([{"op": "remove", "path": "/labels/zz"}])).contains("Couldn't apply patch"));
         assert!(e(json!({"op": "add"})).contains("list of operations"));
-        assert!(e(json!([])).contains("at least one"));
         assert!(
             e(json!([{"op": "add", "path": "/name", "value": "x", "from": "/a"}]))
                 .contains("Unknown attribute")

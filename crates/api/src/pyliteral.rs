@@ -1,6 +1,8 @@
 //! A reader for Python literals (`{'key': 'value'}`, `['a', 1]`, `True`,
 //! `None`), the form python-magnumclient sends map-valued attributes in
-//! when it patches them and upstream reads with `ast.literal_eval`.
+//! when it patches them and upstream reads with `ast.literal_eval`; and
+//! the other way, JSON values shown as Python's `str()` shows them, as
+//! upstream's error texts do.
 
 use serde_json::{Map, Number, Value};
 
@@ -21,6 +23,97 @@ pub fn parse(text: &str) -> Result<Value, String> {
         ));
     }
     Ok(v)
+}
+
+/// `value` as Python's `str()` shows the object `json.loads` makes of it:
+/// `None`, `True`, `5.5`, a bare string, `{'a': [1, 'b']}`.
+pub fn show(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => repr(other),
+    }
+}
+
+/// Python's `repr()` of the object `json.loads` makes of `value`.
+fn repr(value: &Value) -> String {
+    match value {
+        Value::Null => "None".into(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => i.to_string(),
+            (_, Some(u), _) => u.to_string(),
+            (_, _, Some(f)) => float_repr(f),
+            _ => n.to_string(),
+        },
+        Value::String(s) => str_repr(s),
+        Value::Array(items) => {
+            let inner: Vec<String> = items.iter().map(repr).collect();
+            format!("[{}]", inner.join(", "))
+        }
+        Value::Object(map) => {
+            let inner: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{}: {}", str_repr(k), repr(v)))
+                .collect();
+            format!("{{{}}}", inner.join(", "))
+        }
+    }
+}
+
+/// Python's `repr()` of a float: the shortest round-trip digits, in
+/// exponent form from 1e16 up and below 1e-4.
+fn float_repr(f: f64) -> String {
+    if f.is_infinite() {
+        return if f > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    let abs = f.abs();
+    if abs != 0.0 && !(1e-4..1e16).contains(&abs) {
+        // Rust: `1e20`, `1.5e-7`; Python: `1e+20`, `1.5e-07`.
+        let s = format!("{f:e}");
+        let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
+        let (sign, digits) = match exp.strip_prefix('-') {
+            Some(d) => ('-', d),
+            None => ('+', exp),
+        };
+        return format!("{mantissa}e{sign}{digits:0>2}");
+    }
+    let s = f.to_string();
+    if s.contains('.') {
+        s
+    } else {
+        format!("{s}.0")
+    }
+}
+
+/// Python's `repr()` of a string: single quotes unless the text holds a
+/// single quote and no double one.
+fn str_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
 }
 
 struct Parser<'a> {
@@ -220,5 +313,23 @@ mod tests {
         assert!(parse("os.system('x')").is_err());
         assert!(parse("key=value").is_err());
         assert!(parse(&"[".repeat(1000)).is_err());
+    }
+
+    #[test]
+    fn shows_values_as_python_does() {
+        use super::show;
+        use serde_json::json;
+        assert_eq!(show(&json!("plain")), "plain");
+        assert_eq!(show(&json!(5)), "5");
+        assert_eq!(show(&json!(5.5)), "5.5");
+        assert_eq!(show(&json!(3.0)), "3.0");
+        assert_eq!(show(&json!(1e20)), "1e+20");
+        assert_eq!(show(&json!(1.5e-7)), "1.5e-07");
+        assert_eq!(show(&json!(true)), "True");
+        assert_eq!(show(&json!(null)), "None");
+        assert_eq!(show(&json!(["a", 1, false])), "['a', 1, False]");
+        assert_eq!(show(&json!({"dns-zone": 5})), "{'dns-zone': 5}");
+        assert_eq!(show(&json!(["it's"])), "[\"it's\"]");
+        assert_eq!(show(&json!(["a\nb\\"])), "['a\\nb\\\\']");
     }
 }

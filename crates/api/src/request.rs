@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use crate::error::ApiError;
@@ -31,6 +31,43 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
     response
 }
 
+/// Refuse, in the error body, a request whose path or query is not UTF-8
+/// once percent-decoded (`/v1/clusters/%FF`): upstream's webob cannot
+/// decode it and answers 400, and no route could take it.
+pub async fn utf8_url(request: Request, next: Next) -> Response {
+    let uri = request.uri();
+    let bad = |part: &str| std::str::from_utf8(&percent_decoded(part.as_bytes())).is_err();
+    if bad(uri.path()) || uri.query().is_some_and(bad) {
+        return ApiError::BadRequest(
+            "The request URL is not valid UTF-8 once percent-decoded.".into(),
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// `%XX` escapes replaced by their bytes; anything else kept as it is.
+fn percent_decoded(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if !raw.contains(&b'%') {
+        return std::borrow::Cow::Borrowed(raw);
+    }
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'%' && i + 2 < raw.len() {
+            if let (Some(h), Some(l)) = (hex(raw[i + 1]), hex(raw[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(raw[i]);
+        i += 1;
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 pub async fn not_found() -> ApiError {
     ApiError::NotFound("The resource could not be found.".into())
 }
@@ -40,30 +77,71 @@ pub async fn method_not_allowed() -> ApiError {
 }
 
 /// A request body parsed as JSON, read within `[oslo_middleware]
-/// max_request_body_size` and `[api] body_read_timeout`.
+/// max_request_body_size` and `[api] body_read_timeout`. As upstream's
+/// wsme reads it: an empty body is no body whatever its media type; any
+/// other must be sent as one of wsme's JSON media types (the type before
+/// any `;` parameters, exactly as written), else 415.
 #[derive(Debug)]
 pub struct JsonBody(pub Value);
+
+/// The media types wsme parses as JSON.
+const JSON_TYPES: [&str; 3] = [
+    "application/json",
+    "text/javascript",
+    "application/javascript",
+];
 
 impl FromRequest<AppState> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        if let Some(ct) = req.headers().get("content-type") {
-            let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
-            if !ct.is_empty() && !ct.contains("json") && !ct.starts_with("text/plain") {
-                return Err(ApiError::UnsupportedMediaType(format!(
-                    "Unsupported Content-Type {ct}: the body must be JSON."
-                )));
-            }
-        }
+        let media_type = req
+            .headers()
+            .get("content-type")
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default();
         let limit = state.max_body;
         let read = axum::body::to_bytes(req.into_body(), limit);
         let bytes = tokio::time::timeout(state.body_timeout, read)
             .await
             .map_err(|_| ApiError::BodyTimeout(state.body_timeout.as_secs()))?
-            .map_err(|_| ApiError::TooLarge(limit))?;
+            .map_err(|e| body_error(&e, limit))?;
+        if !bytes.is_empty() {
+            let media_type = media_type.split(';').next().unwrap_or_default();
+            if media_type == "application/x-www-form-urlencoded" {
+                // wsme takes such a body as form parameters, none of which
+                // any of our operations has.
+                let keys: Vec<String> = url::form_urlencoded::parse(&bytes)
+                    .map(|(k, _)| k.into_owned())
+                    .collect();
+                return Err(ApiError::BadRequest(format!(
+                    "Unknown argument: \"{}\"",
+                    keys.join(", ")
+                )));
+            }
+            if !JSON_TYPES.contains(&media_type) {
+                return Err(ApiError::UnsupportedMediaType(format!(
+                    "Unknown mimetype: {media_type}"
+                )));
+            }
+        }
         parse_json(&bytes).map(JsonBody)
     }
+}
+
+/// Why a body could not be read: more than `limit` bytes (413), or the
+/// client stopped sending before its end, e.g. shorter than its
+/// Content-Length and then a half-close (400).
+fn body_error(e: &axum::Error, limit: usize) -> ApiError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.is::<http_body_util::LengthLimitError>() {
+            return ApiError::TooLarge(limit);
+        }
+        source = s.source();
+    }
+    tracing::debug!("request body unreadable: {e}");
+    ApiError::BadRequest("The request body is incomplete: the client stopped sending it.".into())
 }
 
 fn parse_json(bytes: &Bytes) -> Result<Value, ApiError> {
@@ -98,4 +176,18 @@ pub fn json_response<T: serde::Serialize>(
         axum::body::Bytes::from(buf),
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decoded;
+
+    #[test]
+    fn percent_escapes_decode_to_bytes() {
+        assert_eq!(&*percent_decoded(b"/v1/a%20b"), b"/v1/a b");
+        assert_eq!(&*percent_decoded(b"/%FF"), b"/\xff");
+        assert_eq!(&*percent_decoded(b"/%C3%A9"), "/\u{e9}".as_bytes());
+        assert_eq!(&*percent_decoded(b"/%zz%4"), b"/%zz%4");
+        assert_eq!(&*percent_decoded(b"%41"), b"A");
+    }
 }

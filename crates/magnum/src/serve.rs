@@ -214,6 +214,30 @@ fn state(conf: Config, db: Database, default_auth: &str) -> anyhow::Result<AppSt
     })
 }
 
+/// Without authentication, whether requests with no identity headers act
+/// as the default admin: only for all-in-one on a loopback address (`local`),
+/// so that a newcomer's first commands work; elsewhere they have no
+/// identity and the policy refuses them (403), as upstream's do. Logged
+/// either way.
+fn default_identity(state: AppState, local: bool) -> AppState {
+    if !matches!(state.auth, magnum_api::AuthMode::NoAuth) {
+        return state;
+    }
+    if local {
+        tracing::warn!(
+            "no authentication on a loopback address: requests without identity headers act \
+             as an admin of project {}",
+            magnum_api::context::DEFAULT_PROJECT_ID
+        );
+    } else {
+        tracing::warn!(
+            "no authentication: requests without identity headers (X-Roles, X-Project-Id, \
+             X-User-Id) are refused (403)"
+        );
+    }
+    state.with_default_identity(local)
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -359,6 +383,7 @@ pub async fn all_in_one(conf: Config, data_dir: Option<PathBuf>) -> anyhow::Resu
     let background = conductor.spawn_background();
     let client = magnum_rpc::LocalClient::new(Arc::new(conductor));
     let state = state(conf, db.clone(), "noauth")?.with_conductor(Arc::new(client));
+    let state = default_identity(state, addr.ip().is_loopback());
     let how = match state.auth {
         magnum_api::AuthMode::NoAuth => "no authentication",
         magnum_api::AuthMode::Keystone(_) => "Keystone authentication",
@@ -379,7 +404,7 @@ pub async fn api(conf: Config) -> anyhow::Result<()> {
     let listener = listen(&conf).await?;
     let addr = listener.tcp.local_addr()?;
     let scheme = listener.scheme();
-    let mut state = state(conf.clone(), db.clone(), "keystone")?;
+    let mut state = default_identity(state(conf.clone(), db.clone(), "keystone")?, false);
     match bus(&conf).await? {
         Some(rpc) => {
             let timeout = conf

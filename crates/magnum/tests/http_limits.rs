@@ -4,7 +4,7 @@
 //! however steadily it sends, and so is one that sends nothing; a
 //! kept-alive connection is closed after `keepalive_timeout` of idleness,
 //! and not before; a body that trickles in gets 408 after
-//! `body_read_timeout`. With `max_connections` idle connections open,
+//! `body_read_timeout`, and one cut short by a half-close 400. With `max_connections` idle connections open,
 //! further clients wait in the listen backlog (not served, not refused)
 //! and are served once the idle ones time out.
 
@@ -214,6 +214,29 @@ fn slow_and_idle_clients_are_disconnected() {
     // Well-behaved clients are served throughout.
     let (status, body) = http(&url, "GET", "/v1/clustertemplates", None);
     assert_eq!(status, 200, "{body}");
+    drop(server);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn a_body_cut_short_is_a_bad_request() {
+    let dir = tempdir("http-short");
+    let server = server(&dir, 10);
+    let mut s = connect(&server.url);
+    s.write_all(
+        b"POST /v1/clustertemplates HTTP/1.1\r\nHost: test\r\n\
+          Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"name\": \"x\"",
+    )
+    .unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let (status, body) = answer(&mut s, Duration::from_secs(10)).expect("an answer");
+    assert_eq!(status, 400, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        body["errors"][0]["detail"],
+        "The request body is incomplete: the client stopped sending it.",
+        "{body}"
+    );
     drop(server);
     std::fs::remove_dir_all(dir).ok();
 }

@@ -52,6 +52,17 @@ fn all_in_one_runs_on_the_embedded_default() {
     let (status, body) = http(&server.url, "GET", "/v1/clustertemplates/t", None);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"project_id\":\"default\""), "{body}");
+    // On a loopback address, a request without identity headers is the
+    // default admin's, and start-up says so.
+    let (status, body) = bare_get(&server.url, "/v1/clustertemplates/t");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        server
+            .log
+            .contains("requests without identity headers act as an admin"),
+        "{}",
+        server.log
+    );
     drop(server);
 
     // The data survives a restart, and the schema is not migrated twice.
@@ -64,6 +75,29 @@ fn all_in_one_runs_on_the_embedded_default() {
     ]);
     let (status, _) = http(&server.url, "GET", "/v1/clustertemplates/t", None);
     assert_eq!(status, 200);
+    drop(server);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn all_in_one_off_loopback_refuses_requests_without_identity() {
+    let dir = tempdir("aio-wide");
+    let conf = write_conf(&dir, "[api]\nhost = 0.0.0.0\nport = 0\n");
+    let data = dir.join("data");
+    let server = start(&[
+        "--config-file",
+        conf.to_str().unwrap(),
+        "all-in-one",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    let port = server.url.rsplit(':').next().unwrap().trim_end_matches('/');
+    let url = format!("http://127.0.0.1:{port}");
+    let (status, body) = bare_get(&url, "/v1/clustertemplates");
+    assert_eq!(status, 403, "{body}");
+    assert!(server.log.contains("are refused (403)"), "{}", server.log);
+    let (status, body) = http(&url, "GET", "/v1/clustertemplates", None);
+    assert_eq!(status, 200, "{body}");
     drop(server);
     std::fs::remove_dir_all(dir).ok();
 }
@@ -145,6 +179,15 @@ async fn db_manage_and_the_upstream_names() {
         let server = start(&["--config-file", &conf, "api"]);
         let (status, body) = http(&server.url, "GET", "/v1/clustertemplates", None);
         assert_eq!(status, 200, "{body}");
+        // Without authentication and without identity headers: no identity,
+        // refused by the policy as upstream refuses it.
+        let (status, body) = bare_get(&server.url, "/v1/clustertemplates");
+        assert_eq!(status, 403, "{body}");
+        assert!(
+            body.contains("Policy doesn't allow clustertemplate:get_all"),
+            "{body}"
+        );
+        assert!(server.log.contains("are refused (403)"), "{}", server.log);
         drop(server);
 
         // Keystone is the API's default, and needs its settings.

@@ -156,11 +156,19 @@ impl TestApp {
     /// An API whose cloud lookups (Glance, Nova, Neutron) go to `cloud`.
     pub async fn with_cloud(backend: Backend, cloud: Arc<dyn CloudLookup>) -> TestApp {
         let conf = Config::parse("", "test.conf").expect("test configuration");
-        Self::build_with(backend, conf, Enforcer::with_defaults(), true, cloud).await
+        Self::build_with(backend, conf, Enforcer::with_defaults(), true, cloud, true).await
+    }
+
+    /// An API where requests without identity headers have none, as
+    /// `magnum api` without authentication serves them.
+    pub async fn without_default_identity(backend: Backend) -> TestApp {
+        let conf = Config::parse("", "test.conf").expect("test configuration");
+        let cloud = Arc::new(NoCloud);
+        Self::build_with(backend, conf, Enforcer::with_defaults(), true, cloud, false).await
     }
 
     async fn build(backend: Backend, conf: Config, policy: Enforcer, bus: bool) -> TestApp {
-        Self::build_with(backend, conf, policy, bus, Arc::new(NoCloud)).await
+        Self::build_with(backend, conf, policy, bus, Arc::new(NoCloud), true).await
     }
 
     async fn build_with(
@@ -169,6 +177,7 @@ impl TestApp {
         policy: Enforcer,
         bus: bool,
         lookups: Arc<dyn CloudLookup>,
+        default_identity: bool,
     ) -> TestApp {
         let testdb = TestDb::create(backend).await;
         let db = testdb.migrated().await;
@@ -203,7 +212,9 @@ impl TestApp {
             drivers,
             lookups,
         )
-        .with_certs(certs);
+        .with_certs(certs)
+        // As all-in-one on a loopback address: `Who::Default` is its admin.
+        .with_default_identity(default_identity);
         if bus {
             state = state.with_conductor(Arc::new(client));
         }

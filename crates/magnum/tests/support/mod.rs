@@ -163,7 +163,14 @@ pub fn start_env(args: &[&str], env: &[(&str, &str)], marker: &str) -> Server {
     panic!("magnum never logged {marker:?}:\n{log}");
 }
 
-/// A plain HTTP/1.1 exchange over any stream; (status, body).
+/// The identity headers test requests carry: an admin of project
+/// `default`, what all-in-one on a loopback address takes a request without
+/// them for. `magnum api` without authentication refuses requests without
+/// them (403), as upstream does.
+pub const IDENTITY: &str = "X-User-Id: admin\r\nX-User-Name: admin\r\nX-Project-Id: default\r\n\
+                            X-Project-Name: default\r\nX-Roles: admin,member,reader\r\n";
+
+/// A plain HTTP/1.1 exchange over any stream, as [`IDENTITY`]; (status, body).
 pub fn exchange(
     stream: &mut (impl Read + Write),
     host: &str,
@@ -175,7 +182,7 @@ pub fn exchange(
     // A peer that hangs up early (plain HTTP on the TLS port) is an answer too.
     let _ = write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{IDENTITY}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     let mut raw = Vec::new();
@@ -319,4 +326,86 @@ fn dechunk(mut s: &str) -> String {
         s = rest[n..].trim_start_matches("\r\n");
     }
     out
+}
+
+/// A proxy in front of the API at `target` (`http://host:port`) that adds
+/// [`IDENTITY`] to every request, for clients that send no identity (the
+/// `openstack` client with `--os-auth-type none`) against `magnum api`. One
+/// request per connection: each is sent on with `Connection: close`.
+/// Its own `http://127.0.0.1:port` comes back; it lives as long as the test.
+pub fn identity_proxy(target: &str) -> String {
+    let target = target
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let target = target.clone();
+            std::thread::spawn(move || proxy_one(client, &target));
+        }
+    });
+    url
+}
+
+fn proxy_one(mut client: std::net::TcpStream, target: &str) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match client.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return,
+        }
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    let mut lines = head.split("\r\n");
+    let first = lines.next().unwrap_or_default();
+    let mut out = format!("{first}\r\n{IDENTITY}Connection: close\r\n");
+    for line in lines.filter(|l| !l.is_empty()) {
+        if !line.to_ascii_lowercase().starts_with("connection:") {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str("\r\n");
+    let Ok(mut server) = std::net::TcpStream::connect(target) else {
+        return;
+    };
+    if server.write_all(out.as_bytes()).is_err() {
+        return;
+    }
+    // The body (if any) one way, the answer the other, until the server
+    // has answered and hung up.
+    let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut c2, &mut s2);
+    });
+    let _ = std::io::copy(&mut server, &mut client);
+    let _ = client.shutdown(std::net::Shutdown::Both);
+}
+
+/// `GET path` with no identity headers at all; (status, body).
+pub fn bare_get(url: &str, path: &str) -> (u16, String) {
+    let host = url.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let raw = String::from_utf8_lossy(&raw).to_string();
+    let status = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
 }

@@ -230,11 +230,44 @@ pub fn venv() -> PathBuf {
     if let Some(v) = std::env::var_os("MAGNUM_PEER_VENV") {
         return PathBuf::from(v);
     }
+    peers_venv(None)
+}
+
+/// Another set of peers: the virtualenv `scripts/peers.sh NAME` makes
+/// (cached; `scripts/test` builds it before the tests run).
+pub fn named_venv(name: &str) -> PathBuf {
+    peers_venv(Some(name))
+}
+
+/// The real `openstack` client of `venv`, in the clean environment of
+/// [`openstack_command`].
+pub fn openstack_command_in(venv: &Path) -> Command {
+    let openstack = venv.join("bin/openstack");
+    assert!(
+        openstack.exists(),
+        "{} is missing: run scripts/peers.sh",
+        openstack.display()
+    );
+    let mut cmd = Command::new(openstack);
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", std::env::temp_dir())
+        .env("LANG", "C.UTF-8")
+        .env("SHELL", "/bin/bash");
+    cmd
+}
+
+fn peers_venv(name: Option<&str>) -> PathBuf {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/peers.sh");
-    let out = Command::new("bash").arg(&script).output().unwrap();
+    let out = Command::new("bash")
+        .arg(&script)
+        .args(name)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
-        "scripts/peers.sh failed: {}",
+        "scripts/peers.sh {} failed: {}",
+        name.unwrap_or_default(),
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);

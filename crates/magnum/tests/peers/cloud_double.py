@@ -53,8 +53,13 @@ USERS = {}  # token -> user id, as Keystone answered
 NEXT_ID = [1]
 
 
+class KeystoneDown(Exception):
+    pass
+
+
 def user_of(token):
-    """The id of the user `token` is of, or None when Keystone refuses it."""
+    """The id of the user `token` is of, None when Keystone refuses it;
+    raises KeystoneDown when Keystone cannot be reached."""
     with LOCK:
         if token in USERS:
             return USERS[token]
@@ -64,8 +69,12 @@ def user_of(token):
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             user = json.load(r)["token"]["user"]["id"]
-    except urllib.error.HTTPError:
+    except urllib.error.HTTPError as e:
+        if e.code >= 500:
+            raise KeystoneDown(e.code) from e
         return None
+    except OSError as e:  # refused, reset, timed out
+        raise KeystoneDown(e) from e
     with LOCK:
         USERS[token] = user
     return user
@@ -128,6 +137,13 @@ def microversion(headers):
 class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
+
+    def handle_one_request(self):
+        # Keystone out of reach: 503, as keystonemiddleware answers.
+        try:
+            super().handle_one_request()
+        except KeystoneDown:
+            self.answer(503, {"error": {"code": 503}})
 
     def answer(self, status, body=None):
         data = json.dumps(body or {}).encode()

@@ -37,18 +37,7 @@ fn cluster_operations_are_notified() {
     let mut lines = BufReader::new(listener.stdout.take().unwrap()).lines();
     assert_eq!(lines.next().unwrap().unwrap(), "ready");
 
-    let cloud = dir.join("cloud");
-    let server = start_env(
-        &[
-            "--config-file",
-            conf.to_str().unwrap(),
-            "all-in-one",
-            "--data-dir",
-            dir.join("data").to_str().unwrap(),
-        ],
-        &[("MAGNUM_FAKE_CLOUD", cloud.to_str().unwrap())],
-        "listening on ",
-    );
+    let server = all_in_one_on_fake_cloud(&dir, &conf);
     let (s, b) = http(
         &server.url,
         "POST",

@@ -463,18 +463,7 @@ fn cluster_config_writes_what_each_coe_needs() {
 fn cluster_commands_against_all_in_one() {
     let dir = tempdir("osc-clusters");
     let conf = write_conf(&dir, "[api]\nport = 0\n[conductor]\nsync_interval = 1\n");
-    let cloud = dir.join("cloud");
-    let server = start_env(
-        &[
-            "--config-file",
-            conf.to_str().unwrap(),
-            "all-in-one",
-            "--data-dir",
-            dir.join("data").to_str().unwrap(),
-        ],
-        &[("MAGNUM_FAKE_CLOUD", cloud.to_str().unwrap())],
-        "listening on ",
-    );
+    let server = all_in_one_on_fake_cloud(&dir, &conf);
     scenario(&server.url);
     drop(server);
     std::fs::remove_dir_all(dir).ok();

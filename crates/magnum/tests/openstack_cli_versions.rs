@@ -123,18 +123,7 @@ fn quick_start(client: Client, venv: PathBuf) {
     );
     let dir = tempdir("osc-versions");
     let conf = write_conf(&dir, "[api]\nport = 0\n[conductor]\nsync_interval = 1\n");
-    let cloud = dir.join("cloud");
-    let server = start_env(
-        &[
-            "--config-file",
-            conf.to_str().unwrap(),
-            "all-in-one",
-            "--data-dir",
-            dir.join("data").to_str().unwrap(),
-        ],
-        &[("MAGNUM_FAKE_CLOUD", cloud.to_str().unwrap())],
-        "listening on ",
-    );
+    let server = all_in_one_on_fake_cloud(&dir, &conf);
     let url = server.url.as_str();
     let cli = Cli {
         venv,

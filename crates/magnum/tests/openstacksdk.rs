@@ -18,18 +18,7 @@ use support::*;
 fn openstacksdk_templates_and_clusters() {
     let dir = tempdir("sdk");
     let conf = write_conf(&dir, "[api]\nport = 0\n[conductor]\nsync_interval = 1\n");
-    let cloud = dir.join("cloud");
-    let server = start_env(
-        &[
-            "--config-file",
-            conf.to_str().unwrap(),
-            "all-in-one",
-            "--data-dir",
-            dir.join("data").to_str().unwrap(),
-        ],
-        &[("MAGNUM_FAKE_CLOUD", cloud.to_str().unwrap())],
-        "listening on ",
-    );
+    let server = all_in_one_on_fake_cloud(&dir, &conf);
     let url = server.url.as_str();
     // The SDK has no field for a template's driver: the cluster's template
     // is made here.

@@ -95,6 +95,24 @@ pub fn start_until(args: &[&str], marker: &str) -> Server {
     start_env(args, &[], marker)
 }
 
+/// `magnum --config-file <conf> all-in-one` with its data under `dir` and
+/// the test build's fake cloud under `dir/cloud`.
+#[allow(dead_code)] // not every test binary uses each helper
+pub fn all_in_one_on_fake_cloud(dir: &Path, conf: &Path) -> Server {
+    let cloud = dir.join("cloud");
+    start_env(
+        &[
+            "--config-file",
+            conf.to_str().unwrap(),
+            "all-in-one",
+            "--data-dir",
+            dir.join("data").to_str().unwrap(),
+        ],
+        &[("MAGNUM_FAKE_CLOUD", cloud.to_str().unwrap())],
+        "listening on ",
+    )
+}
+
 /// [`start_until`] with extra environment variables.
 pub fn start_env(args: &[&str], env: &[(&str, &str)], marker: &str) -> Server {
     let mut child = Command::new(MAGNUM)

@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 use support::*;
@@ -14,18 +14,8 @@ use support::*;
 /// Run `openstack <args>` against `endpoint`, isolated from the caller's
 /// OS_* environment.
 fn osc(endpoint: &str, args: &[&str]) -> Output {
-    let openstack = venv().join("bin/openstack");
-    assert!(
-        openstack.exists(),
-        "{} is missing: run scripts/peers.sh",
-        openstack.display()
-    );
-    let mut cmd = Command::new(openstack);
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", std::env::temp_dir())
-        .env("LANG", "C.UTF-8")
-        .args(["--os-auth-type", "none", "--os-endpoint", endpoint])
+    let mut cmd = openstack_command_in(&venv());
+    cmd.args(["--os-auth-type", "none", "--os-endpoint", endpoint])
         .args(args);
     run(&mut cmd)
 }

@@ -203,19 +203,7 @@ pub fn exchange(
         "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{IDENTITY}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
-    let raw = String::from_utf8_lossy(&raw).to_string();
-    let status = raw
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = raw
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+    answer_of(stream)
 }
 
 pub fn http(url: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
@@ -437,17 +425,11 @@ fn proxy_one(mut client: std::net::TcpStream, target: &str) {
 }
 
 /// `GET path` with no identity headers at all; (status, body).
-pub fn bare_get(url: &str, path: &str) -> (u16, String) {
-    let host = url.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(host).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+/// The status and body of the HTTP answer read from `stream` to its end
+/// (status 0 when there was none).
+fn answer_of(stream: &mut impl Read) -> (u16, String) {
     let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
+    let _ = stream.read_to_end(&mut raw);
     let raw = String::from_utf8_lossy(&raw).to_string();
     let status = raw
         .split_whitespace()
@@ -459,4 +441,16 @@ pub fn bare_get(url: &str, path: &str) -> (u16, String) {
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     (status, body)
+}
+
+pub fn bare_get(url: &str, path: &str) -> (u16, String) {
+    let host = url.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    answer_of(&mut s)
 }

@@ -53,7 +53,22 @@ def summary(runs):
         "requests": sum(r["requests"] for r in runs),
         "non2xx": sum(r["non2xx"] for r in runs),
         "errors": sum(r["connect"] + r["read"] + r["write"] + r["timeout"] for r in runs),
+        # CPU time per answered request (us), summed over rounds.
+        "cpu_server": per_request(runs, "cpu_server_us"),
+        "cpu_db": per_request(runs, "cpu_db_us"),
+        "cpu_wrk": per_request(runs, "cpu_wrk_us"),
     }
+
+
+def per_request(runs, key):
+    n = sum(r["requests"] for r in runs)
+    if not n or any(key not in r for r in runs):
+        return None
+    return sum(r[key] for r in runs) / n
+
+
+def f_us(v):
+    return "—" if v is None else "{:.0f}".format(v)
 
 
 def f_rps(v):
@@ -112,6 +127,41 @@ def thousands(n):
     return "{:,}".format(int(n))
 
 
+def print_cpu(runs, facts, part, routes):
+    """Where each request's CPU goes, and what that allows on this machine.
+
+    On a machine of few cores the server, the database server and the load
+    generator share the same cores, so no server can answer more than
+    cores / (CPU of all three per request): the ceiling column. "50x needs"
+    is fifty times upstream's rate in the same run, to set beside it.
+    """
+    cores = int(facts.get("nproc") or 1)
+    rows = []
+    for route in routes:
+        up = pick(runs, part, "upstream", route)
+        us = pick(runs, part, "ours", route)
+        if not us or us["cpu_server"] is None:
+            continue
+        db = us["cpu_db"] or 0.0
+        total = us["cpu_server"] + db + (us["cpu_wrk"] or 0.0)
+        db_only = cores * 1e6 / db if db >= 1 else None
+        rows.append([route,
+                     f_us(up and up["cpu_server"]), f_us(up and up["cpu_db"]),
+                     f_us(us["cpu_server"]), f_us(us["cpu_db"]), f_us(us["cpu_wrk"]),
+                     f_rps(cores * 1e6 / total if total else None),
+                     f_rps(db_only),
+                     f_rps(up and 50 * up["rps"])])
+    if not rows:
+        return
+    print("CPU per request (us; server with its workers, the database server, wrk) and what it "
+          "allows on %d cores: ceiling = cores / (ours + database + wrk); database alone = "
+          "cores / database (were ours and wrk free)" % cores)
+    print()
+    print(table(["route", "upstream", "its database", "ours", "our database", "wrk",
+                 "ceiling req/s", "database alone req/s", "50x upstream needs"], rows))
+    print()
+
+
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     check = "--check" in sys.argv
@@ -149,6 +199,7 @@ def main():
         print(table(["route", "upstream req/s", "p50", "p99", "ours req/s", "p50", "p99",
                      "ratio", "non-2xx up / ours"], rows))
         print()
+        print_cpu(runs, facts, SIDE_BY_SIDE, routes_of(mine))
         print(table(["", "RSS idle", "RSS after the table", "start to first 200"], [
             ["upstream (gunicorn master + %s workers)" % facts.get("mariadb.upstream.workers"),
              f_mb(facts.get("mariadb.upstream.rss_idle_kb")),
@@ -177,6 +228,10 @@ def main():
             rows.append(row)
         print(table(head, rows))
         print()
+        if SIDE_BY_SIDE not in parts:
+            first = ours_parts[0]
+            print_cpu(runs, facts, first,
+                      routes_of([r for r in runs if r["part"] == first and r["side"] == "ours"]))
         print(table(["ours", "RSS idle", "RSS after", "start to first 200"], [
             ["%s, %s clusters" % (facts.get(p + ".backend", p), thousands(facts.get(p + ".clusters", 0))),
              f_mb(facts.get(p + ".ours.rss_idle_kb")), f_mb(facts.get(p + ".ours.rss_after_kb")),

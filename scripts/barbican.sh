@@ -32,11 +32,19 @@ case "$cmd" in
     peer_lock barbican
     keystone_port >/dev/null
     peer_venv barbican "$here/barbican-requirements.txt"
+    # A key-encryption key of this instance only (the default one is
+    # public). simple_crypto hands it to Fernet, which takes URL-safe
+    # base64 only: a key with '+' or '/' fails every secret store with a
+    # 500, so such a key (from an older version of this script) is
+    # replaced, and the Barbican that holds it restarted.
+    if [ -f "$state/kek" ] && grep -q '[+/]' "$state/kek"; then
+      "$0" stop
+      rm -f "$state/kek"
+    fi
     if ! { [ -f "$state/pid" ] && kill -0 "$(cat "$state/pid")" 2>/dev/null && healthy; }; then
       mkdir -p "$state/.barbican"
       cp "$venv/etc/barbican/barbican-api-paste.ini" "$state/"
-      # A key-encryption key of this instance only (the default one is public).
-      [ -f "$state/kek" ] || python3 -c "import base64,os; print(base64.b64encode(os.urandom(32)).decode())" > "$state/kek"
+      [ -f "$state/kek" ] || python3 -c "import base64,os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())" > "$state/kek"
       cat > "$state/.barbican/barbican.conf" <<CONF
 [DEFAULT]
 host_href = $url

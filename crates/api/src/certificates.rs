@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use magnum_conductor::certs::CaType;
+use magnum_certs::CaType;
 use magnum_core::objects::Cluster;
 use magnum_core::state::Method;
 use magnum_core::MagnumError;
@@ -110,21 +110,7 @@ async fn sign(
         }
     }
     let given = fields::validate_object("certificate", FIELDS, &body)?;
-    let ident = given
-        .get("cluster_uuid")
-        .or_else(|| given.get("bay_uuid"))
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    // An unknown cluster is a bad request here, not a missing resource.
-    let cluster = match find(&state.db, &ctx, &ident).await {
-        Err(ApiError::Magnum(MagnumError::ClusterNotFound(c))) => {
-            return Err(ApiError::BadRequest(
-                MagnumError::ClusterNotFound(c).to_string(),
-            ))
-        }
-        other => other?,
-    };
+    let cluster = signing_cluster(&state, &ctx, &given).await?;
     ctx.enforce(&state, "certificate:create", &target(&cluster))?;
     let csr = given
         .get("csr")
@@ -146,6 +132,27 @@ async fn sign(
         .into_response())
 }
 
+/// The cluster a signing request names (`cluster_uuid`, or the older
+/// `bay_uuid`): an unknown one is a bad request here, not a missing
+/// resource.
+async fn signing_cluster(
+    state: &AppState,
+    ctx: &Ctx,
+    given: &serde_json::Map<String, Value>,
+) -> ApiResult<Cluster> {
+    let ident = given
+        .get("cluster_uuid")
+        .or_else(|| given.get("bay_uuid"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    match find(&state.db, ctx, ident).await {
+        Err(ApiError::Magnum(MagnumError::ClusterNotFound(c))) => Err(ApiError::BadRequest(
+            MagnumError::ClusterNotFound(c).to_string(),
+        )),
+        other => other,
+    }
+}
+
 /// `PATCH /v1/certificates/{cluster}` (from 1.5): rotate the cluster's
 /// CAs. Queued like every cluster operation; 202 with the uuid.
 async fn rotate(
@@ -153,12 +160,7 @@ async fn rotate(
     ctx: Ctx,
     Path(ident): Path<String>,
 ) -> ApiResult<Response> {
-    if ctx.version < crate::version::Version::new(1, 5) {
-        return Err(ApiError::NotInVersion {
-            version: ctx.version.to_string(),
-            api: "patch",
-        });
-    }
+    ctx.require(crate::version::Feature::CaRotation, "patch")?;
     let cluster = find(&state.db, &ctx, &ident).await?;
     ctx.enforce(&state, "certificate:rotate_ca", &target(&cluster))?;
     let template = crate::clusters::template_of(&state.db, &cluster).await?;
@@ -169,17 +171,14 @@ async fn rotate(
         .into());
     }
     let args = json!({ "cluster": magnum_core::ovo::encode_stored(&cluster) });
-    let op = magnum_db::Operation::new(
-        &cluster.uuid,
-        Method::RotateCaCertificate.name(),
-        args.as_object().cloned().unwrap_or_default(),
-        crate::conduct::wire_context(&ctx),
-    );
-    let gate = Method::RotateCaCertificate.gate(false);
-    if !state.db.operation_enqueue(&op, gate).await? {
-        let status = cluster.status.clone().unwrap_or_default();
-        return Err(Method::ClusterUpdate.refusal(&status).into());
-    }
-    crate::conduct::nudge(&state, &op).await;
+    crate::conduct::enqueue(
+        &state,
+        &ctx,
+        &cluster,
+        Method::RotateCaCertificate,
+        args,
+        false,
+    )
+    .await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "uuid": cluster.uuid }))).into_response())
 }

@@ -22,6 +22,7 @@ use crate::fields::canonical_uuid;
 use crate::links::BaseUrl;
 use crate::pagination::ListQuery;
 use crate::request::json_response;
+use crate::version::Feature;
 use crate::{cluster_ops, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -255,27 +256,20 @@ impl Serialize for View<'_> {
 
 /// Find a cluster by UUID or name among the caller's.
 pub async fn find(db: &Database, ctx: &Ctx, ident: &str) -> ApiResult<Cluster> {
-    let not_found = || MagnumError::ClusterNotFound(ident.to_string());
-    if let Some(uuid) = canonical_uuid(ident) {
-        return db
-            .cluster_by_uuid(&ctx.context, &uuid)
-            .await?
-            .ok_or_else(|| not_found().into());
-    }
-    one_by_name(db.clusters_by_name(&ctx.context, ident).await?, ident)
+    crate::find::by_ident(
+        ident,
+        &CLUSTER,
+        |uuid| async move { db.cluster_by_uuid(&ctx.context, &uuid).await },
+        || db.clusters_by_name(&ctx.context, ident),
+    )
+    .await
 }
 
-/// The one cluster of those found by name `ident`.
-fn one_by_name<T>(mut found: Vec<T>, ident: &str) -> ApiResult<T> {
-    match found.len() {
-        0 => Err(MagnumError::ClusterNotFound(ident.to_string()).into()),
-        1 => Ok(found.remove(0)),
-        _ => Err(MagnumError::Conflict(
-            "Multiple clusters exist with same name. Please use the cluster uuid instead.".into(),
-        )
-        .into()),
-    }
-}
+const CLUSTER: crate::find::Kind = crate::find::Kind {
+    not_found: |ident| MagnumError::ClusterNotFound(ident.to_string()).into(),
+    plural: "clusters",
+    singular: "cluster",
+};
 
 /// [`find`], with the labels of the cluster's template, in one statement.
 async fn find_with_template_labels(
@@ -290,7 +284,7 @@ async fn find_with_template_labels(
     let found = db
         .clusters_with_template_labels(&ctx.context, &key, by_name)
         .await?;
-    one_by_name(found, ident)
+    crate::find::one(found, ident, &CLUSTER)
 }
 
 /// The template a cluster was built from.
@@ -362,24 +356,18 @@ async fn collection(
         ("cluster:get_all", "cluster:get_all_all_projects")
     };
     ctx.enforce(state, rule, &ctx.own_target())?;
-    if ctx.context.is_admin {
-        ctx.enforce(state, all_rule, &ctx.own_target())?;
-        ctx.context.all_tenants = true;
-    }
-    let limit = q.effective_limit(state.max_limit)?;
-    q.dir()?;
-    let marker_id = match &q.marker {
-        Some(m) => Some(
-            state
-                .db
-                .cluster_by_uuid(&ctx.context, m)
-                .await?
-                .ok_or_else(|| MagnumError::ClusterNotFound(m.clone()))?
-                .id,
-        ),
-        None => None,
-    };
-    let page = q.page(state.max_limit, marker_id, Database::cluster_sort_key_valid)?;
+    ctx.all_projects_if_admin(state, all_rule)?;
+    let ctx = &*ctx;
+    let (page, limit) = q
+        .resolve(
+            state.max_limit,
+            Database::cluster_sort_key_valid,
+            |m| async move {
+                let found = state.db.cluster_by_uuid(&ctx.context, &m).await?;
+                Ok(found.ok_or(MagnumError::ClusterNotFound(m))?.id)
+            },
+        )
+        .await?;
     let _permit = state.page_permit(limit).await;
     let filter = ClusterFilter::default();
     // The summary view reads only its own fields (and of the node groups,
@@ -426,7 +414,7 @@ async fn collection(
             faults: false,
             base,
             expand,
-            use_cluster_id: ctx.version.minor >= 13,
+            use_cluster_id: ctx.has(Feature::ClusterIdField),
         })
         .collect();
     let resource = if expand {
@@ -463,17 +451,25 @@ async fn show(
     base: BaseUrl,
     Path(ident): Path<String>,
 ) -> ApiResult<Response> {
-    if ctx.context.is_admin {
-        ctx.enforce(&state, "cluster:get_one_all_projects", &ctx.own_target())?;
-        ctx.context.all_tenants = true;
-    }
-    let (c, template_labels) = find_with_template_labels(&state.db, &ctx, &ident).await?;
+    ctx.all_projects_if_admin(&state, "cluster:get_one_all_projects")?;
+    // By uuid (what clients send), one statement; by name, two.
+    let (c, template_labels, nodegroups) = match canonical_uuid(&ident) {
+        Some(uuid) => state
+            .db
+            .cluster_view(&ctx.context, &uuid)
+            .await?
+            .ok_or_else(|| MagnumError::ClusterNotFound(ident.clone()))?,
+        None => {
+            let (c, labels) = find_with_template_labels(&state.db, &ctx, &ident).await?;
+            let nodegroups = state.db.nodegroup_summaries_of(&[&c.uuid]).await?;
+            (c, labels, nodegroups)
+        }
+    };
     ctx.enforce(
         &state,
         "cluster:get",
         &json!({"project_id": c.project_id, "user_id": c.user_id}),
     )?;
-    let nodegroups = state.db.nodegroup_summaries_of(&[&c.uuid]).await?;
     let nodegroups: Vec<&NodeGroup> = nodegroups.iter().collect();
     json_response(
         &View {
@@ -483,7 +479,7 @@ async fn show(
             faults: true,
             base: &base,
             expand: true,
-            use_cluster_id: ctx.version.minor >= 13,
+            use_cluster_id: ctx.has(Feature::ClusterIdField),
         },
         4096,
     )

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::request::RequestId;
-use crate::version::{Version, MIN_VERSION};
+use crate::version::{Feature, Version, MIN_VERSION};
 use crate::AppState;
 
 /// The identity a request without identity headers acts as.
@@ -123,6 +123,34 @@ impl FromRequestParts<AppState> for Ctx {
 }
 
 impl Ctx {
+    /// Whether the request's microversion has `feature`.
+    pub fn has(&self, feature: Feature) -> bool {
+        self.version >= feature.since()
+    }
+
+    /// Upstream's 406 for `api` (the method's name in its message) when the
+    /// request's microversion lacks `feature`.
+    pub fn require(&self, feature: Feature, api: &'static str) -> Result<(), ApiError> {
+        if self.has(feature) {
+            return Ok(());
+        }
+        Err(ApiError::NotInVersion {
+            version: self.version.to_string(),
+            api,
+        })
+    }
+
+    /// Upstream's widening for admins: an admin reads and acts across
+    /// projects, once `rule` (an `*_all_projects` policy) allows it for
+    /// them; others stay in their project.
+    pub fn all_projects_if_admin(&mut self, state: &AppState, rule: &str) -> Result<(), ApiError> {
+        if self.context.is_admin {
+            self.enforce(state, rule, &self.own_target())?;
+            self.context.all_tenants = true;
+        }
+        Ok(())
+    }
+
     /// Enforce a policy rule against a target; 403 when it does not hold.
     pub fn enforce(&self, state: &AppState, action: &str, target: &Value) -> Result<(), ApiError> {
         if self.allows(state, action, target) {

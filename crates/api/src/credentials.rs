@@ -15,7 +15,7 @@ use serde_json::json;
 use crate::clusters::find;
 use crate::context::Ctx;
 use crate::error::{ApiError, ApiResult};
-use crate::version::Version;
+use crate::version::Feature;
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -49,15 +49,15 @@ async fn rotate(
     ctx: Ctx,
     Path(ident): Path<String>,
 ) -> ApiResult<Response> {
-    if ctx.version < Version::new(1, 12) {
-        return Err(ApiError::NotInVersion {
-            version: ctx.version.to_string(),
-            api: "patch",
-        });
-    }
+    ctx.require(Feature::CredentialRotation, "patch")?;
     ctx.enforce(&state, "credential:rotate", &ctx.own_target())?;
     let cluster = find(&state.db, &ctx, &ident).await?;
-    let Some(client) = &state.conductor else {
+    // A cluster of an external driver: the conductors that run it rotate.
+    let client = match crate::conduct::external_driver(&state, &cluster).await? {
+        Some(_) => &state.external,
+        None => &state.conductor,
+    };
+    let Some(client) = client else {
         return Err(MagnumError::Internal(
             "no conductor can be reached: set [DEFAULT] transport_url".into(),
         )

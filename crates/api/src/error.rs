@@ -43,8 +43,15 @@ pub enum ApiError {
     /// A well-formed microversion outside the supported range (406).
     #[error("Version {0} was requested but the minor version is not supported by this service. The supported version range is: [{min}, {max}].", min = MIN_VERSION.header_value(), max = MAX_VERSION.header_value())]
     VersionUnsupported(Version),
-    #[error("storage failure: {0}")]
+    /// A failure of the database layer; its text is the cause's (as
+    /// `source()`), so a logged chain names it once.
+    #[error("storage failure")]
     Db(#[from] DbError),
+    /// The message bus did not take a cast that nothing else records (an
+    /// operation handed to an external driver's conductors); the cause is
+    /// logged, the caller told to try again (503).
+    #[error("the message bus did not take the message: {0}")]
+    BusUnavailable(String),
 }
 
 impl ApiError {
@@ -63,6 +70,7 @@ impl ApiError {
             ApiError::Db(DbError::ValueRejected(_)) => 400,
             ApiError::Db(DbError::Unavailable(_)) => 503,
             ApiError::Db(_) => 500,
+            ApiError::BusUnavailable(_) => 503,
         };
         StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
@@ -85,12 +93,16 @@ impl ApiError {
             ApiError::Db(DbError::Unavailable(_)) => {
                 "The database is unreachable. Please try again later.".to_string()
             }
+            ApiError::BusUnavailable(_) => {
+                "The message bus is unreachable. Please try again later.".to_string()
+            }
             ApiError::Magnum(MagnumError::Internal(_)) | ApiError::Db(_)
                 if self.status().is_server_error() =>
             {
                 "The server has either erred or is incapable of performing the requested operation."
                     .to_string()
             }
+            ApiError::Db(e) => format!("storage failure: {e}"),
             other => other.to_string(),
         }
     }
@@ -109,17 +121,23 @@ pub fn error_body(status: StatusCode, detail: &str) -> Value {
     }]})
 }
 
+/// An error and each of its causes, joined by `: `: how a 5xx is logged.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         if status.is_server_error() {
-            let mut chain = self.to_string();
-            let mut source = std::error::Error::source(&self);
-            while let Some(s) = source {
-                chain.push_str(": ");
-                chain.push_str(&s.to_string());
-                source = s.source();
-            }
+            let chain = chain(&self);
             tracing::error!(status = status.as_u16(), "request failed: {chain}");
         } else {
             tracing::debug!(status = status.as_u16(), "request refused: {self}");
@@ -159,3 +177,23 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A logged chain names each cause once.
+    #[test]
+    fn chains_name_each_cause_once() {
+        let e = ApiError::Db(DbError::Duplicate);
+        assert_eq!(
+            chain(&e),
+            "storage failure: a row with this unique key already exists"
+        );
+        // What a 4xx shows is unchanged.
+        assert_eq!(
+            ApiError::Db(DbError::Duplicate).detail(),
+            "storage failure: a row with this unique key already exists"
+        );
+    }
+}

@@ -7,7 +7,6 @@
 //! every resource.
 
 pub mod auth;
-pub mod catalog_cloud;
 pub mod certificates;
 pub mod cluster_ops;
 pub mod cluster_templates;
@@ -16,8 +15,10 @@ pub mod conduct;
 pub mod context;
 pub mod credentials;
 pub mod error;
+pub mod events;
 pub mod federations;
 pub mod fields;
+pub mod find;
 pub mod links;
 pub mod nodegroups;
 pub mod pagination;
@@ -26,9 +27,11 @@ pub mod pyliteral;
 pub mod quotas;
 pub mod request;
 pub mod root;
+pub mod service;
 pub mod services;
 pub mod version;
 
+use magnum_core::config::opts;
 use std::sync::Arc;
 
 use axum::extract::Request;
@@ -54,9 +57,23 @@ pub enum AuthMode {
     Keystone(Arc<auth::Keystone>),
 }
 
-/// What every handler can reach.
+/// What every handler can reach: one shared [`Shared`], so the clones axum
+/// makes for each request's middleware and extractors are one reference
+/// count each (a clone of the fields themselves copied the pool's name and
+/// the driver list, a tenth of a `GET /`'s instructions).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The fields of [`AppState`].
+#[derive(Clone)]
+pub struct Shared {
     pub db: Database,
     pub conf: Arc<Config>,
     pub policy: Arc<Enforcer>,
@@ -77,10 +94,14 @@ pub struct AppState {
     /// How operations reach conductors. `None`: no bus; queued operations
     /// wait for a conductor's sweep.
     pub conductor: Option<Arc<dyn magnum_rpc::Client>>,
+    /// How the operations of clusters of external drivers reach the
+    /// conductors that run them (`[drivers] external_topic`); `None`: no
+    /// bus, and such operations are refused.
+    pub external: Option<Arc<dyn magnum_rpc::Client>>,
     /// Makes each new cluster's Keystone trust (Keystone mode with `[trust]`).
-    pub trusts: Option<Arc<magnum_conductor::trusts::TrustManager>>,
+    pub trusts: Option<Arc<magnum_openstack::trusts::TrustManager>>,
     /// Cluster certificates (`[certificates]`, `[x509]`).
-    pub certs: Arc<magnum_conductor::certs::CertManager>,
+    pub certs: Arc<magnum_certs::CertManager>,
     /// Rows that list pages may hold at once ([`PAGES_IN_FLIGHT`] pages of
     /// `max_limit`): a page takes as many permits as its limit before it
     /// reads, so a burst of large pages waits its turn instead of holding
@@ -99,15 +120,15 @@ impl AppState {
         drivers: DriverRegistry,
         cloud: Arc<dyn CloudLookup>,
     ) -> Self {
-        let max_limit = conf.int("api", "max_limit").unwrap_or(1000).max(1) as u64;
+        let max_limit = conf.get(opts::api::MAX_LIMIT).unwrap_or(1000).max(1) as u64;
         let max_body = conf
-            .int("oslo_middleware", "max_request_body_size")
+            .get(opts::oslo_middleware::MAX_REQUEST_BODY_SIZE)
             .unwrap_or(114_688)
             .max(0) as usize;
         let body_timeout = std::time::Duration::from_secs(
-            conf.int("api", "body_read_timeout").unwrap_or(30).max(1) as u64,
+            conf.get(opts::api::BODY_READ_TIMEOUT).unwrap_or(30).max(1) as u64,
         );
-        AppState {
+        AppState(Arc::new(Shared {
             db,
             conf,
             policy,
@@ -119,14 +140,18 @@ impl AppState {
             max_body,
             body_timeout,
             conductor: None,
+            external: None,
             trusts: None,
-            certs: Arc::new(magnum_conductor::certs::CertManager::with_settings(
-                Default::default(),
-            )),
+            certs: Arc::new(magnum_certs::CertManager::with_settings(Default::default())),
             rows_in_flight: Arc::new(tokio::sync::Semaphore::new(
                 (max_limit * PAGES_IN_FLIGHT).min(u64::from(u32::MAX)) as usize,
             )),
-        }
+        }))
+    }
+
+    /// The fields, to set while the state is being built.
+    fn fields(&mut self) -> &mut Shared {
+        Arc::make_mut(&mut self.0)
     }
 
     /// Wait until a page of `limit` rows may be read (see
@@ -142,32 +167,38 @@ impl AppState {
 
     /// Authenticate callers with Keystone.
     pub fn with_keystone(mut self, keystone: Arc<auth::Keystone>) -> Self {
-        self.auth = AuthMode::Keystone(keystone);
+        self.fields().auth = AuthMode::Keystone(keystone);
         self
     }
 
     /// Let requests without identity headers act as the default admin
     /// (see [`AppState::default_identity`]).
     pub fn with_default_identity(mut self, on: bool) -> Self {
-        self.default_identity = on;
+        self.fields().default_identity = on;
         self
     }
 
     /// Keep cluster certificates with `certs`.
-    pub fn with_certs(mut self, certs: magnum_conductor::certs::CertManager) -> Self {
-        self.certs = Arc::new(certs);
+    pub fn with_certs(mut self, certs: magnum_certs::CertManager) -> Self {
+        self.fields().certs = Arc::new(certs);
         self
     }
 
     /// Make cluster trusts with `trusts`.
-    pub fn with_trusts(mut self, trusts: Option<magnum_conductor::trusts::TrustManager>) -> Self {
-        self.trusts = trusts.map(Arc::new);
+    pub fn with_trusts(mut self, trusts: Option<magnum_openstack::trusts::TrustManager>) -> Self {
+        self.fields().trusts = trusts.map(Arc::new);
         self
     }
 
     /// Send operations to conductors through `client`.
     pub fn with_conductor(mut self, client: Arc<dyn magnum_rpc::Client>) -> Self {
-        self.conductor = Some(client);
+        self.fields().conductor = Some(client);
+        self
+    }
+
+    /// Send the operations of external drivers' clusters through `client`.
+    pub fn with_external(mut self, client: Arc<dyn magnum_rpc::Client>) -> Self {
+        self.fields().external = Some(client);
         self
     }
 }
@@ -222,6 +253,7 @@ fn routes(state: AppState) -> Router {
         .route("/", get(root::v1))
         .merge(cluster_templates::routes())
         .merge(clusters::routes())
+        .merge(events::routes())
         .merge(nodegroups::routes())
         .merge(services::routes())
         .merge(quotas::routes())

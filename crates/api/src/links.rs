@@ -3,6 +3,7 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use magnum_core::config::opts;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
@@ -27,7 +28,7 @@ impl FromRequestParts<AppState> for BaseUrl {
                 .filter(|v| !v.is_empty())
         };
         let scheme = h("x-forwarded-proto").unwrap_or_else(|| {
-            if state.conf.bool("api", "enabled_ssl") {
+            if state.conf.get(opts::api::ENABLED_SSL) {
                 "https".into()
             } else {
                 "http".into()

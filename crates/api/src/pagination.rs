@@ -138,6 +138,29 @@ impl ListQuery {
         })
     }
 
+    /// The page this query asks for, and its limit: the limit and sort
+    /// direction checked, the marker (if any) resolved to its row's id by
+    /// `marker_id` (which answers the marker's 404), then the sort key
+    /// checked by `valid_key`. Upstream checks in this order.
+    pub async fn resolve<F, Fut>(
+        &self,
+        max_limit: u64,
+        valid_key: impl Fn(&str) -> bool,
+        marker_id: F,
+    ) -> Result<(Page, u64), ApiError>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = Result<i64, ApiError>>,
+    {
+        let limit = self.effective_limit(max_limit)?;
+        self.dir()?;
+        let marker_id = match &self.marker {
+            Some(m) => Some(marker_id(m.clone()).await?),
+            None => None,
+        };
+        Ok((self.page(max_limit, marker_id, valid_key)?, limit))
+    }
+
     /// The `next` link when the page is full.
     pub fn next_link(
         &self,

@@ -6,9 +6,34 @@
 
 use serde_json::{Map, Number, Value};
 
+/// Why a text is not a Python literal; the texts are `ast.literal_eval`'s
+/// opening words with where it went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    #[error("malformed node or string: nested too deeply")]
+    TooDeep,
+    #[error("malformed node or string: unexpected end")]
+    UnexpectedEnd,
+    #[error("malformed node or string: unexpected text at offset {0}")]
+    Trailing(usize),
+    #[error("malformed node or string: expected '{expected}' at offset {at}")]
+    Expected { expected: char, at: usize },
+    #[error("malformed node or string: unhashable dict key")]
+    UnhashableKey,
+    #[error("malformed node or string: dangling escape")]
+    DanglingEscape,
+    #[error("malformed node or string: unterminated string")]
+    Unterminated,
+    /// A number or a name that is not one of Python's literals.
+    #[error("malformed node or string: {0}")]
+    NotALiteral(String),
+    #[error(transparent)]
+    NotUtf8(#[from] std::string::FromUtf8Error),
+}
+
 /// Parse a Python literal of dicts, lists, tuples, strings, numbers,
 /// booleans and `None` into JSON.
-pub fn parse(text: &str) -> Result<Value, String> {
+pub fn parse(text: &str) -> Result<Value, ParseError> {
     let mut p = Parser {
         s: text.as_bytes(),
         i: 0,
@@ -17,10 +42,7 @@ pub fn parse(text: &str) -> Result<Value, String> {
     let v = p.value()?;
     p.ws();
     if p.i != p.s.len() {
-        return Err(format!(
-            "malformed node or string: unexpected text at offset {}",
-            p.i
-        ));
+        return Err(ParseError::Trailing(p.i));
     }
     Ok(v)
 }
@@ -133,10 +155,10 @@ impl Parser<'_> {
         self.s.get(self.i).copied()
     }
 
-    fn value(&mut self) -> Result<Value, String> {
+    fn value(&mut self) -> Result<Value, ParseError> {
         self.depth += 1;
         if self.depth > 64 {
-            return Err("malformed node or string: nested too deeply".into());
+            return Err(ParseError::TooDeep);
         }
         self.ws();
         let v = match self.peek() {
@@ -146,26 +168,26 @@ impl Parser<'_> {
             Some(b'\'') | Some(b'"') => self.string().map(Value::String),
             Some(c) if c == b'-' || c == b'+' || c.is_ascii_digit() || c == b'.' => self.number(),
             Some(_) => self.word(),
-            None => Err("malformed node or string: unexpected end".into()),
+            None => Err(ParseError::UnexpectedEnd),
         };
         self.depth -= 1;
         v
     }
 
-    fn expect(&mut self, c: u8) -> Result<(), String> {
+    fn expect(&mut self, c: u8) -> Result<(), ParseError> {
         self.ws();
         if self.peek() == Some(c) {
             self.i += 1;
             Ok(())
         } else {
-            Err(format!(
-                "malformed node or string: expected '{}' at offset {}",
-                c as char, self.i
-            ))
+            Err(ParseError::Expected {
+                expected: c as char,
+                at: self.i,
+            })
         }
     }
 
-    fn dict(&mut self) -> Result<Value, String> {
+    fn dict(&mut self) -> Result<Value, ParseError> {
         self.i += 1;
         let mut map = Map::new();
         loop {
@@ -178,7 +200,7 @@ impl Parser<'_> {
                 Value::String(s) => s,
                 Value::Number(n) => n.to_string(),
                 Value::Bool(b) => if b { "True" } else { "False" }.to_string(),
-                _ => return Err("malformed node or string: unhashable dict key".into()),
+                _ => return Err(ParseError::UnhashableKey),
             };
             self.expect(b':')?;
             let v = self.value()?;
@@ -188,16 +210,16 @@ impl Parser<'_> {
                 Some(b',') => self.i += 1,
                 Some(b'}') => {}
                 _ => {
-                    return Err(format!(
-                        "malformed node or string: expected ',' at offset {}",
-                        self.i
-                    ))
+                    return Err(ParseError::Expected {
+                        expected: ',',
+                        at: self.i,
+                    })
                 }
             }
         }
     }
 
-    fn seq(&mut self, close: u8) -> Result<Value, String> {
+    fn seq(&mut self, close: u8) -> Result<Value, ParseError> {
         self.i += 1;
         let mut items = Vec::new();
         loop {
@@ -212,28 +234,26 @@ impl Parser<'_> {
                 Some(b',') => self.i += 1,
                 Some(c) if c == close => {}
                 _ => {
-                    return Err(format!(
-                        "malformed node or string: expected ',' at offset {}",
-                        self.i
-                    ))
+                    return Err(ParseError::Expected {
+                        expected: ',',
+                        at: self.i,
+                    })
                 }
             }
         }
     }
 
-    fn string(&mut self) -> Result<String, String> {
+    fn string(&mut self) -> Result<String, ParseError> {
         let quote = self.s[self.i];
         self.i += 1;
         let mut out = Vec::new();
         while let Some(c) = self.peek() {
             self.i += 1;
             if c == quote {
-                return String::from_utf8(out).map_err(|e| e.to_string());
+                return Ok(String::from_utf8(out)?);
             }
             if c == b'\\' {
-                let e = self
-                    .peek()
-                    .ok_or("malformed node or string: dangling escape")?;
+                let e = self.peek().ok_or(ParseError::DanglingEscape)?;
                 self.i += 1;
                 match e {
                     b'n' => out.push(b'\n'),
@@ -246,10 +266,10 @@ impl Parser<'_> {
                 out.push(c);
             }
         }
-        Err("malformed node or string: unterminated string".into())
+        Err(ParseError::Unterminated)
     }
 
-    fn number(&mut self) -> Result<Value, String> {
+    fn number(&mut self) -> Result<Value, ParseError> {
         let start = self.i;
         while let Some(c) = self.peek() {
             if c.is_ascii_alphanumeric() || c == b'.' || c == b'-' || c == b'+' || c == b'_' {
@@ -258,8 +278,8 @@ impl Parser<'_> {
                 break;
             }
         }
-        let text = std::str::from_utf8(&self.s[start..self.i]).map_err(|e| e.to_string())?;
-        let text = text.replace('_', "");
+        // Only ASCII was taken, so the text is the bytes as they are.
+        let text = String::from_utf8_lossy(&self.s[start..self.i]).replace('_', "");
         if let Ok(n) = text.parse::<i64>() {
             return Ok(Value::Number(n.into()));
         }
@@ -267,10 +287,10 @@ impl Parser<'_> {
             .ok()
             .and_then(Number::from_f64)
             .map(Value::Number)
-            .ok_or_else(|| format!("malformed node or string: {text}"))
+            .ok_or(ParseError::NotALiteral(text))
     }
 
-    fn word(&mut self) -> Result<Value, String> {
+    fn word(&mut self) -> Result<Value, ParseError> {
         let start = self.i;
         while let Some(c) = self.peek() {
             if c.is_ascii_alphanumeric() || c == b'_' {
@@ -283,13 +303,13 @@ impl Parser<'_> {
             b"True" => Ok(Value::Bool(true)),
             b"False" => Ok(Value::Bool(false)),
             b"None" => Ok(Value::Null),
-            other => Err(format!(
-                "malformed node or string: {}",
+            other => Err(ParseError::NotALiteral(
                 String::from_utf8_lossy(if other.is_empty() {
                     &self.s[start..]
                 } else {
                     other
                 })
+                .into_owned(),
             )),
         }
     }
@@ -313,6 +333,21 @@ mod tests {
         assert!(parse("os.system('x')").is_err());
         assert!(parse("key=value").is_err());
         assert!(parse(&"[".repeat(1000)).is_err());
+        let shown = |t: &str| parse(t).unwrap_err().to_string();
+        assert_eq!(
+            shown("{'a': 'b'"),
+            "malformed node or string: expected ',' at offset 9"
+        );
+        assert_eq!(
+            shown("[1] x"),
+            "malformed node or string: unexpected text at offset 4"
+        );
+        assert_eq!(shown("key=value"), "malformed node or string: key");
+        assert_eq!(shown("1.2.3"), "malformed node or string: 1.2.3");
+        assert_eq!(
+            shown("'open"),
+            "malformed node or string: unterminated string"
+        );
     }
 
     #[test]

@@ -7,8 +7,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use magnum_core::config::opts;
 use magnum_core::MagnumError;
-use magnum_db::{Database, DbError, Quota};
+use magnum_db::{Database, Quota};
 use serde_json::{json, Map, Value};
 
 use crate::cluster_templates::timestamp;
@@ -18,7 +19,7 @@ use crate::fields::{self, parse_bool, Field, Kind};
 use crate::links::BaseUrl;
 use crate::pagination::{ListQuery, Marker};
 use crate::request::JsonBody;
-use crate::AppState;
+use crate::{service, AppState};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -100,23 +101,19 @@ async fn list(
     } else {
         ctx.context.project_id.clone()
     };
-    let limit = q.effective_limit(state.max_limit)?;
-    q.dir()?;
-    let marker_id = match &q.marker {
-        Some(m) => {
-            let id: i64 = m.parse().unwrap_or_default();
-            let found = state.db.quota_by_id(id).await?;
-            Some(
-                found
-                    .ok_or_else(|| {
-                        MagnumError::NotFound(format!("Quota could not be found: quota id {id} ."))
-                    })?
-                    .id,
-            )
-        }
-        None => None,
-    };
-    let page = q.page(state.max_limit, marker_id, Database::quota_sort_key_valid)?;
+    let db = &state.db;
+    let (page, limit) = q
+        .resolve(
+            state.max_limit,
+            Database::quota_sort_key_valid,
+            |m| async move {
+                let id: i64 = m.parse().unwrap_or_default();
+                let missing =
+                    || MagnumError::NotFound(format!("Quota could not be found: quota id {id} ."));
+                Ok(db.quota_by_id(id).await?.ok_or_else(missing)?.id)
+            },
+        )
+        .await?;
     let items = state.db.quota_list(project.as_deref(), &page).await?;
     let last = items.last().map(|i| i.id.to_string());
     let mut body = Map::new();
@@ -144,7 +141,7 @@ async fn show(
         None => {
             let default = state
                 .conf
-                .int("quotas", "max_clusters_per_project")
+                .get(opts::quotas::MAX_CLUSTERS_PER_PROJECT)
                 .unwrap_or(20);
             // Upstream answers `Quota(project_id=…, hard_limit=…)`: the
             // resource is the attribute's default, whatever the path says.
@@ -162,47 +159,8 @@ async fn create(
 ) -> ApiResult<Response> {
     ctx.enforce(&state, "quota:create", &ctx.own_target())?;
     let given = fields::validate_object("quota", FIELDS, &body)?;
-    let project_id = given
-        .get("project_id")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let Some(project_id) = project_id.filter(|p| !p.is_empty()) else {
-        return Err(MagnumError::Invalid("Must provide a valid project ID.".into()).into());
-    };
-    // Upstream's enforce_valid_project_id_on_create: Keystone must know
-    // the project (ProjectNotFound, 404). Without Keystone (noauth) there
-    // is no one to ask, and any project is taken.
-    if let crate::AuthMode::Keystone(ks) = &state.auth {
-        let token =
-            ctx.context.auth_token.as_ref().ok_or_else(|| {
-                MagnumError::Internal("a Keystone request without its token".into())
-            })?;
-        if !ks.project_exists(token, &project_id).await? {
-            return Err(MagnumError::NotFound(format!(
-                "The project_id {project_id} could not be found."
-            ))
-            .into());
-        }
-    }
-    let resource = given
-        .get("resource")
-        .and_then(Value::as_str)
-        .unwrap_or("Cluster")
-        .to_string();
-    let quota = Quota {
-        project_id: Some(project_id.clone()),
-        resource: Some(resource.clone()),
-        hard_limit: given.get("hard_limit").and_then(Value::as_i64).unwrap_or(1),
-        ..Default::default()
-    };
-    match state.db.quota_create(&quota).await {
-        Ok(stored) => Ok((StatusCode::CREATED, Json(view(&stored))).into_response()),
-        Err(DbError::Duplicate) => Err(MagnumError::Conflict(format!(
-            "Quota for project {project_id} already exists for resource {resource}."
-        ))
-        .into()),
-        Err(e) => Err(e.into()),
-    }
+    let stored = service::quotas::create(&state, &ctx, &given).await?;
+    Ok((StatusCode::CREATED, Json(view(&stored))).into_response())
 }
 
 async fn update(

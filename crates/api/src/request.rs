@@ -17,17 +17,38 @@ use crate::AppState;
 pub struct RequestId(pub String);
 
 /// Give every request an id, log it, and return it in
-/// `x-openstack-request-id`.
+/// `x-openstack-request-id`. The request runs in a `request` span holding
+/// the id, so every line logged while serving it names the request. It is
+/// counted in the request metrics by its route's template (never its
+/// path, which holds uuids and names), method and status.
 pub async fn request_id(mut request: Request, next: Next) -> Response {
+    use tracing::Instrument as _;
+    let began = std::time::Instant::now();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .cloned();
     let id = format!("req-{}", uuid::Uuid::new_v4());
     request.extensions_mut().insert(RequestId(id.clone()));
     let method = request.method().clone();
     let path = request.uri().path().to_string();
-    let mut response = next.run(request).await;
-    tracing::info!(request_id = %id, "{method} {path} {}", response.status().as_u16());
+    let span = tracing::info_span!("request", id = %id);
+    let mut response = async {
+        let response = next.run(request).await;
+        tracing::info!("{method} {path} {}", response.status().as_u16());
+        response
+    }
+    .instrument(span)
+    .await;
     if let Ok(v) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-openstack-request-id", v);
     }
+    magnum_core::metrics::http_request(
+        route.as_ref().map_or("unmatched", |r| r.as_str()),
+        method.as_str(),
+        response.status().as_u16(),
+        began.elapsed(),
+    );
     response
 }
 

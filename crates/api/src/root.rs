@@ -1,7 +1,12 @@
 //! The version documents: `/` lists the API versions, `/v1` describes v1.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::Json;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use crate::links::BaseUrl;
@@ -21,8 +26,53 @@ const RESOURCES: [&str; 9] = [
     "credentials",
 ];
 
-pub async fn root(_: State<AppState>, base: BaseUrl) -> Json<Value> {
-    Json(json!({
+/// The two documents differ only by their base URL, so each is rendered once
+/// per base URL and then served as bytes. The base comes from the request's
+/// Host header, so at most [`BASES`] of them are kept; others are rendered
+/// each time.
+fn rendered(doc: Doc, base: &BaseUrl) -> Response {
+    static CACHE: OnceLock<Mutex<HashMap<(Doc, String), Bytes>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let key = (doc, base.0.clone());
+    let known = cache.lock().ok().and_then(|m| m.get(&key).cloned());
+    let body = match known {
+        Some(body) => body,
+        None => {
+            let value = match doc {
+                Doc::Root => root_document(base),
+                Doc::V1 => v1_document(base),
+            };
+            let body = Bytes::from(serde_json::to_vec(&value).expect("JSON values serialize"));
+            if let Ok(mut m) = cache.lock() {
+                if m.len() < BASES {
+                    m.insert(key, body.clone());
+                }
+            }
+            body
+        }
+    };
+    ([(CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// How many base URLs' documents are kept.
+const BASES: usize = 64;
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Doc {
+    Root,
+    V1,
+}
+
+pub async fn root(_: State<AppState>, base: BaseUrl) -> Response {
+    rendered(Doc::Root, &base)
+}
+
+pub async fn v1(_: State<AppState>, base: BaseUrl) -> Response {
+    rendered(Doc::V1, &base)
+}
+
+fn root_document(base: &BaseUrl) -> Value {
+    json!({
         "name": "OpenStack Magnum API",
         "description": "Magnum is an OpenStack project which aims to provide container cluster management.",
         "versions": [{
@@ -32,10 +82,10 @@ pub async fn root(_: State<AppState>, base: BaseUrl) -> Json<Value> {
             "max_version": MAX_VERSION.to_string(),
             "min_version": MIN_VERSION.to_string(),
         }],
-    }))
+    })
 }
 
-pub async fn v1(_: State<AppState>, base: BaseUrl) -> Json<Value> {
+fn v1_document(base: &BaseUrl) -> Value {
     let mut doc = serde_json::Map::new();
     doc.insert("id".into(), json!("v1"));
     doc.insert(
@@ -67,5 +117,5 @@ pub async fn v1(_: State<AppState>, base: BaseUrl) -> Json<Value> {
         };
         doc.insert(resource.into(), links);
     }
-    Json(Value::Object(doc))
+    Value::Object(doc)
 }

@@ -5,6 +5,7 @@ use axum::extract::{RawQuery, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::Utc;
+use magnum_core::config::opts;
 use magnum_core::MagnumError;
 use magnum_db::ServiceRecord;
 use serde_json::{json, Value};
@@ -57,7 +58,7 @@ async fn mservices(
     query_args(q.as_deref(), &[])?;
     let down_after = state_
         .conf
-        .int("DEFAULT", "service_down_time")
+        .get(opts::default::SERVICE_DOWN_TIME)
         .unwrap_or(180);
     let rows = state_.db.service_list().await?;
     let items: Vec<Value> = rows

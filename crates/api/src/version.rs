@@ -25,6 +25,50 @@ pub const MAX_VERSION: Version = Version {
     minor: 14,
 };
 
+/// What a microversion added. Handlers ask [`Ctx::has`](crate::context::Ctx::has)
+/// or [`Ctx::require`](crate::context::Ctx::require) about a feature, never
+/// about a number: [`Feature::since`] is the one table of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feature {
+    /// `rollback` on a cluster update.
+    Rollback,
+    /// `PATCH /v1/certificates/{cluster}`: rotate a cluster's CA.
+    CaRotation,
+    /// The cluster actions `resize` and `upgrade`.
+    ClusterActions,
+    /// An upgrade that runs (1.7 has the action but refuses it).
+    Upgrade,
+    /// `/v1/clusters/{cluster}/nodegroups`.
+    NodeGroups,
+    /// Node groups of zero nodes, and a cluster create naming a missing
+    /// template answered 404 (400 before).
+    ZeroNodes,
+    /// `PATCH /v1/credentials/{cluster}`: rotate a cluster's credentials.
+    CredentialRotation,
+    /// Cluster views name the stack `cluster_id` (`stack_id` before).
+    ClusterIdField,
+    /// Node groups' `node_labels` and `node_taints`.
+    NodeLabelsAndTaints,
+}
+
+impl Feature {
+    /// The first microversion with the feature.
+    pub const fn since(self) -> Version {
+        let minor = match self {
+            Feature::Rollback => 3,
+            Feature::CaRotation => 5,
+            Feature::ClusterActions => 7,
+            Feature::Upgrade => 8,
+            Feature::NodeGroups => 9,
+            Feature::ZeroNodes => 10,
+            Feature::CredentialRotation => 12,
+            Feature::ClusterIdField => 13,
+            Feature::NodeLabelsAndTaints => 14,
+        };
+        Version::new(1, minor)
+    }
+}
+
 /// The service name sent back in version headers.
 pub const SERVICE: &str = "container-infrastructure-management";
 /// The service names accepted in a request's version header.
@@ -203,5 +247,29 @@ mod tests {
             parse(HEADER, "container-infra 1.1.1"),
             Err(ApiError::BadVersionHeader(_))
         ));
+    }
+}
+
+#[cfg(test)]
+mod feature_tests {
+    use super::*;
+
+    /// Every feature comes with a version the API serves.
+    #[test]
+    fn every_feature_is_within_the_supported_range() {
+        use Feature::*;
+        for f in [
+            Rollback,
+            CaRotation,
+            ClusterActions,
+            Upgrade,
+            NodeGroups,
+            ZeroNodes,
+            CredentialRotation,
+            ClusterIdField,
+            NodeLabelsAndTaints,
+        ] {
+            assert!(f.since() > MIN_VERSION && f.since() <= MAX_VERSION, "{f:?}");
+        }
     }
 }

@@ -428,16 +428,43 @@ async fn reads_cost_a_fixed_number_of_statements(backend: Backend) {
         assert_eq!(item["keypair"], "kp");
         assert_eq!(item["labels"], json!({"a": "1", "b": "9", "d": "4"}));
     }
-    // A show: the cluster with its template's labels, then its node
-    // groups; by name alike.
-    for ident in [uuids[3].as_str(), "c3"] {
+    // A show by uuid: the cluster, its template's labels and its node
+    // groups in one statement; by name, the node groups in a second.
+    for (ident, cost) in [(uuids[3].as_str(), 1), ("c3", 2)] {
         let show = statements_of(&app, &format!("/v1/clusters/{ident}"), &who).await;
-        assert_eq!(show, 2, "a cluster's show sent {show} statements");
+        assert_eq!(show, cost, "{ident}'s show sent {show} statements");
         let r = app.get(&format!("/v1/clusters/{ident}"), &who).await;
         assert_eq!(r.body["uuid"], uuids[3].as_str());
         assert_eq!(r.body["labels_overridden"], json!({"b": "2"}));
         assert_eq!(r.body["labels_skipped"], json!({"c": "3"}));
         assert_eq!(r.body["labels_added"], json!({"d": "4"}));
         assert_eq!(r.body["node_addresses"], json!(["10.0.0.2", "10.0.0.3"]));
+        assert_eq!(r.body["master_addresses"], json!(["10.0.0.1"]));
+        assert_eq!(r.body["node_count"], 2);
+        assert_eq!(r.body["master_count"], 1);
     }
+    // Another project's cluster is not found by uuid, nor by an admin of
+    // another project without all_projects.
+    let r = app
+        .get(&format!("/v1/clusters/{}", uuids[3]), &member("p2"))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.raw);
+    // A cluster without node groups (they are gone; the join finds none)
+    // shows with none, and its template's labels.
+    let lone = "c9999999-1111-4111-8111-111111111111";
+    let cluster = Cluster {
+        uuid: lone.into(),
+        name: Some("lone".into()),
+        project_id: Some("p1".into()),
+        user_id: Some("user-p1".into()),
+        cluster_template_id: Some(t.clone()),
+        status: Some("CREATE_COMPLETE".into()),
+        labels: json!({"a": "1"}).as_object().cloned(),
+        ..Default::default()
+    };
+    app.db.cluster_create(&cluster, &[]).await.unwrap();
+    let r = app.get(&format!("/v1/clusters/{lone}"), &who).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    assert_eq!(r.body["node_addresses"], json!([]));
+    assert_eq!(r.body["labels_skipped"], json!({"b": "2", "c": "3"}));
 }

@@ -15,10 +15,9 @@
 //! driver where it stands and moves the cluster to `*_COMPLETE` or
 //! `*_FAILED`, enforcing `create_timeout` (module `sync`).
 
-pub mod certs;
+mod attempts;
 mod ops;
 mod sync;
-pub mod trusts;
 
 pub mod notify;
 
@@ -29,17 +28,20 @@ pub mod fake_driver;
 use std::sync::Arc;
 use std::time::Duration;
 
+use magnum_certs::CertManager;
 use magnum_core::config::Config;
 use magnum_core::drivers::DriverRegistry;
 use magnum_core::{MagnumError, RequestContext};
 use magnum_db::{Database, DbError};
+use magnum_openstack::trusts::TrustManager;
 use magnum_rpc::{Handler, HandlerFuture, RemoteError};
 use serde_json::{Map, Value};
 
+pub use attempts::HeldOperation;
 pub use notify::Notifier;
 
 /// The context key naming the queued operation a cast is about.
-pub const OPERATION_KEY: &str = "magnum_rs_operation";
+pub use magnum_db::OPERATION_KEY;
 
 /// Upstream conductor methods that come with later work (certificates,
 /// trusts, federations, remote objects).
@@ -75,23 +77,32 @@ pub struct Settings {
     /// How many clusters a status or health sync asks their driver about
     /// at once.
     pub sync_concurrency: usize,
+    /// `[cluster_events] max_age` (seconds) and `max_per_cluster`: how
+    /// long and how many of each cluster's events are kept (0: unbounded).
+    pub events_max_age: i64,
+    pub events_max_per_cluster: i64,
 }
 
 impl Settings {
     pub fn from_conf(conf: &Config, host: &str) -> Self {
-        let int = |s: &str, k: &str, d: i64| conf.int(s, k).unwrap_or(d);
+        use magnum_core::config::opts::{
+            cluster_events, conductor as c, default, kubernetes, Int, Opt,
+        };
+        let int = |o: Opt<Int>, d: i64| conf.get(o).unwrap_or(d);
         Settings {
             host: host.to_string(),
-            lease: int("conductor", "operation_lease", 30).max(2),
-            grace: int("conductor", "operation_grace", 10).max(0),
-            sync_interval: Duration::from_secs(int("conductor", "sync_interval", 10).max(1) as u64),
+            lease: int(c::OPERATION_LEASE, 30).max(2),
+            grace: int(c::OPERATION_GRACE, 10).max(0),
+            sync_interval: Duration::from_secs(int(c::SYNC_INTERVAL, 10).max(1) as u64),
             health_interval: Duration::from_secs(
-                int("kubernetes", "health_polling_interval", 60).max(1) as u64,
+                int(kubernetes::HEALTH_POLLING_INTERVAL, 60).max(1) as u64,
             ),
-            retry_delay: int("conductor", "operation_retry_delay", 30).max(1),
-            down_after: int("DEFAULT", "service_down_time", 180),
-            sweep_concurrency: int("conductor", "sweep_concurrency", 16).max(1) as usize,
-            sync_concurrency: int("conductor", "sync_concurrency", 16).max(1) as usize,
+            retry_delay: int(c::OPERATION_RETRY_DELAY, 30).max(1),
+            down_after: int(default::SERVICE_DOWN_TIME, 180),
+            sweep_concurrency: int(c::SWEEP_CONCURRENCY, 16).max(1) as usize,
+            sync_concurrency: int(c::SYNC_CONCURRENCY, 16).max(1) as usize,
+            events_max_age: int(cluster_events::MAX_AGE, 2_592_000).max(0),
+            events_max_per_cluster: int(cluster_events::MAX_PER_CLUSTER, 1000).max(0),
         }
     }
 }
@@ -101,14 +112,16 @@ pub(crate) struct Inner {
     pub drivers: DriverRegistry,
     pub settings: Settings,
     pub notifier: Notifier,
-    pub trusts: Option<trusts::TrustManager>,
-    pub certs: certs::CertManager,
+    pub trusts: Option<TrustManager>,
+    pub certs: CertManager,
     /// Bounds the operations this conductor's sweeps run at once.
     pub sweep_slots: Arc<tokio::sync::Semaphore>,
     /// Operations a sweep of this conductor has started and not ended.
     pub swept: Held,
     /// Operations a runner of this conductor holds right now.
     pub running: Held,
+    /// The attempts running now, with their leases (for reports).
+    pub attempts: attempts::Attempts,
 }
 
 /// A set of operation ids held by this process, each entry released when
@@ -153,6 +166,25 @@ impl std::fmt::Debug for Conductor {
     }
 }
 
+/// Why a step of an operation failed for good, in the words the cluster's
+/// (or node group's) `status_reason` shows. A step that may succeed later
+/// is a [`ConductorError`] instead (`Retry`, `LeaseLost`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Reason(pub String);
+
+impl std::ops::Deref for Reason {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Why an operation could not run (reported to RPC callers).
 #[derive(Debug, thiserror::Error)]
 pub enum ConductorError {
@@ -168,6 +200,26 @@ pub enum ConductorError {
     /// or could not be renewed): it stops and writes nothing.
     #[error("the operation's lease was lost")]
     LeaseLost,
+}
+
+/// Why a cluster's trust and trustee could not be forgotten.
+#[derive(Debug, thiserror::Error)]
+enum ForgetTrustError {
+    #[error("cannot read or remove the cluster's trust record")]
+    Db(#[from] DbError),
+    #[error("Keystone did not delete the trust or trustee")]
+    Keystone(#[from] magnum_openstack::trusts::TrustError),
+}
+
+impl ForgetTrustError {
+    /// The text the cluster's status reason shows: the database's words,
+    /// or Keystone's ([`TrustError::reason`](magnum_openstack::trusts::TrustError::reason)).
+    fn reason(&self) -> String {
+        match self {
+            ForgetTrustError::Db(e) => e.to_string(),
+            ForgetTrustError::Keystone(e) => e.reason(),
+        }
+    }
 }
 
 fn failure(class: &str, module: &str, message: String) -> RemoteError {
@@ -229,16 +281,17 @@ impl Conductor {
                 settings,
                 notifier,
                 trusts: None,
-                certs: certs::CertManager::with_settings(Default::default()),
+                certs: CertManager::with_settings(Default::default()),
                 sweep_slots: Arc::new(slots),
                 swept: Held::default(),
                 running: Held::default(),
+                attempts: Default::default(),
             }),
         }
     }
 
     /// Keep cluster certificates with `certs` (`[certificates]`, `[x509]`).
-    pub fn with_certs(self, certs: certs::CertManager) -> Self {
+    pub fn with_certs(self, certs: CertManager) -> Self {
         let inner = self.into_inner();
         Conductor {
             inner: Arc::new(Inner { certs, ..inner }),
@@ -258,12 +311,18 @@ impl Conductor {
                 sweep_slots: shared.sweep_slots.clone(),
                 swept: shared.swept.clone(),
                 running: shared.running.clone(),
+                attempts: shared.attempts.clone(),
             },
         }
     }
 
+    /// The operations this conductor runs now, with their leases.
+    pub fn held_operations(&self) -> Vec<HeldOperation> {
+        self.inner.attempts.list()
+    }
+
     /// Remove clusters' Keystone trusts with `trusts` when they are gone.
-    pub fn with_trusts(self, trusts: Option<trusts::TrustManager>) -> Self {
+    pub fn with_trusts(self, trusts: Option<TrustManager>) -> Self {
         let inner = self.into_inner();
         Conductor {
             inner: Arc::new(Inner { trusts, ..inner }),
@@ -288,23 +347,27 @@ impl Conductor {
                 .note_retry(
                     &cluster.uuid,
                     magnum_core::objects::status::DELETE_IN_PROGRESS,
-                    format!("Failed to delete the cluster's trust or trustee: {e}"),
+                    format!(
+                        "Failed to delete the cluster's trust or trustee: {}",
+                        e.reason()
+                    ),
                 )
                 .await;
         }
-        // Storage that fails to delete a certificate is logged and left
-        // behind, as upstream does: it must not keep a cluster alive.
-        self.inner.certs.delete(db, cluster).await;
-        Ok(db.cluster_destroy(&cluster.uuid).await?)
+        // Storage outside the database that fails to delete a certificate
+        // is logged and left behind, as upstream does: it must not keep a
+        // cluster alive. Rows of the x509keypair table go with the
+        // cluster's, in one transaction.
+        self.inner.certs.delete_external(db, cluster).await;
+        let rows = self.inner.certs.rows_of(cluster);
+        Ok(db.cluster_destroy(&cluster.uuid, &rows).await?)
     }
 
     /// Remove a cluster's trust and trustee, then their record.
-    async fn forget_trust(&self, cluster_uuid: &str) -> Result<(), String> {
+    async fn forget_trust(&self, cluster_uuid: &str) -> Result<(), ForgetTrustError> {
         let db = &self.inner.db;
-        let t = match db.trust_get(cluster_uuid).await {
-            Ok(Some(t)) => t,
-            Ok(None) => return Ok(()),
-            Err(e) => return Err(e.to_string()),
+        let Some(t) = db.trust_get(cluster_uuid).await? else {
+            return Ok(());
         };
         match &self.inner.trusts {
             Some(m) => m.delete(&t).await?,
@@ -313,10 +376,8 @@ impl Conductor {
                  removing the record only"
             ),
         }
-        db.trust_forget(cluster_uuid)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        db.trust_forget(cluster_uuid).await?;
+        Ok(())
     }
 
     pub fn settings(&self) -> &Settings {
@@ -406,7 +467,9 @@ impl Conductor {
                 let mut tick = every(s.sync_interval);
                 loop {
                     tick.tick().await;
+                    let began = std::time::Instant::now();
                     me.sync_status().await;
+                    magnum_core::metrics::status_sync(began.elapsed());
                 }
             };
             let health = async {
@@ -416,8 +479,32 @@ impl Conductor {
                     me.sync_health().await;
                 }
             };
-            tokio::join!(sweeps, syncs, health);
+            let prunes = async {
+                // Events are pruned once a minute (or each sync, if slower).
+                let mut tick = every(s.sync_interval.max(Duration::from_secs(60)));
+                loop {
+                    tick.tick().await;
+                    me.prune_events().await;
+                }
+            };
+            tokio::join!(sweeps, syncs, health, prunes);
         })
+    }
+
+    /// Remove the events beyond `[cluster_events] max_age` and
+    /// `max_per_cluster` (every conductor may: removing is idempotent).
+    pub async fn prune_events(&self) {
+        let s = &self.inner.settings;
+        match self
+            .inner
+            .db
+            .events_prune(s.events_max_age, s.events_max_per_cluster)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!("pruned {n} cluster events"),
+            Err(e) => tracing::warn!("cannot prune cluster events: {e}"),
+        }
     }
 
     async fn dispatch(

@@ -5,6 +5,7 @@
 //! `<topic>.<priority>` when `[oslo_messaging_notifications] driver` names
 //! `messaging` or `messagingv2`; `log` writes them to the log instead.
 
+use magnum_core::config::opts;
 use magnum_core::config::Config;
 use magnum_core::objects::Cluster;
 use magnum_core::RequestContext;
@@ -55,14 +56,14 @@ impl Notifier {
     /// The notifier `[oslo_messaging_notifications]` asks for; `rpc` is the
     /// bus to publish on (needed by the messaging drivers).
     pub fn from_conf(conf: &Config, host: &str, rpc: Option<Rpc>) -> Self {
-        let drivers = conf.multi("oslo_messaging_notifications", "driver");
+        let drivers = conf.get(opts::oslo_messaging_notifications::DRIVER);
         let publisher_id = format!("container-infra.{host}");
         let wants = |names: &[&str]| drivers.iter().any(|d| names.contains(&d.as_str()));
         let sink = if wants(&["messaging", "messagingv2"]) {
             match rpc {
                 Some(rpc) => Sink::Bus {
                     rpc,
-                    topics: conf.list("oslo_messaging_notifications", "topics"),
+                    topics: conf.get(opts::oslo_messaging_notifications::TOPICS),
                 },
                 None => {
                     tracing::warn!(

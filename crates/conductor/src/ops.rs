@@ -5,8 +5,16 @@
 //! that has its `stack_id`) and relies on drivers' operations being safe to
 //! repeat.
 
+mod done;
+mod runners;
+
+pub(crate) use done::*;
+pub(crate) use runners::as_service;
+
 use std::sync::Arc;
+
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use magnum_core::drivers::{ClusterSpec, Driver, DriverError};
 use magnum_core::objects::status::*;
@@ -14,11 +22,11 @@ use magnum_core::objects::{default_nodegroup, Cluster, ClusterTemplate, NodeGrou
 use magnum_core::ovo;
 use magnum_core::state::{nodegroup_moves, Method, Status};
 use magnum_core::{MagnumError, RequestContext};
-use magnum_db::{Fence, Operation, Write};
+use magnum_db::{ClusterEvent, EventKind, FailureClass, Fence, Operation, Write};
 use serde_json::{json, Map, Value};
 
 use crate::notify::Outcome;
-use crate::{Conductor, ConductorError};
+use crate::{Conductor, ConductorError, Reason};
 
 /// The longest a driver call other than create may take.
 const DRIVER_CALL_LIMIT: Duration = Duration::from_secs(600);
@@ -95,6 +103,7 @@ impl Conductor {
             // No quota here: upstream's API checked it before casting, and
             // upstream's conductor checks none.
             db.cluster_create_queued(&cluster, &ngs, &op, None).await?;
+            magnum_core::metrics::operation_queued(method);
             return Ok(Some(op.uuid));
         }
         let cluster = db
@@ -132,6 +141,7 @@ impl Conductor {
             return Err(m.refusal(&status).into());
         }
         let _ = ctx;
+        magnum_core::metrics::operation_queued(method);
         Ok(Some(op.uuid))
     }
 
@@ -195,7 +205,7 @@ impl Conductor {
         let cluster = self.stored_cluster(args).await?;
         let mut cert: magnum_core::objects::Certificate = decode(args, "certificate")?;
         let csr = cert.csr.clone().unwrap_or_default();
-        let kind = crate::certs::CaType::parse(cert.ca_cert_type.as_deref());
+        let kind = magnum_certs::CaType::parse(cert.ca_cert_type.as_deref());
         let pem = self
             .inner
             .certs
@@ -212,7 +222,7 @@ impl Conductor {
         args: &Map<String, Value>,
     ) -> Result<Value, ConductorError> {
         let cluster = self.stored_cluster(args).await?;
-        let kind = crate::certs::CaType::parse(args.get("ca_cert_type").and_then(Value::as_str));
+        let kind = magnum_certs::CaType::parse(args.get("ca_cert_type").and_then(Value::as_str));
         let ca = self.inner.certs.ca(&self.inner.db, &cluster, kind).await?;
         Ok(ovo::encode(&magnum_core::objects::Certificate {
             project_id: cluster.project_id.clone(),
@@ -258,48 +268,18 @@ impl Conductor {
                 op,
             };
             let op = &attempt.op;
-            tracing::info!(
-                "running {} of cluster {} (attempt {})",
-                op.method,
-                op.cluster_uuid,
-                op.attempts
+            let span = tracing::info_span!(
+                "operation",
+                id = %op.uuid,
+                method = %op.method,
+                cluster = %op.cluster_uuid
             );
-            let (lost, keeper) = self.keep_lease(&attempt.fence);
-            let outcome = tokio::select! {
-                r = self.run(&attempt) => r,
-                _ = lost => Err(ConductorError::LeaseLost),
-            };
-            keeper.abort();
-            let outcome = match outcome {
-                Ok(done) => self.record(&attempt, done).await,
-                Err(e) => Err(e),
-            };
-            match outcome {
-                Ok(()) => {}
-                Err(ConductorError::LeaseLost) => {
-                    tracing::warn!(
-                        "{} of cluster {}: lease lost; this attempt stopped and wrote nothing more",
-                        op.method,
-                        op.cluster_uuid
-                    );
-                    break;
-                }
-                Err(e @ (ConductorError::Retry(_) | ConductorError::Db(_))) => {
-                    self.again_later(&attempt, &e).await;
-                    break;
-                }
-                Err(e @ ConductorError::Magnum(_)) => {
-                    tracing::warn!("{} of cluster {} failed: {e}", op.method, op.cluster_uuid);
-                    match db.fenced(&attempt.fence, &[Write::Finish]).await {
-                        Ok(_) => {}
-                        Err(d) => tracing::warn!(
-                            "{} of cluster {}: cannot retire it yet ({d}); it runs again",
-                            op.method,
-                            op.cluster_uuid
-                        ),
-                    }
-                    first_error.get_or_insert(e);
-                }
+            let go_on = self
+                .attempt(&attempt, &mut first_error)
+                .instrument(span)
+                .await;
+            if !go_on {
+                break;
             }
             next = db
                 .operations_of(&op.cluster_uuid)
@@ -317,12 +297,90 @@ impl Conductor {
         }
     }
 
+    /// Run one claimed attempt to its end, in the operation's span (every
+    /// line it logs names the operation): whether the cluster's next
+    /// queued operation may run now.
+    async fn attempt(&self, attempt: &Attempt, first_error: &mut Option<ConductorError>) -> bool {
+        let db = &self.inner.db;
+        let op = &attempt.op;
+        let _listed = self.inner.attempts.begin(op);
+        tracing::info!(
+            "running {} of cluster {} (attempt {})",
+            op.method,
+            op.cluster_uuid,
+            op.attempts
+        );
+        let (lost, keeper) = self.keep_lease(&attempt.fence);
+        let outcome = tokio::select! {
+            r = self.run(attempt) => r,
+            _ = lost => Err(ConductorError::LeaseLost),
+        };
+        keeper.abort();
+        let outcome = match outcome {
+            Ok(done) => self.record(attempt, done).await,
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(()) => {}
+            Err(ConductorError::LeaseLost) => {
+                tracing::warn!(
+                    "{} of cluster {}: lease lost; this attempt stopped and wrote nothing more",
+                    op.method,
+                    op.cluster_uuid
+                );
+                return false;
+            }
+            Err(e @ (ConductorError::Retry(_) | ConductorError::Db(_))) => {
+                self.again_later(attempt, &e).await;
+                return false;
+            }
+            Err(e @ ConductorError::Magnum(_)) => {
+                magnum_core::metrics::operation_failed(&op.method);
+                tracing::warn!("{} of cluster {} failed: {e}", op.method, op.cluster_uuid);
+                let failed = self.event_of(
+                    attempt,
+                    ClusterEvent::failure(&op.cluster_uuid, &e.to_string()),
+                );
+                match db
+                    .fenced(&attempt.fence, &[Write::Event(failed), Write::Finish])
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(d) => tracing::warn!(
+                        "{} of cluster {}: cannot retire it yet ({d}); it runs again",
+                        op.method,
+                        op.cluster_uuid
+                    ),
+                }
+                first_error.get_or_insert(e);
+            }
+        }
+        true
+    }
+
     /// Write what an attempt concluded with its operation's retirement,
     /// then tell the bus about a failure.
     async fn record(&self, a: &Attempt, done: Done) -> Result<(), ConductorError> {
         let mut writes = done.writes;
+        // What it concluded, as an event: a failure with its class, from
+        // the status move that records it.
+        let event = match (done.failed, done_failure(&writes)) {
+            (Some(_), Some((to, reason))) => {
+                ClusterEvent::failure(&a.op.cluster_uuid, &reason).status(&to)
+            }
+            _ => ClusterEvent::new(
+                &a.op.cluster_uuid,
+                EventKind::Finished,
+                format!("{} done", a.op.method),
+            ),
+        };
+        writes.push(Write::Event(self.event_of(a, event)));
         writes.push(Write::Finish);
         self.write(a, &writes).await?;
+        match done.failed {
+            Some(_) => magnum_core::metrics::operation_failed(&a.op.method),
+            None => magnum_core::metrics::operation_done(&a.op.method),
+        }
         if let Some(action) = done.failed {
             if let Some(c) = self.inner.db.cluster_get(&a.op.cluster_uuid).await? {
                 let ctx = RequestContext::from_wire(&a.op.context);
@@ -343,11 +401,29 @@ impl Conductor {
         let s = &self.inner.settings;
         let factor = 1i64 << (a.op.attempts.clamp(1, 4) - 1);
         let delay = s.retry_delay.saturating_mul(factor);
+        magnum_core::metrics::operation_retried(&a.op.method);
         tracing::warn!(
             "{} of cluster {}: {why}; again in {delay} s",
             a.op.method,
             a.op.cluster_uuid
         );
+        let why_text = why.to_string();
+        let retried = ClusterEvent::new(
+            &a.op.cluster_uuid,
+            EventKind::Retried,
+            format!("{why_text}; again in {delay} s"),
+        )
+        .class(FailureClass::classify(&why_text));
+        // Recorded only while the attempt holds its operation; a database
+        // that cannot take it now takes the retry without it.
+        if let Err(e) = self
+            .inner
+            .db
+            .fenced(&a.fence, &[Write::Event(self.event_of(a, retried))])
+            .await
+        {
+            tracing::debug!("operation {}: retry not recorded: {e}", a.op.uuid);
+        }
         if let Err(e) = self
             .inner
             .db
@@ -360,6 +436,16 @@ impl Conductor {
                 a.op.cluster_uuid
             );
         }
+    }
+
+    /// `e` as an event of the attempt `a`: its operation, method, node
+    /// group and this conductor's host.
+    pub(crate) fn event_of(&self, a: &Attempt, e: ClusterEvent) -> ClusterEvent {
+        let ng = magnum_db::nodegroup_of(&a.op);
+        e.method(&a.op.method)
+            .operation(&a.op.uuid)
+            .nodegroup(ng.as_deref())
+            .host(&self.inner.settings.host)
     }
 
     /// Write `writes` as the attempt `a`; [`ConductorError::LeaseLost`]
@@ -386,7 +472,7 @@ impl Conductor {
         let (lost, signal) = tokio::sync::oneshot::channel();
         let me = self.clone();
         let fence = fence.clone();
-        let task = tokio::spawn(async move {
+        let renewals = async move {
             let s = &me.inner.settings;
             let lease = Duration::from_secs(s.lease as u64);
             let every = Duration::from_secs((s.lease / 3).max(1) as u64);
@@ -404,7 +490,10 @@ impl Conductor {
                 )
                 .await;
                 match renewal {
-                    Ok(Ok(true)) => held_until = asked + lease,
+                    Ok(Ok(true)) => {
+                        held_until = asked + lease;
+                        me.inner.attempts.renewed(&fence.operation, s.lease);
+                    }
                     Ok(Ok(false)) => {
                         tracing::warn!("operation {}: lease taken over", fence.operation);
                         let _ = lost.send(());
@@ -428,7 +517,10 @@ impl Conductor {
                     return;
                 }
             }
-        });
+        }
+        // In the attempt's span.
+        .in_current_span();
+        let task = tokio::spawn(renewals);
         (signal, task)
     }
 
@@ -462,6 +554,7 @@ impl Conductor {
             template: self.template(cluster).await?,
             nodegroups: self.inner.db.nodegroups_of(&cluster.uuid).await?,
             trust,
+            as_service: false,
         })
     }
 
@@ -485,7 +578,7 @@ impl Conductor {
     }
 
     /// The one rule for every driver call of an attempt: its result, the
-    /// driver's or cloud's own failure as `Ok(Err(reason))`, and a cloud
+    /// driver's or cloud's own failure as `Ok(Err(Reason))`, and a cloud
     /// that could not be asked as a retry (said on the cluster, which stays
     /// in `status`).
     async fn drive<T>(
@@ -494,11 +587,11 @@ impl Conductor {
         status: &str,
         limit: Duration,
         f: impl std::future::Future<Output = Result<T, DriverError>>,
-    ) -> Result<Result<T, String>, ConductorError> {
+    ) -> Result<Result<T, Reason>, ConductorError> {
         match Self::call_driver(limit, f).await {
             Ok(v) => Ok(Ok(v)),
             Err(DriverError::Unreachable(reason)) => self.retry_later(a, status, reason).await,
-            Err(e) => Ok(Err(e.to_string())),
+            Err(e) => Ok(Err(Reason(e.to_string()))),
         }
     }
 
@@ -565,561 +658,6 @@ impl Conductor {
             Method::RotateCaCertificate => self.run_rotate_ca(&ctx, a, cluster, &status).await,
         }
     }
-
-    /// A create that cannot run now is kept, unless it has waited longer
-    /// than the create timeout its user set: then it fails with the last
-    /// reason.
-    fn create_waited_too_long(a: &Attempt, cluster: &Cluster) -> bool {
-        let timeout = arg_i64(&a.op.args, "create_timeout")
-            .or(cluster.create_timeout)
-            .unwrap_or(60);
-        match a.op.created_at {
-            Some(at) if timeout > 0 => magnum_db::now() - at > chrono::Duration::minutes(timeout),
-            _ => false,
-        }
-    }
-
-    async fn run_create(
-        &self,
-        ctx: &RequestContext,
-        a: &Attempt,
-        cluster: Cluster,
-        status: &str,
-    ) -> Result<Done, ConductorError> {
-        match self.try_create(ctx, a, &cluster, status).await {
-            Err(ConductorError::Retry(reason)) if Self::create_waited_too_long(a, &cluster) => {
-                let reason = format!("Timed out before the cluster could be created: {reason}");
-                Ok(failure(
-                    &cluster.uuid,
-                    CREATE_IN_PROGRESS,
-                    CREATE_FAILED,
-                    &reason,
-                ))
-            }
-            other => other,
-        }
-    }
-
-    async fn try_create(
-        &self,
-        ctx: &RequestContext,
-        a: &Attempt,
-        cluster: &Cluster,
-        status: &str,
-    ) -> Result<Done, ConductorError> {
-        if status != CREATE_IN_PROGRESS || cluster.stack_id.is_some() {
-            // Superseded (deleted meanwhile) or already started.
-            return Ok(Done::default());
-        }
-        let notifier = &self.inner.notifier;
-        notifier
-            .cluster(ctx, "create", Outcome::Pending, cluster)
-            .await;
-        let mut spec = self.spec(cluster).await?;
-        let driver = match self.driver(&spec) {
-            Ok(d) => d,
-            Err(e) => {
-                return Ok(failure(
-                    &cluster.uuid,
-                    CREATE_IN_PROGRESS,
-                    CREATE_FAILED,
-                    &e.to_string(),
-                ))
-            }
-        };
-        // The cluster's CAs and Magnum's client certificate, unless the
-        // template turns TLS off (kept when a takeover runs this again).
-        if spec.template.tls_disabled != Some(true) && cluster.ca_cert_ref.is_none() {
-            if let Err(reason) = self
-                .make_certificates(a, cluster, CREATE_IN_PROGRESS)
-                .await?
-            {
-                return Ok(failure(
-                    &cluster.uuid,
-                    CREATE_IN_PROGRESS,
-                    CREATE_FAILED,
-                    &reason,
-                ));
-            }
-            // The driver sees the cluster with its certificates.
-            if let Some(now) = self.inner.db.cluster_get(&cluster.uuid).await? {
-                spec = self.spec(&now).await?;
-            }
-        }
-        let timeout = arg_i64(&a.op.args, "create_timeout")
-            .or(cluster.create_timeout)
-            .unwrap_or(60);
-        let limit = if timeout > 0 {
-            Duration::from_secs(timeout as u64 * 60)
-        } else {
-            DRIVER_CALL_LIMIT
-        };
-        // A driver asked again adopts what an earlier attempt started.
-        match self
-            .drive(a, CREATE_IN_PROGRESS, limit, driver.create(&spec, timeout))
-            .await?
-        {
-            Ok(stack_id) => {
-                let f = fields(json!({ "stack_id": stack_id }));
-                let mut writes = vec![Write::Cluster {
-                    uuid: cluster.uuid.clone(),
-                    fields: f.clone(),
-                    only_in: vec![CREATE_IN_PROGRESS.into()],
-                }];
-                for ng in &spec.nodegroups {
-                    writes.push(Write::nodegroup(&ng.uuid, f.clone()));
-                }
-                Ok(Done::writing(writes))
-            }
-            Err(reason) => Ok(failure(
-                &cluster.uuid,
-                CREATE_IN_PROGRESS,
-                CREATE_FAILED,
-                &reason,
-            )),
-        }
-    }
-
-    /// Make the cluster's certificates and record them on it, as the
-    /// attempt `a`. `Ok(Err(reason))`: they cannot be made (a definitive
-    /// failure); storage that cannot be reached is a retry. With upstream's
-    /// `x509keypair` table, the keys and the cluster's references to them
-    /// are written in one transaction, so a crash leaves none behind; in
-    /// Barbican or files, what was stored is removed again when the
-    /// references cannot be recorded.
-    async fn make_certificates(
-        &self,
-        a: &Attempt,
-        cluster: &Cluster,
-        status: &str,
-    ) -> Result<Result<(), String>, ConductorError> {
-        let certs = &self.inner.certs;
-        let made = match certs.make(cluster).await {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::error!("cluster {}: certificates: {e}", cluster.uuid);
-                return Ok(Err(format!(
-                    "Failed to create certificates for Cluster: {}",
-                    cluster.uuid
-                )));
-            }
-        };
-        let db = &self.inner.db;
-        let kept = match certs.keep(db, made).await {
-            Ok(k) => k,
-            Err(e) => {
-                return self
-                    .retry_later(
-                        a,
-                        status,
-                        format!("Cannot store the cluster's certificates: {e}"),
-                    )
-                    .await
-            }
-        };
-        let mut writes = kept.writes.clone();
-        writes.push(Write::cluster(&cluster.uuid, kept.refs.clone()));
-        match self.write(a, &writes).await {
-            Ok(()) => Ok(Ok(())),
-            Err(e) => {
-                certs.forget(db, &kept).await;
-                Err(e)
-            }
-        }
-    }
-
-    async fn run_delete(
-        &self,
-        ctx: &RequestContext,
-        a: &Attempt,
-        cluster: Cluster,
-        status: &str,
-    ) -> Result<Done, ConductorError> {
-        if status != DELETE_IN_PROGRESS {
-            return Ok(Done::default());
-        }
-        let notifier = &self.inner.notifier;
-        notifier
-            .cluster(ctx, "delete", Outcome::Pending, &cluster)
-            .await;
-        if cluster.stack_id.is_none() {
-            // Nothing was ever built; its trust and certificates (made
-            // before the driver was called) go with its rows.
-            if self.retire(&cluster).await? {
-                notifier
-                    .cluster(ctx, "delete", Outcome::Success, &cluster)
-                    .await;
-            }
-            return Ok(Done::default());
-        }
-        let spec = self.spec(&cluster).await?;
-        let driver = match self.driver(&spec) {
-            Ok(d) => d,
-            Err(e) => {
-                return Ok(failure(
-                    &cluster.uuid,
-                    DELETE_IN_PROGRESS,
-                    DELETE_FAILED,
-                    &e.to_string(),
-                ))
-            }
-        };
-        // Deleting again is safe: an unreachable cloud is retried.
-        match self
-            .drive(
-                a,
-                DELETE_IN_PROGRESS,
-                DRIVER_CALL_LIMIT,
-                driver.delete(&spec),
-            )
-            .await?
-        {
-            Ok(()) => Ok(Done::default()),
-            Err(reason) => Ok(failure(
-                &cluster.uuid,
-                DELETE_IN_PROGRESS,
-                DELETE_FAILED,
-                &reason,
-            )),
-        }
-    }
-
-    async fn run_update(
-        &self,
-        ctx: &RequestContext,
-        a: &Attempt,
-        cluster: Cluster,
-        status: &str,
-    ) -> Result<Done, ConductorError> {
-        let op = &a.op;
-        let mut health = Map::new();
-        if let Some(h) = op.args.get("health_status") {
-            health.insert("health_status".into(), h.clone());
-        }
-        if let Some(h) = op.args.get("health_status_reason") {
-            health.insert("health_status_reason".into(), h.clone());
-        }
-        let mut done = Done::default();
-        if !health.is_empty() {
-            done.writes.push(Write::cluster(&cluster.uuid, health));
-        }
-        if status != UPDATE_IN_PROGRESS {
-            // A health-only update: nothing for the driver.
-            return Ok(done);
-        }
-        let spec = self.spec(&cluster).await?;
-        let Some(worker) = spec.default_group("worker").cloned() else {
-            return Ok(done);
-        };
-        let Some(node_count) = arg_i64(&op.args, "node_count") else {
-            return Ok(done);
-        };
-        // The count before the update (equal to the new one when an
-        // attempt runs again: nothing to restore then).
-        let old = worker.node_count;
-        self.inner
-            .notifier
-            .cluster(ctx, "update", Outcome::Pending, &cluster)
-            .await;
-        self.write(
-            a,
-            &[Write::nodegroup(
-                &worker.uuid,
-                fields(json!({ "node_count": node_count })),
-            )],
-        )
-        .await?;
-        let spec = self.spec(&cluster).await?;
-        let rollback = op
-            .args
-            .get("rollback")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        let driver = match self.driver(&spec) {
-            Ok(d) => d,
-            Err(e) => return Ok(update_failure(done, &cluster.uuid, &e.to_string())),
-        };
-        match self
-            .drive(
-                a,
-                UPDATE_IN_PROGRESS,
-                DRIVER_CALL_LIMIT,
-                driver.update(&spec, rollback),
-            )
-            .await?
-        {
-            Ok(()) => Ok(done),
-            Err(reason) => {
-                if let Some(old) = old.filter(|o| *o != node_count) {
-                    done.writes.push(Write::nodegroup(
-                        &worker.uuid,
-                        fields(json!({ "node_count": old })),
-                    ));
-                }
-                Ok(update_failure(done, &cluster.uuid, &reason))
-            }
-        }
-    }
-
-    async fn run_resize(
-        &self,
-        ctx: &RequestContext,
-        a: &Attempt,
-        cluster: Cluster,
-        status: &str,
-    ) -> Result<Done, ConductorError> {
-        if status != UPDATE_IN_PROGRESS {
-            return Ok(Done::default());
-        }
-        let op = &a.op;
-        let db = &self.inner.db;
-        let sent: NodeGroup = decode(&op.args, "nodegroup")?;
-        let Some(ng) = db.nodegroup_get(&sent.uuid).await? else {
-            return Err(MagnumError::NotFound(format!(
-                "Nodegroup {} could not be found.",
-                sent.uuid
-            ))
-            .into());
-        };
-        let node_count = arg_i64(&op.args, "node_count").unwrap_or(0);
-        let remove: Vec<String> = op
-            .args
-            .get("nodes_to_remove")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default();
-        self.inner
-            .notifier
-            .cluster(ctx, "update", Outcome::Pending, &cluster)
-            .await;
-        self.write(
-            a,
-            &[Write::nodegroup(
-                &ng.uuid,
-                fields(json!({ "node_count": node_count, "status": UPDATE_IN_PROGRESS, "status_reason": null })),
-            )],
-        )
-        .await?;
-        let spec = self.spec(&cluster).await?;
-        let ng = db.nodegroup_get(&ng.uuid).await?.unwrap_or(ng);
-        let driver = match self.driver(&spec) {
-            Ok(d) => d,
-            Err(e) => {
-                return Ok(resize_failure(
-                    &cluster.uuid,
-                    &ng.uuid,
-                    sent.node_count,
-                    &e.to_string(),
-                ))
-            }
-        };
-        match self
-            .drive(
-                a,
-                UPDATE_IN_PROGRESS,
-                DRIVER_CALL_LIMIT,
-                driver.resize(&spec, &ng, node_count, &remove),
-            )
-            .await?
-        {
-            Ok(()) => Ok(Done::default()),
-            Err(reason) => Ok(resize_failure(
-                &cluster.uuid,
-                &ng.uuid,
-                sent.node_count,
-                &reason,
-            )),
-        }
-    }
-
-    async fn run_upgrade(
-        &self,
-        ctx: &RequestContext,
-        a: &Attempt,
-        cluster: Cluster,
-        status: &str,
-    ) -> Result<Done, ConductorError> {
-        if status != UPDATE_IN_PROGRESS {
-            return Ok(Done::default());
-        }
-        let op = &a.op;
-        let template: ClusterTemplate = decode(&op.args, "cluster_template")?;
-        let sent: NodeGroup = decode(&op.args, "nodegroup")?;
-        let max_batch = arg_i64(&op.args, "max_batch_size").unwrap_or(1);
-        let spec = self.spec(&cluster).await?;
-        let Some(ng) = spec
-            .nodegroups
-            .iter()
-            .find(|n| n.uuid == sent.uuid)
-            .cloned()
-        else {
-            return Err(MagnumError::NotFound(format!(
-                "Nodegroup {} could not be found.",
-                sent.uuid
-            ))
-            .into());
-        };
-        self.inner
-            .notifier
-            .cluster(ctx, "update", Outcome::Pending, &cluster)
-            .await;
-        let outcome = match self.driver(&spec) {
-            Ok(d) => {
-                self.drive(
-                    a,
-                    UPDATE_IN_PROGRESS,
-                    DRIVER_CALL_LIMIT,
-                    d.upgrade(&spec, &template, max_batch, &ng),
-                )
-                .await?
-            }
-            Err(e) => Err(e.to_string()),
-        };
-        match outcome {
-            Ok(()) => {
-                let mut writes = vec![Write::nodegroup(
-                    &ng.uuid,
-                    fields(
-                        json!({ "status": UPDATE_IN_PROGRESS, "status_reason": null, "image_id": template.image_id }),
-                    ),
-                )];
-                if ng.is_default == Some(true) {
-                    writes.push(Write::cluster(
-                        &cluster.uuid,
-                        fields(json!({ "cluster_template_id": template.uuid })),
-                    ));
-                }
-                Ok(Done::writing(writes))
-            }
-            Err(reason) => {
-                let mut done = update_failure(Done::default(), &cluster.uuid, &reason);
-                // The upgraded group says why, after the cluster-wide move.
-                done.writes.push(Write::nodegroup(
-                    &ng.uuid,
-                    fields(json!({ "status": UPDATE_FAILED, "status_reason": reason })),
-                ));
-                Ok(done)
-            }
-        }
-    }
-
-    /// New CAs and client certificate, then the driver hands them to the
-    /// nodes; the old ones are deleted once the new ones are recorded.
-    async fn run_rotate_ca(
-        &self,
-        ctx: &RequestContext,
-        a: &Attempt,
-        cluster: Cluster,
-        status: &str,
-    ) -> Result<Done, ConductorError> {
-        if status != UPDATE_IN_PROGRESS {
-            return Ok(Done::default());
-        }
-        let db = &self.inner.db;
-        self.inner
-            .notifier
-            .cluster(ctx, "update", Outcome::Pending, &cluster)
-            .await;
-        // (An attempt run again rotates again: the nodes get the newest.)
-        if let Err(reason) = self
-            .make_certificates(a, &cluster, UPDATE_IN_PROGRESS)
-            .await?
-        {
-            return Ok(update_failure(Done::default(), &cluster.uuid, &reason));
-        }
-        // The old certificates go; the cluster row now names the new ones.
-        self.inner.certs.delete(db, &cluster).await;
-        let now = db
-            .cluster_get(&cluster.uuid)
-            .await?
-            .unwrap_or(cluster.clone());
-        let spec = self.spec(&now).await?;
-        let outcome = match self.driver(&spec) {
-            Ok(d) => {
-                self.drive(
-                    a,
-                    UPDATE_IN_PROGRESS,
-                    DRIVER_CALL_LIMIT,
-                    d.rotate_ca_certificate(&spec),
-                )
-                .await?
-            }
-            Err(e) => Err(e.to_string()),
-        };
-        match outcome {
-            Ok(()) => Ok(Done::default()),
-            Err(reason) => Ok(update_failure(Done::default(), &cluster.uuid, &reason)),
-        }
-    }
-
-    async fn run_nodegroup(
-        &self,
-        a: &Attempt,
-        method: Method,
-        cluster: Cluster,
-        status: &str,
-    ) -> Result<Done, ConductorError> {
-        if status != UPDATE_IN_PROGRESS {
-            return Ok(Done::default());
-        }
-        let op = &a.op;
-        let sent: NodeGroup = decode(&op.args, "nodegroup")?;
-        if method == Method::NodegroupUpdate {
-            // The new settings travel in the message; store them first.
-            let f = fields(json!({
-                "node_count": sent.node_count,
-                "min_node_count": sent.min_node_count,
-                "max_node_count": sent.max_node_count,
-                "node_labels": sent.node_labels,
-                "node_taints": sent.node_taints,
-                "status": UPDATE_IN_PROGRESS,
-                "status_reason": null,
-            }));
-            self.write(a, &[Write::nodegroup(&sent.uuid, f)]).await?;
-        }
-        let spec = self.spec(&cluster).await?;
-        let Some(ng) = spec
-            .nodegroups
-            .iter()
-            .find(|n| n.uuid == sent.uuid)
-            .cloned()
-        else {
-            return Ok(Done::default());
-        };
-        let outcome = match self.driver(&spec) {
-            Ok(d) => {
-                let call: magnum_core::drivers::DriverFuture<'_, Option<String>> = match method {
-                    Method::NodegroupCreate => d.create_nodegroup(&spec, &ng),
-                    Method::NodegroupUpdate => {
-                        let f = d.update_nodegroup(&spec, &ng);
-                        Box::pin(async move { f.await.map(|()| None) })
-                    }
-                    _ => {
-                        let f = d.delete_nodegroup(&spec, &ng);
-                        Box::pin(async move { f.await.map(|()| None) })
-                    }
-                };
-                self.drive(a, UPDATE_IN_PROGRESS, DRIVER_CALL_LIMIT, call)
-                    .await?
-            }
-            Err(e) => Err(e.to_string()),
-        };
-        match outcome {
-            // The stack a new group got is recorded with the operation's
-            // retirement (upstream's Heat driver sets the group's stack_id).
-            Ok(Some(stack_id)) => Ok(Done::writing(vec![Write::nodegroup(
-                &ng.uuid,
-                fields(json!({ "stack_id": stack_id })),
-            )])),
-            Ok(None) => Ok(Done::default()),
-            Err(reason) => Ok(update_failure(Done::default(), &cluster.uuid, &reason)),
-        }
-    }
 }
 
 /// The attempt running an operation: the operation as claimed, and the
@@ -1127,69 +665,4 @@ impl Conductor {
 pub(crate) struct Attempt {
     pub op: Operation,
     pub fence: Fence,
-}
-
-/// What an attempt concluded: the writes recorded with its operation's
-/// retirement and, for a failure, the action the bus hears failed.
-#[derive(Debug, Default)]
-pub(crate) struct Done {
-    pub writes: Vec<Write>,
-    pub failed: Option<&'static str>,
-}
-
-impl Done {
-    fn writing(writes: Vec<Write>) -> Done {
-        Done {
-            writes,
-            failed: None,
-        }
-    }
-}
-
-/// The cluster from `from` to `to` (a failure) and its node groups in
-/// progress with it, as one set of writes.
-pub(crate) fn failure(cluster_uuid: &str, from: &str, to: &str, reason: &str) -> Done {
-    let to = Status::parse(to).unwrap_or(Status::UpdateFailed);
-    let mut writes = vec![Write::ClusterStatus {
-        uuid: cluster_uuid.into(),
-        from: vec![from.into()],
-        to: to.as_str().into(),
-        reason: Some(reason.into()),
-        if_idle: false,
-    }];
-    for (ng_from, ng_to) in nodegroup_moves(to) {
-        writes.push(Write::NodegroupsStatus {
-            cluster_uuid: cluster_uuid.into(),
-            from: vec![ng_from.as_str().into()],
-            to: ng_to.as_str().into(),
-            reason: Some(reason.into()),
-        });
-    }
-    Done {
-        writes,
-        failed: Some(match to {
-            Status::CreateFailed => "create",
-            Status::DeleteFailed => "delete",
-            _ => "update",
-        }),
-    }
-}
-
-/// An update that failed: `done`'s writes, then the cluster and its node
-/// groups in progress to UPDATE_FAILED.
-fn update_failure(done: Done, cluster_uuid: &str, reason: &str) -> Done {
-    let mut f = failure(cluster_uuid, UPDATE_IN_PROGRESS, UPDATE_FAILED, reason);
-    let mut writes = done.writes;
-    writes.append(&mut f.writes);
-    Done { writes, ..f }
-}
-
-/// A resize that failed: the group's count restored and its failure said,
-/// then the cluster's.
-fn resize_failure(cluster_uuid: &str, ng_uuid: &str, count: Option<i64>, reason: &str) -> Done {
-    let restore = Write::nodegroup(
-        ng_uuid,
-        fields(json!({ "node_count": count, "status": UPDATE_FAILED, "status_reason": reason })),
-    );
-    update_failure(Done::writing(vec![restore]), cluster_uuid, reason)
 }

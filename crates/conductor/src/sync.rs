@@ -24,13 +24,16 @@ use magnum_core::objects::status::*;
 use magnum_core::objects::{Cluster, ClusterTemplate, NodeGroup};
 use magnum_core::state::{nodegroup_moves, Status};
 use magnum_core::{MagnumError, RequestContext};
-use magnum_db::Write;
+use magnum_db::{ClusterEvent, EventKind, FailureClass, Write};
 use serde_json::{json, Map, Value};
 
 use crate::notify::Outcome;
 use crate::{Conductor, ConductorError};
 
 /// Statuses whose clusters get health syncs.
+/// Templates by uuid as read in one sync cycle (`None`: gone).
+pub(crate) type Templates = HashMap<String, Option<ClusterTemplate>>;
+
 const HEALTH_SYNCED: [&str; 2] = [CREATE_COMPLETE, UPDATE_COMPLETE];
 
 /// The binary name conductors heartbeat under (`magnum_service`).
@@ -52,6 +55,40 @@ fn verb(action: Action) -> &'static str {
         Action::Delete => "delete",
         Action::Update | Action::Rollback => "update",
     }
+}
+
+/// The events of an outcome the status sync records: the driver's (each
+/// failed resource, classified by its reason), then the cluster's move to
+/// `to`, a failure classified by `reason`.
+fn outcome_events(
+    cluster: &Cluster,
+    to: &str,
+    reason: Option<&str>,
+    observed: Option<(&Observed, &[NodeGroup])>,
+    host: &str,
+) -> Vec<Write> {
+    let mut events = Vec::new();
+    if let Some((o, _)) = observed {
+        for d in &o.events {
+            let text = format!("{}: {}", d.status, d.reason);
+            let e = ClusterEvent::new(&cluster.uuid, EventKind::Driver, text)
+                .resource(&d.resource)
+                .nodegroup(d.nodegroup_uuid.as_deref())
+                .class(FailureClass::classify(&d.reason))
+                .host(host);
+            events.push(Write::Event(e));
+        }
+    }
+    let e = match reason {
+        Some(r) if to.ends_with("_FAILED") => ClusterEvent::failure(&cluster.uuid, r),
+        _ => ClusterEvent::new(
+            &cluster.uuid,
+            EventKind::Completed,
+            format!("cluster is {to}"),
+        ),
+    };
+    events.push(Write::Event(e.status(to).host(host)));
+    events
 }
 
 /// FNV-1a (64 bits) of `bytes`: the same on every host, build and run
@@ -142,23 +179,20 @@ impl Conductor {
     }
 
     /// The specs of `clusters` (keyed by uuid) in a few statements: their
-    /// node groups and trusts in bulk, each template once. A cluster whose
-    /// template is gone gets that error.
+    /// node groups and trusts in bulk, each template once (none of those
+    /// already in `templates`, by uuid). A cluster whose template is gone
+    /// gets that error.
     pub(crate) async fn specs(
         &self,
         clusters: &[&Cluster],
+        mut templates: Templates,
     ) -> Result<HashMap<String, Result<ClusterSpec, MagnumError>>, ConductorError> {
         let db = &self.inner.db;
         let uuids: Vec<&str> = clusters.iter().map(|c| c.uuid.as_str()).collect();
         let mut groups = db.nodegroups_by_cluster(&uuids).await?;
         let mut trusts = db.trusts_of_clusters(&uuids).await?;
-        let mut templates: HashMap<String, Option<ClusterTemplate>> = HashMap::new();
         for c in clusters {
-            let id = c.cluster_template_id.clone().unwrap_or_default();
-            if let Entry::Vacant(slot) = templates.entry(id) {
-                let t = db.cluster_template_by_uuid(&admin(), slot.key()).await?;
-                slot.insert(t);
-            }
+            self.template_once(&mut templates, c).await?;
         }
         Ok(clusters
             .iter()
@@ -170,6 +204,7 @@ impl Conductor {
                         template,
                         nodegroups: groups.remove(&c.uuid).unwrap_or_default(),
                         trust: trusts.remove(&c.uuid).and_then(crate::ops::credentials),
+                        as_service: false,
                     }),
                     None => Err(MagnumError::ClusterTemplateNotFound(id)),
                 };
@@ -196,6 +231,13 @@ impl Conductor {
             .into_iter()
             .filter(|c| share.holds(&c.uuid))
             .collect();
+        let (clusters, templates) = match self.only_ours(clusters).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("status sync: {e}");
+                return;
+            }
+        };
         let mine = clusters.len();
         if clusters.is_empty() {
             tracing::debug!(
@@ -215,7 +257,7 @@ impl Conductor {
             .iter()
             .filter(|c| c.stack_id.is_some() && !busy.contains(&c.uuid))
             .collect();
-        let mut specs = match self.specs(&asked).await {
+        let mut specs = match self.specs(&asked, templates).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!("status sync: {e}");
@@ -249,6 +291,59 @@ impl Conductor {
         );
     }
 
+    /// `clusters` without those of drivers this conductor does not run:
+    /// external drivers (`[drivers] external_drivers`), which other
+    /// conductors run and sync, and drivers it does not know at all (a
+    /// cluster of another deployment's driver is left as it is, as
+    /// upstream's conductor leaves one, rather than failed for a
+    /// configuration this conductor lacks). A cluster whose template is
+    /// gone stays, for `sync_one` to judge. The templates read (each once)
+    /// come back, for [`Conductor::specs`].
+    async fn only_ours(
+        &self,
+        clusters: Vec<Cluster>,
+    ) -> Result<(Vec<Cluster>, Templates), ConductorError> {
+        let mut templates = Templates::new();
+        let mut kept = Vec::with_capacity(clusters.len());
+        for c in clusters {
+            let ours = match self.template_once(&mut templates, &c).await? {
+                None => true,
+                Some(t) => match self.inner.drivers.for_template(t) {
+                    Ok(d) => !d.external(),
+                    Err(e) => {
+                        tracing::warn!("status sync: cluster {} is left alone: {e}", c.uuid);
+                        false
+                    }
+                },
+            };
+            if ours {
+                kept.push(c);
+            }
+        }
+        Ok((kept, templates))
+    }
+
+    /// The template of `c`, read once into `templates`.
+    async fn template_once<'a>(
+        &self,
+        templates: &'a mut Templates,
+        c: &Cluster,
+    ) -> Result<Option<&'a ClusterTemplate>, ConductorError> {
+        let id = c.cluster_template_id.clone().unwrap_or_default();
+        let slot = match templates.entry(id) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(slot) => {
+                let t = self
+                    .inner
+                    .db
+                    .cluster_template_by_uuid(&admin(), slot.key())
+                    .await?;
+                slot.insert(t)
+            }
+        };
+        Ok(slot.as_ref())
+    }
+
     /// Sync one cluster as listed. `queued`: it had an operation queued
     /// when the queue was read; `spec`: read in bulk with the others.
     async fn sync_one(
@@ -269,7 +364,10 @@ impl Conductor {
             let minutes = cluster.create_timeout.unwrap_or(60);
             if let Some(created) = cluster.created_at {
                 let deadline = created + chrono::Duration::minutes(minutes);
-                if minutes > 0 && magnum_db::now() > deadline {
+                if minutes > 0
+                    && magnum_db::now() > deadline
+                    && !self.retried_within(&cluster.uuid, minutes).await?
+                {
                     let reason = format!("Cluster creation timed out after {minutes} minutes");
                     let failed = Progress::Failed(reason);
                     return self
@@ -334,7 +432,17 @@ impl Conductor {
                 return self.finish(&ctx, cluster, action, failed, None, true).await;
             }
         };
-        let observed = match driver.status(&spec).await {
+        let mut observed = driver.status(&spec).await;
+        if status == DELETE_IN_PROGRESS {
+            // A delete whose owner's trust is refused is followed with the
+            // service's own credentials, as its operation deleted it.
+            if let Err(DriverError::Failed(reason)) = &observed {
+                if let Some(service) = crate::ops::as_service(&spec, reason) {
+                    observed = driver.status(&service).await;
+                }
+            }
+        }
+        let observed = match observed {
             Ok(o) => o,
             Err(e) => {
                 tracing::warn!("status sync of cluster {}: {e}", cluster.uuid);
@@ -364,6 +472,29 @@ impl Conductor {
         let seen = Some((&observed, spec.nodegroups.as_slice()));
         self.finish(&ctx, cluster, observed.action, progress, seen, true)
             .await
+    }
+
+    /// Whether the create of `cluster_uuid` was queued again (retried from
+    /// CREATE_FAILED: a create queued after a failed one) within the last
+    /// `minutes`: its create timeout counts from then. Read only for
+    /// creates past their first deadline.
+    async fn retried_within(
+        &self,
+        cluster_uuid: &str,
+        minutes: i64,
+    ) -> Result<bool, ConductorError> {
+        let db = &self.inner.db;
+        let since = magnum_db::now() - chrono::Duration::minutes(minutes);
+        let Some(queued) = db
+            .event_latest(cluster_uuid, EventKind::Queued, "cluster_create")
+            .await?
+        else {
+            return Ok(false);
+        };
+        let failed_before = db
+            .event_failed_before(cluster_uuid, CREATE_FAILED, queued.id)
+            .await?;
+        Ok(failed_before && queued.created_at.is_some_and(|at| at > since))
     }
 
     /// Record what the orchestration reports for `cluster`: the addresses
@@ -424,6 +555,20 @@ impl Conductor {
             // cluster stays DELETE_IN_PROGRESS until its rows are gone.
             if self.retire(cluster).await? {
                 tracing::info!("cluster {} is {to}", cluster.uuid);
+                // After the rows it describes are gone: kept until pruned.
+                let e = ClusterEvent::new(
+                    &cluster.uuid,
+                    EventKind::Completed,
+                    format!("cluster is {to}"),
+                )
+                .status(&to)
+                .host(&self.inner.settings.host);
+                if let Err(e) = db.event_record(&e).await {
+                    tracing::warn!(
+                        "cluster {}: its deletion is not in its events: {e}",
+                        cluster.uuid
+                    );
+                }
                 let mut gone = cluster.clone();
                 gone.status = Some(to);
                 gone.status_reason = None;
@@ -456,6 +601,15 @@ impl Conductor {
                 status: DELETE_IN_PROGRESS.into(),
             });
         }
+        // The outcome and the driver's own account of it are recorded with
+        // the move, so only by the conductor that made it.
+        then.extend(outcome_events(
+            cluster,
+            &to,
+            reason.as_deref(),
+            observed,
+            &self.inner.settings.host,
+        ));
         let first = Write::ClusterStatus {
             uuid: cluster.uuid.clone(),
             from: vec![from.clone()],
@@ -495,7 +649,7 @@ impl Conductor {
         };
         let share = self.share().await;
         let clusters: Vec<&Cluster> = clusters.iter().filter(|c| share.holds(&c.uuid)).collect();
-        let specs = match self.specs(&clusters).await {
+        let specs = match self.specs(&clusters, Templates::new()).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!("health sync: {e}");
@@ -515,6 +669,9 @@ impl Conductor {
         let Ok(driver) = self.driver(spec) else {
             return;
         };
+        if driver.external() {
+            return;
+        }
         match driver.health(spec).await {
             Ok(Some(h)) => {
                 let reason = Some(h.reason.clone());

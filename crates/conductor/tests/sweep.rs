@@ -29,7 +29,7 @@ fn most_at_once(calls: &[fake_driver::SlowCall]) -> usize {
 }
 
 async fn orphans_are_taken_over_together(backend: Backend, bound: usize) {
-    let t = TestDb::create(backend).await;
+    let t = TestDb::create_migrated(backend).await;
     let db = t.migrated().await;
     let dir = cloud_dir("sweep");
     let cloud = FakeDriver::new(dir.clone());

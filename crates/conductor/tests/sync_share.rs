@@ -34,7 +34,7 @@ async fn beat(db: &Database, hosts: &[&str]) {
 }
 
 async fn three_conductors_ask_each_cluster_once(backend: Backend) {
-    let t = TestDb::create(backend).await;
+    let t = TestDb::create_migrated(backend).await;
     let db = t.migrated().await;
     let dir = cloud_dir("sync-share");
     let cloud = FakeDriver::new(dir.clone());
@@ -54,10 +54,22 @@ async fn three_conductors_ask_each_cluster_once(backend: Backend) {
         .collect();
     // c0 beat once and died: it is no longer among the live ones.
     beat(&db, &["c0"]).await;
-    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while db
+        .hosts_up("magnum-conductor", 2)
+        .await
+        .unwrap()
+        .iter()
+        .any(|h| h == "c0")
+    {
+        assert!(std::time::Instant::now() < deadline, "c0 still up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // Round one: every cluster is asked exactly once, and each conductor
     // takes part.
+    // The builds take six seconds from here.
+    let builds_done = tokio::time::Instant::now() + Duration::from_millis(6500);
     restart_stacks(&dir, &ids);
     beat(&db, &hosts).await;
     let (a, b, c) = (&conductors[0], &conductors[1], &conductors[2]);
@@ -107,7 +119,7 @@ async fn three_conductors_ask_each_cluster_once(backend: Backend) {
 
     // Once the builds are done, one round completes every cluster, each
     // asked once.
-    tokio::time::sleep(Duration::from_millis(6200)).await;
+    tokio::time::sleep_until(builds_done).await;
     beat(&db, &hosts).await;
     let seen = cloud.status_calls().len();
     tokio::join!(a.sync_status(), b.sync_status(), c.sync_status());

@@ -7,6 +7,9 @@
 //! template the way upstream does: by the template's `driver` field when set,
 //! otherwise by the kind it asks for.
 
+pub mod external;
+
+use crate::config::opts;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -42,6 +45,10 @@ pub struct ClusterSpec {
     pub nodegroups: Vec<NodeGroup>,
     /// How to act for the cluster's owner (Keystone deployments).
     pub trust: Option<TrustCredentials>,
+    /// Act with the service's own credentials instead of the trust: a
+    /// delete whose owner, trust or project is gone (Keystone refuses the
+    /// trust), so that it still completes.
+    pub as_service: bool,
 }
 
 /// A cluster's trustee and the trust its owner gave it: what a driver
@@ -118,6 +125,22 @@ pub struct Observed {
     pub container_version: Option<String>,
     /// Node addresses by node group UUID.
     pub node_addresses: HashMap<String, Vec<String>>,
+    /// The orchestration's own account of a failure: each resource that
+    /// failed of its own accord (recorded in the cluster's events).
+    pub events: Vec<DriverEvent>,
+}
+
+/// One event of the orchestration, as a driver reports it (a Heat
+/// resource that failed, with Heat's reason).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriverEvent {
+    /// The resource, as a path from the top of the orchestration.
+    pub resource: String,
+    /// Its status (`CREATE_FAILED`, …).
+    pub status: String,
+    pub reason: String,
+    /// The node group it belongs to, when the driver knows.
+    pub nodegroup_uuid: Option<String>,
 }
 
 impl Observed {
@@ -129,6 +152,7 @@ impl Observed {
             coe_version: None,
             container_version: None,
             node_addresses: HashMap::new(),
+            events: Vec::new(),
         }
     }
 }
@@ -178,6 +202,18 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
     fn default_candidate(&self) -> bool {
         true
     }
+    /// Whether other conductors run it (`[drivers] external_drivers`): the
+    /// API hands its clusters' operations to them, and ours leave those
+    /// clusters alone.
+    fn external(&self) -> bool {
+        false
+    }
+    /// Whether it acts for the cluster's owner through a Keystone trust
+    /// (the Heat drivers do), so that a cluster create is refused when
+    /// none can be made.
+    fn needs_trust(&self) -> bool {
+        false
+    }
     /// Refuse a master count this driver cannot build.
     fn validate_master_size(&self, _count: i64) -> Result<(), MagnumError> {
         Ok(())
@@ -191,6 +227,13 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
     /// Start building the cluster; the orchestration's id (`stack_id`).
     fn create(&self, _spec: &ClusterSpec, _timeout_minutes: i64) -> DriverFuture<'_, String> {
         not_available(self.name(), "Creating a cluster")
+    }
+    /// Drive a failed build again (a create retried from CREATE_FAILED):
+    /// the orchestration retries what failed and the status sync follows
+    /// it as a create; the orchestration's id. Safe to repeat: a build
+    /// already running again is left to run.
+    fn retry_create(&self, _spec: &ClusterSpec, _timeout_minutes: i64) -> DriverFuture<'_, String> {
+        not_available(self.name(), "Retrying a failed create")
     }
     /// Apply the cluster's stored node counts and settings.
     fn update(&self, _spec: &ClusterSpec, _rollback: bool) -> DriverFuture<'_, ()> {
@@ -252,6 +295,111 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
     /// The cluster's health as its COE reports it; `None`: unknown.
     fn health(&self, _spec: &ClusterSpec) -> DriverFuture<'_, Option<Health>> {
         Box::pin(async { Ok(None) })
+    }
+}
+
+/// A driver whose calls are timed into the driver call latency metric
+/// (`crate::metrics::driver_call`); the registry wraps every driver so.
+#[derive(Debug)]
+struct Timed(Arc<dyn Driver>);
+
+fn timed<'a, T: 'a>(call: &'static str, f: DriverFuture<'a, T>) -> DriverFuture<'a, T> {
+    Box::pin(async move {
+        let began = std::time::Instant::now();
+        let r = f.await;
+        crate::metrics::driver_call(call, began.elapsed());
+        r
+    })
+}
+
+impl Driver for Timed {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    fn provides(&self) -> &'static [ClusterKind] {
+        self.0.provides()
+    }
+    fn template_path(&self) -> Option<String> {
+        self.0.template_path()
+    }
+    fn beta(&self) -> bool {
+        self.0.beta()
+    }
+    fn default_candidate(&self) -> bool {
+        self.0.default_candidate()
+    }
+    fn external(&self) -> bool {
+        self.0.external()
+    }
+    fn needs_trust(&self) -> bool {
+        self.0.needs_trust()
+    }
+    fn validate_master_size(&self, count: i64) -> Result<(), MagnumError> {
+        self.0.validate_master_size(count)
+    }
+    fn validate_master_resize(&self, count: i64) -> Result<(), MagnumError> {
+        self.0.validate_master_resize(count)
+    }
+    fn create(&self, spec: &ClusterSpec, timeout_minutes: i64) -> DriverFuture<'_, String> {
+        timed("create", self.0.create(spec, timeout_minutes))
+    }
+    fn retry_create(&self, spec: &ClusterSpec, timeout_minutes: i64) -> DriverFuture<'_, String> {
+        timed("retry_create", self.0.retry_create(spec, timeout_minutes))
+    }
+    fn update(&self, spec: &ClusterSpec, rollback: bool) -> DriverFuture<'_, ()> {
+        timed("update", self.0.update(spec, rollback))
+    }
+    fn resize(
+        &self,
+        spec: &ClusterSpec,
+        nodegroup: &NodeGroup,
+        node_count: i64,
+        nodes_to_remove: &[String],
+    ) -> DriverFuture<'_, ()> {
+        timed(
+            "resize",
+            self.0.resize(spec, nodegroup, node_count, nodes_to_remove),
+        )
+    }
+    fn upgrade(
+        &self,
+        spec: &ClusterSpec,
+        template: &ClusterTemplate,
+        max_batch_size: i64,
+        nodegroup: &NodeGroup,
+    ) -> DriverFuture<'_, ()> {
+        timed(
+            "upgrade",
+            self.0.upgrade(spec, template, max_batch_size, nodegroup),
+        )
+    }
+    fn delete(&self, spec: &ClusterSpec) -> DriverFuture<'_, ()> {
+        timed("delete", self.0.delete(spec))
+    }
+    fn create_nodegroup(
+        &self,
+        spec: &ClusterSpec,
+        ng: &NodeGroup,
+    ) -> DriverFuture<'_, Option<String>> {
+        timed("create_nodegroup", self.0.create_nodegroup(spec, ng))
+    }
+    fn update_nodegroup(&self, spec: &ClusterSpec, ng: &NodeGroup) -> DriverFuture<'_, ()> {
+        timed("update_nodegroup", self.0.update_nodegroup(spec, ng))
+    }
+    fn delete_nodegroup(&self, spec: &ClusterSpec, ng: &NodeGroup) -> DriverFuture<'_, ()> {
+        timed("delete_nodegroup", self.0.delete_nodegroup(spec, ng))
+    }
+    fn rotate_ca_certificate(&self, spec: &ClusterSpec) -> DriverFuture<'_, ()> {
+        timed("rotate_ca_certificate", self.0.rotate_ca_certificate(spec))
+    }
+    fn rotate_credential(&self, spec: &ClusterSpec) -> DriverFuture<'_, ()> {
+        timed("rotate_credential", self.0.rotate_credential(spec))
+    }
+    fn status(&self, spec: &ClusterSpec) -> DriverFuture<'_, Observed> {
+        timed("status", self.0.status(spec))
+    }
+    fn health(&self, spec: &ClusterSpec) -> DriverFuture<'_, Option<Health>> {
+        timed("health", self.0.health(spec))
     }
 }
 
@@ -330,23 +478,38 @@ pub fn registry_with(extra: Vec<Arc<dyn Driver>>, conf: &Config) -> DriverRegist
 }
 
 impl DriverRegistry {
-    /// A registry of the given drivers, filtered and tuned by `[drivers]`.
+    /// A registry of the given drivers, filtered and tuned by `[drivers]`,
+    /// with the external drivers it declares (one of those stands in for a
+    /// given driver of its name: other conductors serve it).
     pub fn new(drivers: Vec<Arc<dyn Driver>>, conf: &Config) -> Self {
-        let disabled = conf.list("drivers", "disabled_drivers");
+        let disabled = conf.get(opts::drivers::DISABLED_DRIVERS);
+        let external = external::registered(conf);
+        let served_elsewhere: Vec<&str> = external.iter().map(|e| e.name()).collect();
         let mut drivers: Vec<_> = drivers
             .into_iter()
+            .filter(|d| !served_elsewhere.contains(&d.name()))
+            .chain(external)
             .filter(|d| !disabled.iter().any(|n| n == d.name()))
             .collect();
         drivers.sort_by_key(|d| d.name());
+        let drivers = drivers
+            .into_iter()
+            .map(|d| Arc::new(Timed(d)) as Arc<dyn Driver>)
+            .collect();
         DriverRegistry {
             drivers,
-            enabled_beta: conf.list("drivers", "enabled_beta_drivers"),
-            default_driver: conf.str("drivers", "default_driver"),
+            enabled_beta: conf.get(opts::drivers::ENABLED_BETA_DRIVERS),
+            default_driver: conf.get(opts::drivers::DEFAULT_DRIVER),
         }
     }
 
     pub fn drivers(&self) -> &[Arc<dyn Driver>] {
         &self.drivers
+    }
+
+    /// Whether any driver in force is served by other conductors.
+    pub fn has_external(&self) -> bool {
+        self.drivers.iter().any(|d| d.external())
     }
 
     /// The driver for a template (`select` on its fields).
@@ -400,11 +563,20 @@ impl DriverRegistry {
             };
         }
         if let Some(os) = os {
-            let matching = self.drivers.iter().find(|d| {
+            // A kind declared external is built by those conductors, even
+            // where a driver of ours builds it too (templates our API made
+            // name their driver, so only others are selected by kind).
+            let builds = |d: &&Arc<dyn Driver>| {
                 d.provides()
                     .iter()
                     .any(|k| k.server_type == server_type && k.os == os && k.coe == coe)
-            });
+            };
+            let matching = self
+                .drivers
+                .iter()
+                .filter(builds)
+                .find(|d| d.external())
+                .or_else(|| self.drivers.iter().find(builds));
             return match matching {
                 Some(driver) if self.usable(driver) => Ok(driver.clone()),
                 _ => Err(unsupported()),
@@ -511,5 +683,163 @@ mod tests {
         assert!(reg
             .select("vm", Some("debian"), "kubernetes", None)
             .is_err());
+    }
+
+    #[test]
+    fn external_drivers_are_selected_like_ours_and_stand_in_for_a_namesake() {
+        let reg = registry(&conf(
+            "[drivers]\nexternal_drivers = k8s_capi:vm:ubuntu:kubernetes,\
+             k8s_capi:vm:flatcar:kubernetes, mesos_ubuntu_v1:vm:ubuntu:mesos\n",
+        ));
+        assert!(reg.has_external());
+        let d = reg
+            .select("vm", Some("flatcar"), "kubernetes", None)
+            .unwrap();
+        assert_eq!(d.name(), "k8s_capi");
+        assert!(d.external());
+        let d = reg
+            .select("vm", None, "kubernetes", Some("k8s_capi"))
+            .unwrap();
+        assert!(d.external());
+        assert!(reg.select("vm", None, "mesos", Some("k8s_capi")).is_err());
+        // Not a fallback for templates that name no OS.
+        let d = reg.select("vm", None, "kubernetes", None).unwrap();
+        assert_eq!(d.name(), "k8s_fedora_coreos_v1");
+        // A shipped name declared external is the external one.
+        let mesos = reg.by_name("mesos_ubuntu_v1").unwrap();
+        assert!(mesos.external());
+        assert_eq!(
+            reg.drivers()
+                .iter()
+                .filter(|d| d.name() == "mesos_ubuntu_v1")
+                .count(),
+            1
+        );
+        assert!(!registry(&Config::defaults()).has_external());
+        // A kind one of ours builds too goes to the external driver.
+        let reg = registry(&conf(
+            "[drivers]\nexternal_drivers = zz_capi:vm:ubuntu:kubernetes\n",
+        ));
+        let d = reg
+            .select("vm", Some("ubuntu"), "kubernetes", None)
+            .unwrap();
+        assert_eq!(d.name(), "zz_capi");
+        let d = reg
+            .select("vm", None, "kubernetes", Some("k8s_ubuntu_v1"))
+            .unwrap();
+        assert!(!d.external());
+    }
+
+    /// The metrics wrapper hands every call to the driver it wraps: a call
+    /// it forgot would reach the trait's default and answer "not available"
+    /// for a driver that implements it.
+    #[test]
+    fn timed_drivers_forward_every_call() {
+        #[derive(Debug)]
+        struct Probe;
+        fn said<T: Send + 'static>(call: &'static str) -> DriverFuture<'static, T> {
+            Box::pin(async move { Err(DriverError::NotAvailable(format!("probe {call}"))) })
+        }
+        impl Driver for Probe {
+            fn name(&self) -> &'static str {
+                "probe"
+            }
+            fn provides(&self) -> &'static [ClusterKind] {
+                &[]
+            }
+            fn create(&self, _: &ClusterSpec, _: i64) -> DriverFuture<'_, String> {
+                said("create")
+            }
+            fn retry_create(&self, _: &ClusterSpec, _: i64) -> DriverFuture<'_, String> {
+                said("retry_create")
+            }
+            fn update(&self, _: &ClusterSpec, _: bool) -> DriverFuture<'_, ()> {
+                said("update")
+            }
+            fn resize(
+                &self,
+                _: &ClusterSpec,
+                _: &NodeGroup,
+                _: i64,
+                _: &[String],
+            ) -> DriverFuture<'_, ()> {
+                said("resize")
+            }
+            fn upgrade(
+                &self,
+                _: &ClusterSpec,
+                _: &ClusterTemplate,
+                _: i64,
+                _: &NodeGroup,
+            ) -> DriverFuture<'_, ()> {
+                said("upgrade")
+            }
+            fn delete(&self, _: &ClusterSpec) -> DriverFuture<'_, ()> {
+                said("delete")
+            }
+            fn create_nodegroup(
+                &self,
+                _: &ClusterSpec,
+                _: &NodeGroup,
+            ) -> DriverFuture<'_, Option<String>> {
+                said("create_nodegroup")
+            }
+            fn update_nodegroup(&self, _: &ClusterSpec, _: &NodeGroup) -> DriverFuture<'_, ()> {
+                said("update_nodegroup")
+            }
+            fn delete_nodegroup(&self, _: &ClusterSpec, _: &NodeGroup) -> DriverFuture<'_, ()> {
+                said("delete_nodegroup")
+            }
+            fn rotate_ca_certificate(&self, _: &ClusterSpec) -> DriverFuture<'_, ()> {
+                said("rotate_ca_certificate")
+            }
+            fn rotate_credential(&self, _: &ClusterSpec) -> DriverFuture<'_, ()> {
+                said("rotate_credential")
+            }
+            fn status(&self, _: &ClusterSpec) -> DriverFuture<'_, Observed> {
+                said("status")
+            }
+            fn health(&self, _: &ClusterSpec) -> DriverFuture<'_, Option<Health>> {
+                said("health")
+            }
+        }
+        // Each probe's future is ready at its first poll.
+        fn answer<T>(mut f: DriverFuture<'_, T>) -> String {
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            match f.as_mut().poll(&mut cx) {
+                std::task::Poll::Ready(Err(e)) => e.to_string(),
+                _ => "no answer".into(),
+            }
+        }
+        let d = Timed(Arc::new(Probe));
+        let spec = ClusterSpec {
+            cluster: Cluster::default(),
+            template: ClusterTemplate::default(),
+            nodegroups: Vec::new(),
+            trust: None,
+            as_service: false,
+        };
+        let (ng, t) = (NodeGroup::default(), ClusterTemplate::default());
+        let answers = [
+            ("create", answer(d.create(&spec, 1))),
+            ("retry_create", answer(d.retry_create(&spec, 1))),
+            ("update", answer(d.update(&spec, false))),
+            ("resize", answer(d.resize(&spec, &ng, 1, &[]))),
+            ("upgrade", answer(d.upgrade(&spec, &t, 1, &ng))),
+            ("delete", answer(d.delete(&spec))),
+            ("create_nodegroup", answer(d.create_nodegroup(&spec, &ng))),
+            ("update_nodegroup", answer(d.update_nodegroup(&spec, &ng))),
+            ("delete_nodegroup", answer(d.delete_nodegroup(&spec, &ng))),
+            (
+                "rotate_ca_certificate",
+                answer(d.rotate_ca_certificate(&spec)),
+            ),
+            ("rotate_credential", answer(d.rotate_credential(&spec))),
+            ("status", answer(d.status(&spec))),
+            ("health", answer(d.health(&spec))),
+        ];
+        for (call, said) in answers {
+            assert_eq!(said, format!("probe {call}"));
+        }
     }
 }

@@ -101,6 +101,28 @@ pub const COE_VALUES: [&str; 5] = ["kubernetes", "swarm", "mesos", "dcos", "swar
 /// The server types upstream's object layer knows (`fields.ServerType`).
 pub const SERVER_TYPES: [&str; 2] = ["vm", "bm"];
 
+/// A cluster's trustee user and the trust its owner gave it (our own
+/// table, `rs_cluster_trust`).
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClusterTrust {
+    pub cluster_uuid: String,
+    pub trustee_user_id: Option<String>,
+    pub trustee_username: Option<String>,
+    pub trustee_password: Option<String>,
+    pub trust_id: Option<String>,
+}
+
+impl std::fmt::Debug for ClusterTrust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterTrust")
+            .field("cluster_uuid", &self.cluster_uuid)
+            .field("trustee_user_id", &self.trustee_user_id)
+            .field("trust_id", &self.trust_id)
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -123,6 +123,20 @@ pub fn nodegroup_moves(cluster_to: Status) -> Vec<(Status, Status)> {
     }
 }
 
+/// Where a cluster update may start: upstream's statuses and, ours, a
+/// failed update (so an update is retried without rebuilding the cluster).
+const UPDATE_RETRYABLE: [&str; 9] = [
+    CREATE_COMPLETE,
+    UPDATE_COMPLETE,
+    RESUME_COMPLETE,
+    RESTORE_COMPLETE,
+    ROLLBACK_COMPLETE,
+    SNAPSHOT_COMPLETE,
+    CHECK_COMPLETE,
+    ADOPT_COMPLETE,
+    UPDATE_FAILED,
+];
+
 /// A status change that must hold for an operation to be queued: the
 /// cluster moves from one of `from` to `to` (`to: None` leaves the status
 /// alone but still requires one of `from`).
@@ -199,10 +213,25 @@ impl Method {
                 from: &RESIZABLE,
                 to: Some(UPDATE_IN_PROGRESS),
             },
+            // Ours: also after a failed update (a retry from failure).
+            Method::ClusterUpdate => Gate {
+                from: &UPDATE_RETRYABLE,
+                to: Some(UPDATE_IN_PROGRESS),
+            },
             _ => Gate {
                 from: &UPDATABLE,
                 to: Some(UPDATE_IN_PROGRESS),
             },
+        }
+    }
+
+    /// Where a create may be driven again (`POST
+    /// /v1/clusters/{ident}/actions/retry`, ours): from a failed create,
+    /// back into progress, its failed node groups with it.
+    pub fn create_retry_gate() -> Gate<'static> {
+        Gate {
+            from: &[CREATE_FAILED],
+            to: Some(CREATE_IN_PROGRESS),
         }
     }
 
@@ -271,7 +300,8 @@ mod tests {
             assert_eq!(Method::parse(m.name()), Some(m));
         }
         // A delete goes from anywhere, a resize also after a failed update,
-        // an update only from a finished state.
+        // an update from a finished state or (ours) a failed update, an
+        // upgrade only from a finished state.
         assert!(Method::ClusterDelete
             .gate(false)
             .from
@@ -280,10 +310,16 @@ mod tests {
             .gate(false)
             .from
             .contains(&UPDATE_FAILED));
-        assert!(!Method::ClusterUpdate
+        let update = Method::ClusterUpdate.gate(false).from;
+        assert!(update.contains(&UPDATE_FAILED));
+        assert!(UPDATABLE.iter().all(|s| update.contains(s)));
+        assert!(!update.contains(&CREATE_FAILED));
+        assert!(!update.contains(&UPDATE_IN_PROGRESS));
+        assert!(!Method::ClusterUpgrade
             .gate(false)
             .from
             .contains(&UPDATE_FAILED));
+        assert_eq!(Method::create_retry_gate().from, [CREATE_FAILED]);
         assert_eq!(Method::ClusterUpdate.gate(true).to, None);
         assert_eq!(
             Method::NodegroupDelete

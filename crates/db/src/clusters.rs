@@ -10,6 +10,7 @@ use magnum_core::RequestContext;
 use sea_query::{Alias, Cond, Expr, Query, SelectStatement, SimpleExpr, UpdateStatement};
 
 use crate::cluster_templates::tenant_filter;
+use crate::nodegroups::{NODEGROUPS, NODEGROUP_SUMMARY};
 use crate::paginate::{self, Page};
 use crate::records::{self, insert, select, Mapping};
 use crate::schema::{Table, CLUSTER, CLUSTER_TEMPLATE, NODEGROUP};
@@ -19,28 +20,6 @@ pub(crate) const CLUSTERS: Mapping = Mapping {
     table: &CLUSTER,
     json: &["labels", "health_status_reason"],
 };
-
-pub(crate) const NODEGROUPS: Mapping = Mapping {
-    table: &NODEGROUP,
-    json: &["labels", "node_addresses", "node_labels", "node_taints"],
-};
-
-/// The node group columns cluster views read.
-const NODEGROUP_SUMMARY: [&str; 9] = [
-    "id",
-    "uuid",
-    "name",
-    "cluster_id",
-    "role",
-    "node_count",
-    "node_addresses",
-    "status",
-    "status_reason",
-];
-
-/// The node group columns a cluster list's summary view reads (the
-/// counts by role).
-const NODEGROUP_COUNTS: [&str; 4] = ["id", "cluster_id", "role", "node_count"];
 
 /// The cluster columns a list's summary view reads (upstream's
 /// `expand=False` fields, the row id and the owner).
@@ -72,7 +51,7 @@ pub struct ClusterFilter {
     pub status: Vec<String>,
 }
 
-fn c(name: &str) -> Expr {
+pub(crate) fn c(name: &str) -> Expr {
     Expr::col(Alias::new(name))
 }
 
@@ -115,40 +94,7 @@ pub(crate) fn cluster_fields(
     q
 }
 
-/// Write some fields of a node group (by column name).
-pub(crate) fn nodegroup_fields(
-    uuid: &str,
-    fields: &serde_json::Map<String, serde_json::Value>,
-) -> UpdateStatement {
-    let mut q = Query::update()
-        .table(Alias::new(NODEGROUP.name))
-        .value(Alias::new("updated_at"), now())
-        .and_where(c("uuid").eq(uuid))
-        .to_owned();
-    for (k, v) in records::some_values(&NODEGROUPS, fields) {
-        q.value(Alias::new(k), SimpleExpr::Value(v));
-    }
-    q
-}
-
-/// Move the node groups of a cluster that are in one of `from` to `to`.
-pub(crate) fn nodegroups_transition(
-    cluster_uuid: &str,
-    from: &[&str],
-    to: &str,
-    reason: Option<&str>,
-) -> UpdateStatement {
-    Query::update()
-        .table(Alias::new(NODEGROUP.name))
-        .value(Alias::new("status"), to)
-        .value(Alias::new("status_reason"), reason.map(str::to_string))
-        .value(Alias::new("updated_at"), now())
-        .and_where(c("cluster_id").eq(cluster_uuid))
-        .and_where(c("status").is_in(from.iter().copied()))
-        .to_owned()
-}
-
-fn uuid_like(s: &str) -> bool {
+pub(crate) fn uuid_like(s: &str) -> bool {
     let hex: String = s.chars().filter(|c| *c != '-').collect();
     hex.len() == 32 && hex.chars().all(|c| c.is_ascii_hexdigit())
 }
@@ -157,6 +103,18 @@ fn owned(ctx: &RequestContext, cond: Cond) -> Cond {
     match tenant_filter(ctx) {
         Some(t) => cond.add(t),
         None => cond,
+    }
+}
+
+/// A template's labels column, as read by a cluster's select.
+fn template_labels(text: Option<String>) -> Result<Option<Labels>, DbError> {
+    match text {
+        Some(text) => serde_json::from_str(&text).map_err(|e| DbError::Corrupt {
+            table: CLUSTER_TEMPLATE.name,
+            column: "labels",
+            reason: e.to_string(),
+        }),
+        None => Ok(None),
     }
 }
 
@@ -189,10 +147,6 @@ fn cluster_page(
 impl Database {
     async fn clusters_where(&self, q: &SelectStatement) -> Result<Vec<Cluster>, DbError> {
         self.fetch_records(q, &CLUSTERS).await
-    }
-
-    async fn nodegroups_where(&self, q: &SelectStatement) -> Result<Vec<NodeGroup>, DbError> {
-        self.fetch_records(q, &NODEGROUPS).await
     }
 
     /// Store a new cluster with its node groups, all or nothing.
@@ -289,39 +243,103 @@ impl Database {
         by_name: bool,
     ) -> Result<Vec<(Cluster, Option<Labels>)>, DbError> {
         let key = if by_name { "name" } else { "uuid" };
-        let template_labels = Query::select()
-            .column(Alias::new("labels"))
-            .from(Alias::new(CLUSTER_TEMPLATE.name))
-            .and_where(
-                Expr::col((Alias::new(CLUSTER_TEMPLATE.name), Alias::new("uuid")))
-                    .equals((Alias::new(CLUSTER.name), Alias::new("cluster_template_id"))),
-            )
-            .to_owned();
-        let q = select(&CLUSTERS)
-            .expr(SimpleExpr::SubQuery(
-                None,
-                Box::new(template_labels.into_sub_query_statement()),
-            ))
-            .cond_where(owned(ctx, Cond::all().add(c(key).eq(ident))))
-            .limit(2)
-            .to_owned();
-        self.fetch_records_with(&q, &CLUSTERS, 1)
+        let (tenancy, tenancy_values) = crate::shapes::tenancy(ctx);
+        let mut values = vec![ident.into()];
+        values.extend(tenancy_values);
+        values.push(2u64.into());
+        let shape = (
+            "clusters_with_template_labels",
+            tenancy << 1 | by_name as u32,
+        );
+        let sql = self.shaped(shape, values, || {
+            let template_labels = Query::select()
+                .column(Alias::new("labels"))
+                .from(Alias::new(CLUSTER_TEMPLATE.name))
+                .and_where(
+                    Expr::col((Alias::new(CLUSTER_TEMPLATE.name), Alias::new("uuid")))
+                        .equals((Alias::new(CLUSTER.name), Alias::new("cluster_template_id"))),
+                )
+                .to_owned();
+            select(&CLUSTERS)
+                .expr(SimpleExpr::SubQuery(
+                    None,
+                    Box::new(template_labels.into_sub_query_statement()),
+                ))
+                .cond_where(owned(ctx, Cond::all().add(c(key).eq(ident))))
+                .limit(2)
+                .to_owned()
+        });
+        self.fetch_sql_records(sql, &CLUSTERS, 1)
             .await?
             .into_iter()
-            .map(|(cluster, mut extra)| {
-                let labels = match extra.pop().flatten() {
-                    Some(text) => serde_json::from_str::<Option<Labels>>(&text).map_err(|e| {
-                        DbError::Corrupt {
-                            table: CLUSTER_TEMPLATE.name,
-                            column: "labels",
-                            reason: e.to_string(),
-                        }
-                    })?,
-                    None => None,
-                };
-                Ok((cluster, labels))
-            })
+            .map(|(cluster, mut extra)| Ok((cluster, template_labels(extra.pop().flatten())?)))
             .collect()
+    }
+
+    /// The caller's cluster with this UUID, the labels of its template
+    /// (whoever owns it) and the summaries of its node groups (as
+    /// [`Database::nodegroup_summaries_of`]), in one statement: everything
+    /// a cluster's full view shows.
+    pub async fn cluster_view(
+        &self,
+        ctx: &RequestContext,
+        uuid: &str,
+    ) -> Result<Option<(Cluster, Option<Labels>, Vec<NodeGroup>)>, DbError> {
+        let (tenancy, tenancy_values) = crate::shapes::tenancy(ctx);
+        let mut values = vec![uuid.into()];
+        values.extend(tenancy_values);
+        let sql = self.shaped(("cluster_view", tenancy), values, || {
+            let cl = || Alias::new(CLUSTER.name);
+            let ng = || Alias::new(NODEGROUP.name);
+            let col = |t: Alias, c: &str| Expr::col((t, Alias::new(c)));
+            let template_labels = Query::select()
+                .column(Alias::new("labels"))
+                .from(Alias::new(CLUSTER_TEMPLATE.name))
+                .and_where(
+                    Expr::col((Alias::new(CLUSTER_TEMPLATE.name), Alias::new("uuid")))
+                        .equals((cl(), Alias::new("cluster_template_id"))),
+                )
+                .to_owned();
+            let mut q = Query::select();
+            q.columns(CLUSTER.columns.iter().map(|c| (cl(), Alias::new(c.name))))
+                .expr(SimpleExpr::SubQuery(
+                    None,
+                    Box::new(template_labels.into_sub_query_statement()),
+                ))
+                .columns(NODEGROUP_SUMMARY.iter().map(|c| (ng(), Alias::new(*c))))
+                .from(cl())
+                .left_join(
+                    ng(),
+                    Expr::col((ng(), Alias::new("cluster_id"))).equals((cl(), Alias::new("uuid"))),
+                )
+                .and_where(col(cl(), "uuid").eq(uuid));
+            // The tenancy filter of `tenant_filter`, on the cluster's columns.
+            match (tenancy, &ctx.project_id, &ctx.user_id) {
+                (0, _, _) => {}
+                (1, Some(project), _) => {
+                    q.and_where(col(cl(), "project_id").eq(project.as_str()));
+                }
+                (2, _, Some(user)) => {
+                    q.and_where(col(cl(), "user_id").eq(user.as_str()));
+                }
+                _ => {
+                    q.and_where(col(cl(), "user_id").is_null());
+                }
+            }
+            // Not ORDER BY: MariaDB sorts such a join in a temporary table,
+            // which tripled the statement's time; the few rows are sorted
+            // here.
+            q
+        });
+        let Some((cluster, mut extra, mut nodegroups)) = self
+            .fetch_with_children(sql, &CLUSTERS, 1, &NODEGROUPS, &NODEGROUP_SUMMARY)
+            .await?
+        else {
+            return Ok(None);
+        };
+        nodegroups.sort_by_key(|ng: &NodeGroup| ng.id);
+        let labels = template_labels(extra.pop().flatten())?;
+        Ok(Some((cluster, labels, nodegroups)))
     }
 
     /// Clusters in any of these statuses, whoever owns them (reconcilers).
@@ -370,30 +388,6 @@ impl Database {
         Ok(self.execute(&q).await? == 1)
     }
 
-    /// A node group by UUID, whoever owns it.
-    pub async fn nodegroup_get(&self, uuid: &str) -> Result<Option<NodeGroup>, DbError> {
-        let q = select(&NODEGROUPS).and_where(c("uuid").eq(uuid)).to_owned();
-        Ok(self.nodegroups_where(&q).await?.into_iter().next())
-    }
-
-    /// Write some fields of a node group (by column name).
-    pub async fn nodegroup_update_fields(
-        &self,
-        uuid: &str,
-        fields: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<bool, DbError> {
-        Ok(self.execute(&nodegroup_fields(uuid, fields)).await? == 1)
-    }
-
-    /// Delete one node group. `Ok(false)`: already gone.
-    pub async fn nodegroup_destroy(&self, uuid: &str) -> Result<bool, DbError> {
-        let q = Query::delete()
-            .from_table(Alias::new(NODEGROUP.name))
-            .and_where(c("uuid").eq(uuid))
-            .to_owned();
-        Ok(self.execute(&q).await? == 1)
-    }
-
     /// How many clusters a project has (quota checks).
     pub async fn cluster_count(&self, project_id: &str) -> Result<i64, DbError> {
         self.count(&Self::cluster_count_query(project_id)).await
@@ -408,8 +402,11 @@ impl Database {
             .to_owned()
     }
 
-    /// Delete a cluster and its node groups. `Ok(false)`: already gone.
-    pub async fn cluster_destroy(&self, uuid: &str) -> Result<bool, DbError> {
+    /// Delete a cluster and its node groups, and the rows of upstream's
+    /// `x509keypair` table named in `keypairs` (its certificates, when kept
+    /// there: gone in the same transaction, so no outage between the two
+    /// leaves them behind). `Ok(false)`: already gone.
+    pub async fn cluster_destroy(&self, uuid: &str, keypairs: &[String]) -> Result<bool, DbError> {
         #[derive(sqlx::FromRow)]
         struct Owner {
             project_id: Option<String>,
@@ -437,6 +434,15 @@ impl Database {
                     .to_owned(),
             )
             .await?;
+        if !keypairs.is_empty() {
+            tx.execute(
+                &Query::delete()
+                    .from_table(Alias::new(crate::schema::X509KEYPAIR.name))
+                    .and_where(c("uuid").is_in(keypairs.iter().map(String::as_str)))
+                    .to_owned(),
+            )
+            .await?;
+        }
         // Off its project's count (when this one deleted it).
         if let (1, Some(project)) = (n, owner.and_then(|o| o.project_id)) {
             tx.execute(&crate::operations::project_count_moved(&project, false))
@@ -468,330 +474,7 @@ impl Database {
         }
         Ok((self.count(&clusters).await?, self.count(&nodes).await?))
     }
-
-    /// The node groups of a cluster, by id.
-    pub async fn nodegroups_of(&self, cluster_uuid: &str) -> Result<Vec<NodeGroup>, DbError> {
-        let q = select(&NODEGROUPS)
-            .and_where(c("cluster_id").eq(cluster_uuid))
-            .order_by(Alias::new("id"), sea_query::Order::Asc)
-            .to_owned();
-        self.nodegroups_where(&q).await
-    }
-
-    /// What cluster views show of the node groups of several clusters
-    /// (uuid, name, cluster, role, counts, addresses, status and reason;
-    /// other fields are left at their defaults), in one statement, by id:
-    /// a page of clusters costs one query for all their node groups.
-    pub async fn nodegroup_summaries_of(
-        &self,
-        cluster_uuids: &[&str],
-    ) -> Result<Vec<NodeGroup>, DbError> {
-        if cluster_uuids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let q = records::select_only(&NODEGROUPS, &NODEGROUP_SUMMARY)
-            .and_where(c("cluster_id").is_in(cluster_uuids.iter().copied()))
-            .order_by(Alias::new("id"), sea_query::Order::Asc)
-            .to_owned();
-        self.nodegroups_where(&q).await
-    }
-
-    /// The counts of the node groups of several clusters (id, cluster,
-    /// role and node count; other fields left at their defaults), in one
-    /// statement: what a list's summary view shows of them.
-    pub async fn nodegroup_counts_of(
-        &self,
-        cluster_uuids: &[&str],
-    ) -> Result<Vec<NodeGroup>, DbError> {
-        if cluster_uuids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let q = records::select_only(&NODEGROUPS, &NODEGROUP_COUNTS)
-            .and_where(c("cluster_id").is_in(cluster_uuids.iter().copied()))
-            .to_owned();
-        self.nodegroups_where(&q).await
-    }
-
-    /// Whether `key` is a column node groups can be sorted by.
-    pub fn nodegroup_sort_key_valid(key: &str) -> bool {
-        paginate::valid_sort_key(&NODEGROUP, key)
-    }
-
-    /// One page of a cluster's node groups; non-admins see their
-    /// project's only (upstream's rule), optionally of one role.
-    pub async fn nodegroup_list(
-        &self,
-        ctx: &RequestContext,
-        cluster_uuid: &str,
-        role: Option<&str>,
-        page: &Page,
-    ) -> Result<Vec<NodeGroup>, DbError> {
-        let mut q = select(&NODEGROUPS)
-            .and_where(c("cluster_id").eq(cluster_uuid))
-            .to_owned();
-        if !ctx.is_admin {
-            q.and_where(c("project_id").eq(ctx.project_id.clone().unwrap_or_default()));
-        }
-        if let Some(r) = role {
-            q.and_where(c("role").eq(r));
-        }
-        paginate::apply(&mut q, &NODEGROUP, page);
-        self.nodegroups_where(&q).await
-    }
-
-    /// A cluster's node group by id, UUID or name (as upstream's
-    /// `NodeGroup.get`); several with the name answer all of them.
-    pub async fn nodegroup_find(
-        &self,
-        ctx: &RequestContext,
-        cluster_uuid: &str,
-        ident: &str,
-    ) -> Result<Vec<NodeGroup>, DbError> {
-        let key = if ident.parse::<i64>().is_ok() {
-            c("id").eq(ident.parse::<i64>().unwrap_or_default())
-        } else if uuid_like(ident) {
-            c("uuid").eq(ident.to_lowercase())
-        } else {
-            c("name").eq(ident)
-        };
-        let mut q = select(&NODEGROUPS)
-            .and_where(c("cluster_id").eq(cluster_uuid))
-            .and_where(key)
-            .limit(2)
-            .to_owned();
-        if !ctx.is_admin {
-            q.and_where(c("project_id").eq(ctx.project_id.clone().unwrap_or_default()));
-        }
-        self.nodegroups_where(&q).await
-    }
-
-    /// Add a node group; a name already used in the cluster is `Duplicate`.
-    pub async fn nodegroup_create(&self, ng: &NodeGroup) -> Result<NodeGroup, DbError> {
-        self.execute(&insert(&NODEGROUPS, &records::to_fields(ng)))
-            .await?;
-        let q = select(&NODEGROUPS)
-            .and_where(c("uuid").eq(ng.uuid.as_str()))
-            .to_owned();
-        self.nodegroups_where(&q)
-            .await?
-            .into_iter()
-            .next()
-            .ok_or(DbError::Sql(sqlx::Error::RowNotFound))
-    }
-
-    /// Move a node group to `to` if it is in one of `from`.
-    pub async fn nodegroup_transition(
-        &self,
-        uuid: &str,
-        from: &[&str],
-        to: &str,
-        reason: Option<&str>,
-    ) -> Result<bool, DbError> {
-        let q = transition(&NODEGROUP, uuid, from, to, reason);
-        Ok(self.execute(&q).await? == 1)
-    }
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use crate::testing::TestDb;
-    use crate::Backend;
-    use magnum_core::objects::status::*;
-    use serde_json::json;
-
-    fn cluster(uuid: &str, project: &str) -> Cluster {
-        Cluster {
-            uuid: uuid.into(),
-            name: Some("c1".into()),
-            project_id: Some(project.into()),
-            user_id: Some("u".into()),
-            cluster_template_id: Some("t".into()),
-            status: Some(CREATE_IN_PROGRESS.into()),
-            labels: json!({"a": "1"}).as_object().cloned(),
-            health_status_reason: json!({"api": "ok"}).as_object().cloned(),
-            create_timeout: Some(60),
-            floating_ip_enabled: Some(true),
-            ..Default::default()
-        }
-    }
-
-    fn nodegroup(uuid: &str, cluster: &str, name: &str, role: &str) -> NodeGroup {
-        NodeGroup {
-            uuid: uuid.into(),
-            name: name.into(),
-            cluster_id: cluster.into(),
-            project_id: "p".into(),
-            role: Some(role.into()),
-            node_count: Some(3),
-            min_node_count: Some(0),
-            is_default: Some(true),
-            node_addresses: Some(vec!["10.0.0.1".into()]),
-            node_labels: json!({"zone": "a"}).as_object().cloned(),
-            node_taints: Some(vec![
-                json!({"key": "k", "value": "v", "effect": "NoSchedule"}),
-            ]),
-            status: Some(CREATE_IN_PROGRESS.into()),
-            ..Default::default()
-        }
-    }
-
-    fn ctx(project: &str) -> RequestContext {
-        RequestContext {
-            project_id: Some(project.into()),
-            ..Default::default()
-        }
-    }
-
-    async fn round_trip(backend: Backend) {
-        let t = TestDb::create(backend).await;
-        let db = t.migrated().await;
-        let id = "11111111-1111-1111-1111-111111111111";
-        let ngs = [
-            nodegroup(
-                "21111111-1111-1111-1111-111111111111",
-                id,
-                "default-master",
-                "master",
-            ),
-            nodegroup(
-                "31111111-1111-1111-1111-111111111111",
-                id,
-                "default-worker",
-                "worker",
-            ),
-        ];
-        let stored = db.cluster_create(&cluster(id, "p"), &ngs).await.unwrap();
-        assert_eq!(stored.labels, cluster(id, "p").labels);
-        assert_eq!(
-            stored.health_status_reason,
-            cluster(id, "p").health_status_reason
-        );
-        assert!(stored.created_at.is_some() && stored.id > 0);
-        let back = db.nodegroups_of(id).await.unwrap();
-        assert_eq!(back.len(), 2);
-        assert_eq!(back[0].node_taints, ngs[0].node_taints);
-        assert_eq!(back[0].node_addresses, ngs[0].node_addresses);
-        assert_eq!(back[1].role.as_deref(), Some("worker"));
-
-        // Tenancy.
-        assert!(db.cluster_by_uuid(&ctx("p"), id).await.unwrap().is_some());
-        assert!(db.cluster_by_uuid(&ctx("q"), id).await.unwrap().is_none());
-        assert_eq!(db.clusters_by_name(&ctx("p"), "c1").await.unwrap().len(), 1);
-        let filter = ClusterFilter {
-            status: vec![CREATE_IN_PROGRESS.into()],
-            ..Default::default()
-        };
-        assert_eq!(
-            db.cluster_list(&ctx("p"), &filter, &Page::default())
-                .await
-                .unwrap()
-                .len(),
-            1
-        );
-        assert!(db
-            .cluster_list(&ctx("q"), &filter, &Page::default())
-            .await
-            .unwrap()
-            .is_empty());
-
-        // A node group name is unique within its cluster; nothing half-made
-        // stays behind when a create fails.
-        let dup = nodegroup(
-            "41111111-1111-1111-1111-111111111111",
-            id,
-            "default-worker",
-            "worker",
-        );
-        assert!(matches!(
-            db.nodegroup_create(&dup).await,
-            Err(DbError::Duplicate)
-        ));
-        let other = "51111111-1111-1111-1111-111111111111";
-        let bad = [
-            nodegroup("61111111-1111-1111-1111-111111111111", other, "x", "worker"),
-            nodegroup("71111111-1111-1111-1111-111111111111", other, "x", "worker"),
-        ];
-        assert!(db.cluster_create(&cluster(other, "p"), &bad).await.is_err());
-        assert!(
-            db.cluster_get(other).await.unwrap().is_none(),
-            "the transaction rolled back"
-        );
-
-        // Saves are conditional on the status read.
-        let mut c = db.cluster_get(id).await.unwrap().unwrap();
-        c.api_address = Some("https://10.0.0.1:6443".into());
-        assert!(db.cluster_save(&c, Some(CREATE_IN_PROGRESS)).await.unwrap());
-        assert!(!db.cluster_save(&c, Some(UPDATE_IN_PROGRESS)).await.unwrap());
-        assert_eq!(
-            db.cluster_get(id).await.unwrap().unwrap().api_address,
-            c.api_address
-        );
-
-        assert_eq!(db.cluster_stats(Some("p")).await.unwrap(), (1, 6));
-        assert_eq!(db.cluster_stats(Some("q")).await.unwrap(), (0, 0));
-        assert_eq!(db.cluster_stats(None).await.unwrap(), (1, 6));
-        assert!(db.cluster_destroy(id).await.unwrap());
-        assert!(!db.cluster_destroy(id).await.unwrap());
-        assert!(db.nodegroups_of(id).await.unwrap().is_empty());
-    }
-
-    /// Move a cluster as the status sync does (a settled status move).
-    pub(crate) async fn moved(
-        db: &Database,
-        id: &str,
-        from: &str,
-        to: &str,
-        reason: Option<&str>,
-        if_idle: bool,
-    ) -> bool {
-        let w = crate::Write::ClusterStatus {
-            uuid: id.into(),
-            from: vec![from.into()],
-            to: to.into(),
-            reason: reason.map(str::to_string),
-            if_idle,
-        };
-        db.settle(&w, &[]).await.unwrap()
-    }
-
-    /// Many workers race to move one cluster out of CREATE_IN_PROGRESS:
-    /// exactly one wins.
-    async fn transitions_have_one_winner(backend: Backend) {
-        let t = TestDb::create(backend).await;
-        let db = t.migrated().await;
-        let id = "81111111-1111-1111-1111-111111111111";
-        db.cluster_create(&cluster(id, "p"), &[]).await.unwrap();
-        let mut tasks = Vec::new();
-        for i in 0..8 {
-            let db = db.clone();
-            tasks.push(tokio::spawn(async move {
-                let to = if i % 2 == 0 {
-                    CREATE_COMPLETE
-                } else {
-                    CREATE_FAILED
-                };
-                moved(&db, id, CREATE_IN_PROGRESS, to, Some("done"), false).await
-            }));
-        }
-        let mut winners = 0;
-        for t in tasks {
-            if t.await.unwrap() {
-                winners += 1;
-            }
-        }
-        assert_eq!(winners, 1);
-        let c = db.cluster_get(id).await.unwrap().unwrap();
-        assert!(matches!(
-            c.status.as_deref(),
-            Some(CREATE_COMPLETE | CREATE_FAILED)
-        ));
-        assert_eq!(c.status_reason.as_deref(), Some("done"));
-        // A transition from a state the cluster is not in changes nothing.
-        assert!(!moved(&db, id, DELETE_IN_PROGRESS, DELETE_COMPLETE, None, false).await);
-        let in_progress = db.clusters_in_status(&IN_PROGRESS).await.unwrap();
-        assert!(in_progress.is_empty());
-    }
-
-    backends!(round_trip, transitions_have_one_winner);
-}
+pub(crate) mod tests;

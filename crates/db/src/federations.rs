@@ -207,7 +207,7 @@ mod tests {
     }
 
     async fn federations_round_trip(backend: Backend) {
-        let t = TestDb::create(backend).await;
+        let t = TestDb::create_migrated(backend).await;
         let db = t.migrated().await;
         let stored = db
             .federation_create(&federation(F1, "fed", "p"))
@@ -353,7 +353,7 @@ mod tests {
     /// Many workers race to update one federation from the same read:
     /// exactly one wins.
     async fn federation_updates_have_one_winner(backend: Backend) {
-        let t = TestDb::create(backend).await;
+        let t = TestDb::create_migrated(backend).await;
         let db = t.migrated().await;
         let read = db
             .federation_create(&federation(F1, "fed", "p"))

@@ -68,6 +68,12 @@ pub enum Write {
     },
     /// A certificate kept in upstream's `x509keypair` table.
     KeyPair(X509KeyPair),
+    /// Certificates of upstream's `x509keypair` table, by uuid, no longer
+    /// named by their cluster (those already gone are fine).
+    DropKeyPairs(Vec<String>),
+    /// Record an event of the cluster's history (it happened only if the
+    /// batch commits).
+    Event(magnum_core::events::ClusterEvent),
     /// Retire the fenced operation (done: it leaves the queue).
     Finish,
 }
@@ -197,7 +203,7 @@ async fn write(tx: &mut crate::Tx, w: &Write, fence: Option<&Fence>) -> Result<u
             .await?
         }
         Write::Nodegroup { uuid, fields } => {
-            tx.execute(&crate::clusters::nodegroup_fields(uuid, fields))
+            tx.execute(&crate::nodegroups::nodegroup_fields(uuid, fields))
                 .await?
         }
         Write::ClusterStatus {
@@ -225,7 +231,7 @@ async fn write(tx: &mut crate::Tx, w: &Write, fence: Option<&Fence>) -> Result<u
             to,
             reason,
         } => {
-            tx.execute(&crate::clusters::nodegroups_transition(
+            tx.execute(&crate::nodegroups::nodegroups_transition(
                 cluster_uuid,
                 &strs(from),
                 to,
@@ -250,6 +256,17 @@ async fn write(tx: &mut crate::Tx, w: &Write, fence: Option<&Fence>) -> Result<u
             tx.execute(&insert(&KEYPAIRS, &records::to_fields(k)))
                 .await?
         }
+        Write::DropKeyPairs(uuids) if uuids.is_empty() => 0,
+        Write::DropKeyPairs(uuids) => {
+            tx.execute(
+                &Query::delete()
+                    .from_table(Alias::new(X509KEYPAIR.name))
+                    .and_where(c("uuid").is_in(strs(uuids)))
+                    .to_owned(),
+            )
+            .await?
+        }
+        Write::Event(e) => tx.execute(&crate::events::event_insert(e)).await?,
         Write::Finish => {
             // Only a fenced batch retires an operation.
             let Some(f) = fence else {
@@ -289,7 +306,7 @@ mod tests {
 
     /// A cluster and its node groups move together or not at all.
     async fn status_moves_are_whole(backend: Backend) {
-        let t = TestDb::create(backend).await;
+        let t = TestDb::create_migrated(backend).await;
         let db = t.migrated().await;
         let id = "c3333333-3333-3333-3333-333333333333";
         let cluster = Cluster {
@@ -347,7 +364,7 @@ mod tests {
     /// on every backend, rather than keeping the attempt from being
     /// recorded.
     async fn wide_characters_from_the_cloud_are_recorded(backend: Backend) {
-        let t = TestDb::create(backend).await;
+        let t = TestDb::create_migrated(backend).await;
         let db = t.migrated().await;
         let id = "c4444444-4444-4444-4444-444444444444";
         let cluster = Cluster {

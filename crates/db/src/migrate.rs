@@ -37,6 +37,28 @@ pub const REVISIONS: &[Revision] = &[Revision {
 /// The revision a fully migrated database is at.
 pub const HEAD_REVISION: &str = "b3e1cf4a2d5e";
 
+/// Every statement a migration from nothing to head runs on `backend`, in
+/// order: what the test databases' template is keyed by.
+#[cfg(any(test, feature = "testing"))]
+pub(crate) fn head_ddl(backend: Backend) -> Vec<String> {
+    let mut all = vec![schema::create_table(backend, &schema::ALEMBIC_VERSION)];
+    for rev in REVISIONS {
+        all.push(rev.id.to_string());
+        all.extend((rev.ddl)(backend));
+    }
+    all.extend(
+        schema::OWN_TABLES
+            .iter()
+            .map(|t| schema::create_table(backend, t)),
+    );
+    all.extend(
+        schema::OWN_INDEXES
+            .iter()
+            .map(|i| schema::create_index(backend, *i)),
+    );
+    all
+}
+
 /// What [`Database::migrate`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MigrationOutcome {

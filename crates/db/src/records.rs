@@ -183,11 +183,13 @@ pub(crate) fn result_columns<R: Row>(
 /// Decode one row straight into a serde struct, without building a map
 /// first: the row's non-NULL columns are fed to `T`'s deserializer as
 /// (name, value) pairs, so NULL (and unselected) columns take the field's
-/// default. `columns` come from [`result_columns`].
+/// default. `columns` come from [`result_columns`], and are the row's from
+/// position `start` on.
 pub(crate) fn decode_into<'r, R, T>(
     row: &'r R,
     m: &Mapping,
     columns: &[&'static Column],
+    start: usize,
 ) -> Result<T, DbError>
 where
     T: serde::de::DeserializeOwned,
@@ -204,7 +206,7 @@ where
 {
     let mut fields = Vec::with_capacity(columns.len());
     for (i, c) in columns.iter().enumerate() {
-        match cell(row, m, i, c)? {
+        match cell(row, m, start + i, c)? {
             // JSON `null` counts as NULL, as in [`from_fields`].
             None => {}
             Some(Cell::Json(text)) if text.trim() == "null" => {}

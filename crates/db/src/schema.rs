@@ -362,18 +362,66 @@ pub const PROJECT_QUOTA: Table = Table {
     charset: "utf8mb4",
 };
 
-/// Our own tables (see [`CLUSTER_OPERATION`], [`CLUSTER_TRUST`],
-/// [`PROJECT_QUOTA`]). (Databases migrated by an earlier build may also
-/// hold `rs_project_lock`, no longer used.)
-pub const OWN_TABLES: [Table; 3] = [CLUSTER_OPERATION, CLUSTER_TRUST, PROJECT_QUOTA];
+/// `rs_cluster_event`: the history of each cluster and its node groups
+/// (`magnum_core::events`): operations queued, claimed, retried and
+/// finished, failures with their class, the driver's own events. Paged by
+/// cluster (`rs_ix_cluster_event_cluster`); kept for `[cluster_events]
+/// max_age` seconds and at most `max_per_cluster` per cluster, pruned by
+/// the conductors. A deleted cluster's events stay until pruned by age (so
+/// what its delete did can still be read in the table); the API serves
+/// them only while the cluster exists.
+pub const CLUSTER_EVENT: Table = Table {
+    name: "rs_cluster_event",
+    columns: &[
+        ID,
+        req("uuid", Varchar(36)),
+        req("cluster_uuid", Varchar(36)),
+        col("nodegroup_uuid", Varchar(36)),
+        col("operation_uuid", Varchar(36)),
+        req("kind", Varchar(32)),
+        col("method", Varchar(64)),
+        col("status", Varchar(20)),
+        col("reason_class", Varchar(32)),
+        col("resource", Varchar(255)),
+        col("message", Text),
+        col("host", Varchar(255)),
+        CREATED,
+        UPDATED,
+    ],
+    primary_key: "id",
+    unique: &[("uniq_rs_cluster_event0uuid", &["uuid"])],
+    charset: "utf8mb4",
+};
 
-/// Indexes of ours on upstream's tables, named `rs_…` (upstream's schema
+/// Our own tables (see [`CLUSTER_OPERATION`], [`CLUSTER_TRUST`],
+/// [`PROJECT_QUOTA`], [`CLUSTER_EVENT`]). (Databases migrated by an
+/// earlier build may also hold `rs_project_lock`, no longer used.)
+pub const OWN_TABLES: [Table; 4] = [
+    CLUSTER_OPERATION,
+    CLUSTER_TRUST,
+    PROJECT_QUOTA,
+    CLUSTER_EVENT,
+];
+
+/// Indexes of ours, named `rs_…`, on upstream's tables (upstream's schema
 /// has none of them; they serve queries upstream does not make per
-/// request): (name, table, columns). `db-manage upgrade` creates the
-/// missing ones at any revision; their absence is no error.
-pub const OWN_INDEXES: [(&str, &str, &[&str]); 1] = [
+/// request) and on our own: (name, table, columns). `db-manage upgrade`
+/// creates the missing ones at any revision; their absence is no error.
+pub const OWN_INDEXES: [(&str, &str, &[&str]); 3] = [
     // The quota check counts a project's clusters on every create.
     ("rs_ix_cluster_project_id", "cluster", &["project_id"]),
+    // A cluster's events are paged in id order.
+    (
+        "rs_ix_cluster_event_cluster",
+        "rs_cluster_event",
+        &["cluster_uuid", "id"],
+    ),
+    // Pruning by age.
+    (
+        "rs_ix_cluster_event_created",
+        "rs_cluster_event",
+        &["created_at"],
+    ),
 ];
 
 /// `CREATE INDEX IF NOT EXISTS` for one of [`OWN_INDEXES`].

@@ -144,7 +144,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn hosts_up_sorted_by_binary_and_heartbeat() {
-        let t = TestDb::create(Backend::Sqlite).await;
+        let t = TestDb::create_migrated(Backend::Sqlite).await;
         let db = t.migrated().await;
         for host in ["c2", "c1", "c3"] {
             db.service_heartbeat(host, "magnum-conductor")

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use magnum_core::objects::NodeGroup;
 use sea_query::{Alias, Expr, Query};
 
-use crate::clusters::NODEGROUPS;
+use crate::nodegroups::NODEGROUPS;
 use crate::records::{self, select, Mapping};
 use crate::schema::{CLUSTER_OPERATION, CLUSTER_TRUST};
 use crate::{ClusterTrust, Database, DbError};
@@ -96,7 +96,7 @@ mod tests {
     use serde_json::Map;
 
     async fn bulk_reads_and_idle_transition(backend: Backend) {
-        let t = TestDb::create(backend).await;
+        let t = TestDb::create_migrated(backend).await;
         let db = t.migrated().await;
         let a = "a2222222-2222-2222-2222-222222222222";
         let b = "b2222222-2222-2222-2222-222222222222";

@@ -28,6 +28,8 @@ pub struct TestDb {
     pub url: String,
     name: String,
     _dir: Option<TempDir>,
+    /// Made at head from the template: `migrated` needs not migrate.
+    at_head: bool,
 }
 
 struct TempDir(std::path::PathBuf);
@@ -114,6 +116,41 @@ impl TestDb {
             url,
             name,
             _dir: dir,
+            at_head: false,
+        }
+    }
+
+    /// A database already at head (see the module's notes); `migrated`
+    /// connects to it.
+    pub async fn create_migrated(backend: Backend) -> TestDb {
+        match backend {
+            Backend::MySql => TestDb::create(backend).await,
+            Backend::Postgres => {
+                let name = unique_name();
+                postgres_from_template(&name)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                TestDb {
+                    backend,
+                    url: with_database(&postgres_server(), &name),
+                    name,
+                    _dir: None,
+                    at_head: true,
+                }
+            }
+            Backend::Sqlite => {
+                let mut t = TestDb::create(backend).await;
+                let template = sqlite_template().await;
+                let file = t.url.trim_start_matches("sqlite:///").to_string();
+                let file = std::path::Path::new(&file);
+                if let Some(dir) = file.parent() {
+                    std::fs::create_dir_all(dir).expect("test database directory");
+                }
+                std::fs::copy(&template, file)
+                    .unwrap_or_else(|e| panic!("copy {}: {e}", template.display()));
+                t.at_head = true;
+                t
+            }
         }
     }
 
@@ -129,13 +166,163 @@ impl TestDb {
             .unwrap_or_else(|e| panic!("cannot connect to test database {}: {e}", self.url))
     }
 
-    /// Connect and migrate to head.
+    /// Connect and migrate to head (made at head: connect).
     pub async fn migrated(&self) -> Database {
         let db = self.connect().await;
+        if self.at_head {
+            return db;
+        }
         db.migrate()
             .await
             .unwrap_or_else(|e| panic!("migration failed on {}: {e}", self.backend));
         db
+    }
+}
+
+/// The template's name: a hash of the statements a migration runs.
+fn template_name(backend: Backend) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    crate::migrate::head_ddl(backend).hash(&mut h);
+    format!("magnum_template_{:016x}", h.finish())
+}
+
+/// Create PostgreSQL database `name` from the template, making the
+/// template first when there is none (under an advisory lock, so that
+/// concurrent test processes make it once and never copy it half made).
+async fn postgres_from_template(name: &str) -> Result<(), String> {
+    const LOCK: i64 = 0x6d61_676e_756d; // "magnum"
+    let server = postgres_server();
+    let url = server.replacen("postgresql", "postgres", 1);
+    let mut c = sqlx::PgConnection::connect(&url)
+        .await
+        .map_err(|e| format!("PostgreSQL at {server} unreachable: {e}"))?;
+    let template = template_name(Backend::Postgres);
+    let sql = |e: sqlx::Error| e.to_string();
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(LOCK)
+        .execute(&mut c)
+        .await
+        .map_err(sql)?;
+    let made = async {
+        let exists: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM pg_database WHERE datname = $1")
+            .bind(&template)
+            .fetch_optional(&mut c)
+            .await
+            .map_err(sql)?;
+        if exists.is_none() {
+            // Made under another name and renamed once migrated: a
+            // template by its name is always whole.
+            let making = format!("{template}_making");
+            for ddl in [
+                format!("DROP DATABASE IF EXISTS {making} WITH (FORCE)"),
+                format!("CREATE DATABASE {making}"),
+            ] {
+                sqlx::raw_sql(&ddl).execute(&mut c).await.map_err(sql)?;
+            }
+            let db = Database::connect(&with_database(&server, &making))
+                .await
+                .map_err(|e| e.to_string())?;
+            db.migrate()
+                .await
+                .map_err(|e| format!("migrating the template {making}: {e}"))?;
+            db.close().await;
+            // A closed pool's connections may still be on their way out.
+            let mut tries = 0;
+            loop {
+                sqlx::query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                )
+                .bind(&making)
+                .execute(&mut c)
+                .await
+                .map_err(sql)?;
+                let renamed =
+                    sqlx::raw_sql(&format!("ALTER DATABASE {making} RENAME TO {template}"))
+                        .execute(&mut c)
+                        .await;
+                match renamed {
+                    Ok(_) => break,
+                    Err(e) if tries < 50 => {
+                        tries += 1;
+                        tracing::debug!("renaming the template: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+        }
+        sqlx::raw_sql(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
+            .execute(&mut c)
+            .await
+            .map_err(sql)?;
+        Ok::<(), String>(())
+    }
+    .await;
+    let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(LOCK)
+        .execute(&mut c)
+        .await;
+    let _ = c.close().await;
+    made
+}
+
+/// The migrated SQLite file test databases are copied from, under the
+/// temporary directory; made by one process (a lock file), then renamed
+/// into place whole.
+async fn sqlite_template() -> std::path::PathBuf {
+    use std::time::{Duration, Instant};
+    let tmp = std::env::temp_dir();
+    let name = template_name(Backend::Sqlite);
+    let file = tmp.join(format!("{name}.sqlite"));
+    let lock = tmp.join(format!("{name}.lock"));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if file.exists() {
+            return file;
+        }
+        let stale = std::fs::metadata(&lock)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(60));
+        if stale {
+            let _ = std::fs::remove_file(&lock);
+        }
+        if std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock)
+            .is_ok()
+        {
+            let dir = tmp.join(format!("{name}-making-{}", std::process::id()));
+            let making = dir.join("magnum.sqlite");
+            let made = async {
+                let db = Database::connect(&format!("sqlite:///{}", making.display()))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                db.migrate().await.map_err(|e| e.to_string())?;
+                // One file, whatever the write-ahead log still holds.
+                let whole = dir.join("whole.sqlite");
+                db.execute_raw(&format!("VACUUM INTO '{}'", whole.display()))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                db.close().await;
+                std::fs::rename(&whole, &file).map_err(|e| e.to_string())
+            }
+            .await;
+            let _ = std::fs::remove_dir_all(&dir);
+            let _ = std::fs::remove_file(&lock);
+            if let Err(e) = made {
+                panic!("making the SQLite template {}: {e}", file.display());
+            }
+            return file;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no SQLite template {} after 120 s (lock {})",
+            file.display(),
+            lock.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

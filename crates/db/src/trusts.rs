@@ -1,7 +1,6 @@
 //! The Keystone trustee and trust of each cluster (`rs_cluster_trust`).
 
 use sea_query::{Alias, Expr, Query};
-use serde::{Deserialize, Serialize};
 
 use crate::records::{self, insert, select, Mapping};
 use crate::schema::CLUSTER_TRUST;
@@ -12,26 +11,7 @@ const TRUSTS: Mapping = Mapping {
     json: &[],
 };
 
-/// A cluster's trustee user and the trust its owner gave it.
-#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ClusterTrust {
-    pub cluster_uuid: String,
-    pub trustee_user_id: Option<String>,
-    pub trustee_username: Option<String>,
-    pub trustee_password: Option<String>,
-    pub trust_id: Option<String>,
-}
-
-impl std::fmt::Debug for ClusterTrust {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClusterTrust")
-            .field("cluster_uuid", &self.cluster_uuid)
-            .field("trustee_user_id", &self.trustee_user_id)
-            .field("trust_id", &self.trust_id)
-            .finish_non_exhaustive()
-    }
-}
+pub use magnum_core::objects::ClusterTrust;
 
 impl Database {
     pub async fn trust_save(&self, t: &ClusterTrust) -> Result<(), DbError> {
@@ -68,7 +48,7 @@ mod tests {
     use crate::Backend;
 
     async fn round_trip(backend: Backend) {
-        let t = TestDb::create(backend).await;
+        let t = TestDb::create_migrated(backend).await;
         let db = t.migrated().await;
         let trust = ClusterTrust {
             cluster_uuid: "c1".into(),

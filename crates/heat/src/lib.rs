@@ -12,6 +12,7 @@ mod params;
 mod stacks;
 mod templates;
 
+use magnum_core::config::opts;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -25,7 +26,7 @@ use magnum_openstack::{Credential, Selector, Session};
 use serde_json::json;
 
 pub use params::{labels_markdown, Label, LABELS};
-pub use templates::{Coe, Os};
+pub use templates::{Coe, EnvironmentError, Os};
 
 /// What every Heat driver shares: how to reach Keystone and Heat, and the
 /// operator's extra environments.
@@ -38,32 +39,66 @@ pub struct HeatContext {
     magnum: Selector,
     extra: templates::Extra,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
+    /// The service's own session (`[keystone_auth]`, else
+    /// `[keystone_authtoken]`): what finishes a delete whose owner's trust
+    /// Keystone refuses.
+    service: Option<Arc<Session>>,
     /// `[drivers] verify_ca`.
     verify_ca: bool,
+    /// The options trusts need that are unset here.
+    trust_unset: Vec<&'static str>,
+}
+
+/// Why a cluster has no trust, for its status reason: the options to set
+/// when this service cannot make trusts, else how it was made without.
+fn no_trust(cluster: &str, unset: &[&str]) -> String {
+    if unset.is_empty() {
+        format!(
+            "cluster {cluster} has no trust to act for its owner with: it was created without \
+             a Keystone token (auth_strategy noauth), and Heat drivers act through a trust \
+             made from one"
+        )
+    } else {
+        format!(
+            "cluster {cluster} has no trust to act for its owner with: Heat drivers act through \
+             a Keystone trust, and none can be made until magnum.conf sets {}",
+            unset.join(", ")
+        )
+    }
 }
 
 impl HeatContext {
-    pub fn from_conf(conf: &Config) -> Result<HeatContext, String> {
+    /// The shared settings; fails only on an unusable
+    /// `[drivers] heat_environment_files` entry.
+    pub fn from_conf(conf: &Config) -> Result<HeatContext, templates::EnvironmentError> {
         let base = Session::service(conf).ok();
-        let extra = templates::Extra::load(&conf.list("drivers", "heat_environment_files"))?;
+        let extra = templates::Extra::load(&conf.get(opts::drivers::HEAT_ENVIRONMENT_FILES))?;
         Ok(HeatContext {
             base,
             heat: Selector::from_conf(conf, "heat_client", "orchestration"),
             magnum: Selector::from_conf(conf, "magnum_client", "container-infra"),
             extra,
             sessions: Mutex::new(HashMap::new()),
-            verify_ca: conf.bool("drivers", "verify_ca"),
+            service: Session::service(conf).ok().map(Arc::new),
+            verify_ca: conf.get(opts::drivers::VERIFY_CA),
+            trust_unset: magnum_openstack::trusts::TrustManager::unset_options(conf),
         })
     }
 
-    /// The session acting for a cluster's owner through its trust.
+    /// The session acting for a cluster's owner through its trust (or,
+    /// when the conductor asks for it, the service's own).
     fn session(&self, spec: &ClusterSpec) -> Result<Arc<Session>, DriverError> {
-        let trust = spec.trust.as_ref().ok_or_else(|| {
-            DriverError::Failed(format!(
-                "cluster {} has no trust to act for its owner with (Heat drivers need Keystone)",
-                spec.cluster.uuid
-            ))
-        })?;
+        if spec.as_service {
+            return self.service.clone().ok_or_else(|| {
+                DriverError::Failed(
+                    "no service credentials: set [keystone_authtoken] (or [keystone_auth])".into(),
+                )
+            });
+        }
+        let trust = spec
+            .trust
+            .as_ref()
+            .ok_or_else(|| DriverError::Failed(no_trust(&spec.cluster.uuid, &self.trust_unset)))?;
         let base = self.base.as_ref().ok_or_else(|| {
             DriverError::Failed(
                 "Heat drivers need Keystone: set [keystone_authtoken] (or [keystone_auth])".into(),
@@ -150,6 +185,10 @@ impl Driver for HeatDriver {
         self.provides
     }
 
+    fn needs_trust(&self) -> bool {
+        true
+    }
+
     fn template_path(&self) -> Option<String> {
         Some(format!(
             "(built in) {}/ + common/cluster.yaml",
@@ -164,6 +203,41 @@ impl Driver for HeatDriver {
             let magnum_url = self.magnum_url(&spec).await;
             let input = self.input(&spec, magnum_url, timeout_minutes)?;
             stacks::create(&heat, &stacks::name_of(&spec.cluster), &input).await
+        })
+    }
+
+    /// The failed stack is updated with what it has (Heat replaces the
+    /// resources that failed); a stack already in progress again is left
+    /// to run, and a stack that is gone is made anew.
+    fn retry_create(&self, spec: &ClusterSpec, timeout_minutes: i64) -> DriverFuture<'_, String> {
+        let spec = spec.clone();
+        Box::pin(async move {
+            let heat = self.ctx.heat(&spec)?;
+            let Some(id) = spec.cluster.stack_id.clone() else {
+                return Err(DriverError::Failed(format!(
+                    "cluster {} has no stack",
+                    spec.cluster.uuid
+                )));
+            };
+            match heat.stack(&id).await.map_err(failed)? {
+                None => {
+                    let magnum_url = self.magnum_url(&spec).await;
+                    let input = self.input(&spec, magnum_url, timeout_minutes)?;
+                    stacks::create(&heat, &stacks::name_of(&spec.cluster), &input).await
+                }
+                Some(s)
+                    if s["stack_status"]
+                        .as_str()
+                        .is_some_and(|st| st.ends_with("_IN_PROGRESS")) =>
+                {
+                    Ok(id)
+                }
+                Some(_) => {
+                    self.patch_stack(&spec, &id, serde_json::Map::new(), false)
+                        .await?;
+                    Ok(id)
+                }
+            }
         })
     }
 
@@ -501,6 +575,15 @@ impl HeatDriver {
     }
 }
 
+/// Why [`validation_bodies`] cannot make the bodies.
+#[derive(Debug, thiserror::Error)]
+pub enum BodiesError {
+    #[error(transparent)]
+    Environment(#[from] templates::EnvironmentError),
+    #[error(transparent)]
+    Bundle(#[from] DriverError),
+}
+
 /// What Heat is sent for each stack of a (COE, OS) cluster (the
 /// cluster's, and a further node group's), without parameters, as bodies
 /// of Heat's `POST /validate`, by top template (for tests and tooling).
@@ -508,12 +591,12 @@ pub fn validation_bodies(
     coe: Coe,
     os: Os,
     environment_files: &[String],
-) -> Result<Vec<(&'static str, serde_json::Value)>, String> {
+) -> Result<Vec<(&'static str, serde_json::Value)>, BodiesError> {
     let extra = templates::Extra::load(environment_files)?;
     ["cluster.yaml", templates::NODEGROUP_TOP]
         .into_iter()
         .map(|top| {
-            let b = templates::bundle_of(coe, os, &extra, top).map_err(|e| e.to_string())?;
+            let b = templates::bundle_of(coe, os, &extra, top)?;
             Ok((
                 top,
                 serde_json::json!({
@@ -538,4 +621,26 @@ pub fn installer(coe: Coe) -> String {
             .unwrap_or_default()
     };
     format!("{}\n{}", text("node-lib.sh"), text("node.sh"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cluster without a trust names the options to set, or says it was
+    /// made without a Keystone token when trusts are configured.
+    #[test]
+    fn a_missing_trust_names_what_to_set() {
+        let conf = Config::parse("[keystone_authtoken]\nauth_url = http://ks/v3\n", "test")
+            .expect("a configuration");
+        let unset = magnum_openstack::trusts::TrustManager::unset_options(&conf);
+        assert_eq!(
+            no_trust("c1", &unset),
+            "cluster c1 has no trust to act for its owner with: Heat drivers act through a \
+             Keystone trust, and none can be made until magnum.conf sets [trust] \
+             trustee_domain_admin_id or trustee_domain_admin_name, [trust] \
+             trustee_domain_admin_password"
+        );
+        assert!(no_trust("c1", &[]).contains("created without a Keystone token"));
+    }
 }

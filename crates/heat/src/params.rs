@@ -432,6 +432,7 @@ mod tests {
             template,
             nodegroups: vec![],
             trust: None,
+            as_service: false,
         }
     }
 

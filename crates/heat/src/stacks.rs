@@ -1,7 +1,7 @@
 //! Stacks: made once per cluster, and read back into what the conductor
 //! records.
 
-use magnum_core::drivers::{Action, ClusterSpec, DriverError, Observed, Progress};
+use magnum_core::drivers::{Action, ClusterSpec, DriverError, DriverEvent, Observed, Progress};
 use magnum_core::objects::{Cluster, NodeGroup};
 use magnum_openstack::heat::{output, Heat, StackInput};
 use serde_json::Value;
@@ -196,14 +196,16 @@ fn bare_reason(reason: &str) -> &str {
 /// Why a stack failed: each failed resource none of whose own resources
 /// failed (the root causes), as `<path>: <reason>`; else the stack's
 /// reason.
-async fn failure_reason(heat: &Heat, id: &str, stack: &Value) -> String {
+/// With it, each of those resources as a driver event.
+async fn failure_reason(heat: &Heat, id: &str, stack: &Value) -> (String, Vec<DriverEvent>) {
     let stack_reason = stack["stack_status_reason"]
         .as_str()
         .unwrap_or("the stack failed")
         .to_string();
     let Ok(resources) = heat.resources(id, 5).await else {
-        return stack_reason;
+        return (stack_reason, Vec::new());
     };
+    let mut events = Vec::new();
     let failed: Vec<&Value> = resources
         .iter()
         .filter(|r| {
@@ -237,17 +239,23 @@ async fn failure_reason(heat: &Heat, id: &str, stack: &Value) -> String {
                 }
             }
             path.reverse();
-            format!(
-                "{}: {}",
-                path.join("."),
-                bare_reason(r["resource_status_reason"].as_str().unwrap_or(""))
-            )
+            let reason = bare_reason(r["resource_status_reason"].as_str().unwrap_or(""));
+            events.push(DriverEvent {
+                resource: path.join("."),
+                status: r["resource_status"]
+                    .as_str()
+                    .unwrap_or("FAILED")
+                    .to_string(),
+                reason: reason.to_string(),
+                nodegroup_uuid: None,
+            });
+            format!("{}: {}", path.join("."), reason)
         })
         .collect();
     if leaves.is_empty() {
-        stack_reason
+        (stack_reason, events)
     } else {
-        leaves.join("; ")
+        (leaves.join("; "), events)
     }
 }
 
@@ -299,13 +307,24 @@ pub async fn observe(heat: &Heat, spec: &ClusterSpec, coe: Coe) -> Result<Observ
     };
     let status = stack["stack_status"].as_str().unwrap_or("UNKNOWN");
     let (stem, state) = status.split_once('_').unwrap_or((status, ""));
-    let action = action_of(stem);
+    let mut action = action_of(stem);
+    if action == Action::Update && cluster_action(c) == Action::Create {
+        // A create retried from CREATE_FAILED is an update of the failed
+        // stack: it is the create that is in progress.
+        action = Action::Create;
+    }
+    let mut failed_resources = Vec::new();
     let progress = match state {
         "COMPLETE" => Progress::Complete,
-        "FAILED" => Progress::Failed(failure_reason(heat, &id, &stack).await),
+        "FAILED" => {
+            let (reason, events) = failure_reason(heat, &id, &stack).await;
+            failed_resources = events;
+            Progress::Failed(reason)
+        }
         _ => Progress::InProgress,
     };
     let mut o = Observed::new(action, progress);
+    o.events = failed_resources;
     if o.progress == Progress::Complete && action != Action::Delete {
         let tls = stack["parameters"]["tls_disabled"] != "True"
             && stack["parameters"]["tls_disabled"] != "true";
@@ -358,8 +377,12 @@ pub async fn observe(heat: &Heat, spec: &ClusterSpec, coe: Coe) -> Result<Observ
             }
         } else if status.ends_with("_FAILED") {
             let id = ng_stack["id"].as_str().unwrap_or_default().to_string();
-            let reason = failure_reason(heat, &id, &ng_stack).await;
+            let (reason, events) = failure_reason(heat, &id, &ng_stack).await;
             o.progress = Progress::Failed(format!("node group {}: {reason}", ng.name));
+            o.events.extend(events.into_iter().map(|mut e| {
+                e.nodegroup_uuid = Some(ng.uuid.clone());
+                e
+            }));
         } else if status != "DELETE_COMPLETE" {
             o.node_addresses.insert(
                 ng.uuid.clone(),

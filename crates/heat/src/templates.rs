@@ -140,6 +140,30 @@ pub fn files_of(coe: Coe) -> Vec<File> {
     COMMON.iter().chain(own_files_of(coe)).copied().collect()
 }
 
+/// Why an operator's environment file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvironmentError {
+    #[error("cannot read heat environment {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("heat environment {path} is not valid YAML")]
+    Yaml {
+        path: String,
+        #[source]
+        source: serde_yaml::Error,
+    },
+    #[error("heat environment {path}: cannot read {}", file.display())]
+    File {
+        path: String,
+        file: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Environments an operator added: their registry and the files it names.
 #[derive(Debug, Clone, Default)]
 pub struct Extra {
@@ -151,13 +175,19 @@ pub struct Extra {
 impl Extra {
     /// Read environment files; a registry entry naming a file (relative to
     /// its environment) is read and sent by its file name.
-    pub fn load(paths: &[String]) -> Result<Extra, String> {
+    pub fn load(paths: &[String]) -> Result<Extra, EnvironmentError> {
         let mut extra = Extra::default();
         for p in paths {
-            let text =
-                std::fs::read_to_string(p).map_err(|e| format!("heat environment {p}: {e}"))?;
+            let path = || p.clone();
+            let text = std::fs::read_to_string(p).map_err(|source| EnvironmentError::Read {
+                path: path(),
+                source,
+            })?;
             let env: Value =
-                serde_yaml::from_str(&text).map_err(|e| format!("heat environment {p}: {e}"))?;
+                serde_yaml::from_str(&text).map_err(|source| EnvironmentError::Yaml {
+                    path: path(),
+                    source,
+                })?;
             let dir = Path::new(p).parent().unwrap_or(Path::new("."));
             for (k, v) in env["resource_registry"].as_object().into_iter().flatten() {
                 let Some(target) = v.as_str() else {
@@ -166,8 +196,16 @@ impl Extra {
                 };
                 let file = dir.join(target);
                 if target.ends_with(".yaml") || target.ends_with(".yml") {
-                    let body = std::fs::read_to_string(&file)
-                        .map_err(|e| format!("heat environment {p}: {}: {e}", file.display()))?;
+                    let body = match std::fs::read_to_string(&file) {
+                        Ok(body) => body,
+                        Err(source) => {
+                            return Err(EnvironmentError::File {
+                                path: path(),
+                                file,
+                                source,
+                            })
+                        }
+                    };
                     let name = format!("extra-{}", target.replace('/', "-"));
                     extra.files.insert(name.clone(), json!(body));
                     extra.registry.insert(k.clone(), json!(name));

@@ -21,6 +21,7 @@
 //! answered, idle connections are closed, and serving ends when the last
 //! connection has.
 
+use magnum_core::config::opts;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -61,7 +62,7 @@ impl Limits {
             header_read: secs("header_read_timeout", 20),
             keepalive: secs("keepalive_timeout", 60),
             max_connections: conf
-                .int("api", "max_connections")
+                .get(opts::api::MAX_CONNECTIONS)
                 .unwrap_or(1000)
                 .clamp(1, i64::from(u32::MAX >> 3)) as usize,
         }

@@ -4,6 +4,7 @@
 //! `magnum-db-manage`) are thin aliases of the matching subcommand.
 
 mod http;
+mod observe;
 mod serve;
 mod tls;
 
@@ -14,6 +15,7 @@ mod tls;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use magnum_core::config::opts;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -187,24 +189,9 @@ fn load_config(args: &ConfigArgs) -> anyhow::Result<Config> {
     Ok(conf)
 }
 
-fn init_logging(conf: &Config) {
-    let default = if conf.bool("DEFAULT", "debug") {
-        "debug"
-    } else {
-        "info"
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MAGNUM_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default},sqlx=warn")));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
 fn runtime(conf: &Config) -> anyhow::Result<tokio::runtime::Runtime> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(workers) = conf.int("api", "workers").filter(|w| *w > 0) {
+    if let Some(workers) = conf.get(opts::api::WORKERS).filter(|w| *w > 0) {
         builder.worker_threads(workers as usize);
     }
     builder
@@ -226,15 +213,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         print!("{}", driver_table(&serve::drivers(&conf), details, paths));
         return Ok(());
     }
-    init_logging(&conf);
+    let recent = observe::init_logging(&conf);
     for warning in conf.warnings() {
         tracing::warn!("{warning}");
     }
     let rt = runtime(&conf)?;
     match cli.command {
-        Command::AllInOne(a) => rt.block_on(serve::all_in_one(conf, a.data_dir)),
-        Command::Api => rt.block_on(serve::api(conf)),
-        Command::Conductor => rt.block_on(serve::conductor(conf)),
+        Command::AllInOne(a) => rt.block_on(serve::all_in_one(conf, a.data_dir, recent)),
+        Command::Api => rt.block_on(serve::api(conf, recent)),
+        Command::Conductor => rt.block_on(serve::conductor(conf, recent)),
         Command::DbManage { action } => rt.block_on(db_manage(conf, action)),
         Command::SampleConfig | Command::Driver { .. } => Ok(()),
     }

@@ -1,6 +1,7 @@
 //! Starting the services: database connection, API listener, conductor
 //! heartbeat, and a clean stop on SIGINT/SIGTERM.
 
+use magnum_core::config::opts;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,12 +13,14 @@ use magnum_core::config::Config;
 use magnum_core::policy::Enforcer;
 use magnum_db::{Database, PoolSettings};
 
+use crate::observe::{Observer, Recent};
+
 /// The conductor's `binary` name in `magnum_service`, as upstream's.
 const CONDUCTOR_BINARY: &str = "magnum-conductor";
 
 /// Connect to `[database] connection`, which must be set.
 pub async fn connect_configured(conf: &Config) -> anyhow::Result<Database> {
-    let Some(url) = conf.secret("database", "connection") else {
+    let Some(url) = conf.get(opts::database::CONNECTION) else {
         bail!("no database configured: set [database] connection in magnum.conf");
     };
     Ok(Database::connect_with(url.expose(), pool_settings(conf)).await?)
@@ -30,7 +33,7 @@ fn pool_settings(conf: &Config) -> PoolSettings {
         |name: &str, default: i64| conf.int("database", name).unwrap_or(default).max(0) as u64;
     PoolSettings {
         max_connections: conf
-            .int("database", "max_pool_size")
+            .get(opts::database::MAX_POOL_SIZE)
             .unwrap_or(5)
             .clamp(1, 1000) as u32,
         acquire_timeout: Duration::from_secs(secs("pool_timeout", 2).max(1)),
@@ -63,10 +66,10 @@ fn default_data_dir() -> PathBuf {
 
 fn policy(conf: &Config) -> anyhow::Result<Enforcer> {
     let file = conf
-        .str("oslo_policy", "policy_file")
+        .get(opts::oslo_policy::POLICY_FILE)
         .unwrap_or_else(|| "policy.yaml".into());
     let dirs: Vec<PathBuf> = conf
-        .list("oslo_policy", "policy_dirs")
+        .get(opts::oslo_policy::POLICY_DIRS)
         .into_iter()
         .map(PathBuf::from)
         .collect();
@@ -83,7 +86,7 @@ fn policy(conf: &Config) -> anyhow::Result<Enforcer> {
             .find(|c| c.exists())
             .or_else(|| p.exists().then_some(p))
     };
-    let explicit = conf.is_set("oslo_policy", "policy_file");
+    let explicit = conf.is_given(opts::oslo_policy::POLICY_FILE);
     let path = resolve(&file);
     if explicit && path.is_none() {
         bail!("[oslo_policy] policy_file {file} not found");
@@ -115,7 +118,7 @@ pub fn drivers(conf: &Config) -> magnum_core::drivers::DriverRegistry {
         match magnum_heat::HeatContext::from_conf(conf) {
             Ok(ctx) => magnum_heat::drivers(Arc::new(ctx)),
             Err(e) => {
-                tracing::error!("Heat drivers unavailable: {e}");
+                tracing::error!("Heat drivers unavailable: {}", magnum_openstack::Chain(&e));
                 Vec::new()
             }
         };
@@ -126,30 +129,98 @@ pub fn drivers(conf: &Config) -> magnum_core::drivers::DriverRegistry {
     magnum_core::drivers::registry_with(extra, conf)
 }
 
-/// A connection to `[DEFAULT] transport_url`, when set.
-async fn bus(conf: &Config) -> anyhow::Result<Option<magnum_rpc::Rpc>> {
-    let Some(url) = conf.secret("DEFAULT", "transport_url") else {
+/// A connection to `[DEFAULT] transport_url`, when set (and shown to
+/// `observer`).
+async fn bus(conf: &Config, observer: &Observer) -> anyhow::Result<Option<magnum_rpc::Rpc>> {
+    let Some(url) = conf.get(opts::default::TRANSPORT_URL) else {
         return Ok(None);
     };
     let exchange = conf
-        .str("DEFAULT", "control_exchange")
+        .get(opts::default::CONTROL_EXCHANGE)
         .unwrap_or_else(|| "magnum".into());
     let retry = conf
-        .int("oslo_messaging_rabbit", "rabbit_retry_interval")
+        .get(opts::oslo_messaging_rabbit::RABBIT_RETRY_INTERVAL)
         .unwrap_or(1)
         .max(1) as u64;
     let rpc =
         magnum_rpc::Rpc::connect_with(url.expose(), &exchange, Duration::from_secs(retry)).await?;
-    tracing::info!(
-        "connected to {}",
-        magnum_rpc::parse_transport_url(url.expose())?.display
-    );
+    let shown = magnum_rpc::parse_transport_url(url.expose())?.display;
+    tracing::info!("connected to {shown}");
+    observer.bus(&rpc, &shown);
     Ok(Some(rpc))
 }
 
 fn conductor_topic(conf: &Config) -> String {
-    conf.str("conductor", "topic")
+    conf.get(opts::conductor::TOPIC)
         .unwrap_or_else(|| "magnum-conductor".into())
+}
+
+/// `[drivers] external_drivers`, checked at start-up of every role: each
+/// entry well-formed, and, when any is declared, their conductors on a
+/// topic ours do not serve (else ours would take their casts). Whether
+/// any is declared.
+fn external_drivers(conf: &Config) -> anyhow::Result<bool> {
+    use magnum_core::drivers::{external, Driver};
+    let declared = external::from_conf(conf)?;
+    if declared.is_empty() {
+        return Ok(false);
+    }
+    let topic = external::topic(conf);
+    if topic == conductor_topic(conf) {
+        bail!(
+            "[drivers] external_topic and [conductor] topic are both {topic:?}: the conductors \
+             that run the external drivers and ours must serve different topics (give ours \
+             another [conductor] topic)"
+        );
+    }
+    let names: Vec<&str> = declared.iter().map(|d| d.name()).collect();
+    tracing::info!(
+        "external drivers {} are run by the conductors of RPC topic {topic}; this service \
+         leaves their clusters to them",
+        names.join(", ")
+    );
+    Ok(true)
+}
+
+/// The client of the external drivers' conductors, when any is declared;
+/// they can only be reached over a bus.
+fn external_client(
+    conf: &Config,
+    rpc: Option<&magnum_rpc::Rpc>,
+) -> anyhow::Result<Option<Arc<dyn magnum_rpc::Client>>> {
+    if !external_drivers(conf)? {
+        return Ok(None);
+    }
+    let Some(rpc) = rpc else {
+        bail!(
+            "[drivers] external_drivers are run by other conductors, reached over RPC: set \
+             [DEFAULT] transport_url"
+        );
+    };
+    let client = magnum_rpc::BusClient::new(
+        rpc.clone(),
+        &magnum_core::drivers::external::topic(conf),
+        rpc_timeout(conf),
+    );
+    Ok(Some(Arc::new(client)))
+}
+
+fn rpc_timeout(conf: &Config) -> Duration {
+    let secs = conf
+        .get(opts::default::RPC_RESPONSE_TIMEOUT)
+        .unwrap_or(60)
+        .max(1) as u64;
+    Duration::from_secs(secs)
+}
+
+/// The conductor's background loops, as a report shows them.
+fn background_tasks(conf: &Config) -> String {
+    let s = magnum_conductor::Settings::from_conf(conf, "");
+    format!(
+        "conductor loops: sweep of due operations and status sync every {} s, health sync every {} s",
+        s.sync_interval.as_secs(),
+        s.health_interval.as_secs()
+    )
 }
 
 /// The conductor of this process.
@@ -166,15 +237,15 @@ fn make_conductor(
         magnum_conductor::Settings::from_conf(conf, host),
         notifier,
     )
-    .with_trusts(magnum_conductor::trusts::TrustManager::from_conf(conf))
-    .with_certs(magnum_conductor::certs::CertManager::from_conf(conf))
+    .with_trusts(magnum_openstack::trusts::TrustManager::from_conf(conf))
+    .with_certs(magnum_certs::CertManager::from_conf(conf))
 }
 
 /// How API callers are authenticated: `[DEFAULT] auth_strategy`, whose
 /// default is `keystone` except in all-in-one (`noauth`).
 fn auth(conf: &Config, default: &str) -> anyhow::Result<Option<Arc<magnum_api::auth::Keystone>>> {
-    let strategy = if conf.is_set("DEFAULT", "auth_strategy") {
-        conf.str("DEFAULT", "auth_strategy").unwrap_or_default()
+    let strategy = if conf.is_given(opts::default::AUTH_STRATEGY) {
+        conf.get(opts::default::AUTH_STRATEGY).unwrap_or_default()
     } else {
         default.to_string()
     };
@@ -184,8 +255,8 @@ fn auth(conf: &Config, default: &str) -> anyhow::Result<Option<Arc<magnum_api::a
             Ok(None)
         }
         "keystone" => {
-            let ks = magnum_api::auth::Keystone::from_conf(conf)
-                .map_err(|e| anyhow::anyhow!("auth_strategy keystone: {e}"))?;
+            let ks =
+                magnum_api::auth::Keystone::from_conf(conf).context("auth_strategy keystone")?;
             tracing::info!("tokens are validated by Keystone at {}", ks.identity_url());
             Ok(Some(Arc::new(ks)))
         }
@@ -200,12 +271,12 @@ fn state(conf: Config, db: Database, default_auth: &str) -> anyhow::Result<AppSt
     let cloud: Arc<dyn CloudLookup> = match &keystone {
         Some(_) => {
             tracing::info!("cloud lookups go to the endpoints of each caller's catalog");
-            Arc::new(magnum_api::catalog_cloud::CatalogCloud::from_conf(&conf))
+            Arc::new(magnum_openstack::catalog::CatalogCloud::from_conf(&conf))
         }
         None => cloud(&conf),
     };
-    let trusts = magnum_conductor::trusts::TrustManager::from_conf(&conf);
-    let certs = magnum_conductor::certs::CertManager::from_conf(&conf);
+    let trusts = magnum_openstack::trusts::TrustManager::from_conf(&conf);
+    let certs = magnum_certs::CertManager::from_conf(&conf);
     let state =
         AppState::new(db, Arc::new(conf), Arc::new(policy), drivers, cloud).with_certs(certs);
     Ok(match keystone {
@@ -278,9 +349,9 @@ impl Listener {
 async fn listen(conf: &Config) -> anyhow::Result<Listener> {
     let tls = tls_config(conf)?;
     let host = conf
-        .str("api", "host")
+        .get(opts::api::HOST)
         .unwrap_or_else(|| "127.0.0.1".into());
-    let port = conf.int("api", "port").unwrap_or(9511);
+    let port = conf.get(opts::api::PORT).unwrap_or(9511);
     let addr = if host.contains(':') {
         format!("[{host}]:{port}")
     } else {
@@ -294,7 +365,7 @@ async fn listen(conf: &Config) -> anyhow::Result<Listener> {
 
 /// The host name services report as (`[DEFAULT] host`, else the machine's).
 fn host_name(conf: &Config) -> String {
-    conf.str("DEFAULT", "host")
+    conf.get(opts::default::HOST)
         .or_else(|| {
             std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .ok()
@@ -319,17 +390,21 @@ fn spawn_heartbeat(db: Database, host: String, interval: Duration) -> tokio::tas
 }
 
 fn report_interval(conf: &Config) -> Duration {
-    Duration::from_secs(conf.int("DEFAULT", "report_interval").unwrap_or(10).max(1) as u64)
+    Duration::from_secs(
+        conf.get(opts::default::REPORT_INTERVAL)
+            .unwrap_or(10)
+            .max(1) as u64,
+    )
 }
 
 /// The TLS configuration when `[api] enabled_ssl` is set.
 fn tls_config(conf: &Config) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
-    if !conf.bool("api", "enabled_ssl") {
+    if !conf.get(opts::api::ENABLED_SSL) {
         return Ok(None);
     }
     let (Some(cert), Some(key)) = (
-        conf.str("api", "ssl_cert_file"),
-        conf.str("api", "ssl_key_file"),
+        conf.get(opts::api::SSL_CERT_FILE),
+        conf.get(opts::api::SSL_KEY_FILE),
     ) else {
         bail!("[api] enabled_ssl needs ssl_cert_file and ssl_key_file");
     };
@@ -348,8 +423,13 @@ async fn serve_api(listener: Listener, state: AppState) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn all_in_one(conf: Config, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
-    let (db, where_data) = match conf.secret("database", "connection") {
+pub async fn all_in_one(
+    conf: Config,
+    data_dir: Option<PathBuf>,
+    recent: Recent,
+) -> anyhow::Result<()> {
+    let observer = Observer::install("magnum-all-in-one", &conf, recent)?;
+    let (db, where_data) = match conf.get(opts::database::CONNECTION) {
         Some(_) => {
             let db = connect_configured(&conf).await?;
             let shown = db.display().to_string();
@@ -357,7 +437,7 @@ pub async fn all_in_one(conf: Config, data_dir: Option<PathBuf>) -> anyhow::Resu
         }
         None => {
             let dir = data_dir
-                .or_else(|| conf.str("DEFAULT", "data_dir").map(PathBuf::from))
+                .or_else(|| conf.get(opts::default::DATA_DIR).map(PathBuf::from))
                 .unwrap_or_else(default_data_dir);
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("cannot create data directory {}", dir.display()))?;
@@ -371,18 +451,28 @@ pub async fn all_in_one(conf: Config, data_dir: Option<PathBuf>) -> anyhow::Resu
     if !outcome.applied.is_empty() {
         tracing::info!("database migrated to {}", outcome.to);
     }
+    observer.database(&db);
     let host = host_name(&conf);
     let heartbeat = spawn_heartbeat(db.clone(), host.clone(), report_interval(&conf));
+    observer.task(format!("conductor heartbeat of host {host}"));
     let listener = listen(&conf).await?;
     let addr = listener.tcp.local_addr()?;
     let scheme = listener.scheme();
+    observer.serve_metrics(&conf).await?;
     // Conductor work runs in this process; a bus, when configured, only
     // carries notifications.
-    let rpc = bus(&conf).await?;
+    let rpc = bus(&conf, &observer).await?;
+    let external = external_client(&conf, rpc.as_ref())?;
     let conductor = make_conductor(&conf, &db, &host, rpc);
     let background = conductor.spawn_background();
+    observer.conductor(&conductor);
+    observer.task(background_tasks(&conf));
     let client = magnum_rpc::LocalClient::new(Arc::new(conductor));
-    let state = state(conf, db.clone(), "noauth")?.with_conductor(Arc::new(client));
+    let conf_json = conf.get(opts::default::USE_JSON);
+    let mut state = state(conf, db.clone(), "noauth")?.with_conductor(Arc::new(client));
+    if let Some(external) = external {
+        state = state.with_external(external);
+    }
     let state = default_identity(state, addr.ip().is_loopback());
     let how = match state.auth {
         magnum_api::AuthMode::NoAuth => "no authentication",
@@ -391,7 +481,11 @@ pub async fn all_in_one(conf: Config, data_dir: Option<PathBuf>) -> anyhow::Resu
     tracing::info!(
         "magnum all-in-one listening on {scheme}://{addr}/ ; data in {where_data}; {how}"
     );
-    eprintln!("magnum all-in-one: listening on {scheme}://{addr}/ ; data in {where_data}");
+    observer.task(format!("API listener on {scheme}://{addr}/"));
+    if !conf_json {
+        // For whoever started it by hand (a JSON log is for machines).
+        eprintln!("magnum all-in-one: listening on {scheme}://{addr}/ ; data in {where_data}");
+    }
     let served = serve_api(listener, state).await;
     heartbeat.abort();
     background.abort();
@@ -399,23 +493,23 @@ pub async fn all_in_one(conf: Config, data_dir: Option<PathBuf>) -> anyhow::Resu
     served
 }
 
-pub async fn api(conf: Config) -> anyhow::Result<()> {
+pub async fn api(conf: Config, recent: Recent) -> anyhow::Result<()> {
+    let observer = Observer::install("magnum-api", &conf, recent)?;
     let db = connect_current(&conf).await?;
+    observer.database(&db);
     let listener = listen(&conf).await?;
     let addr = listener.tcp.local_addr()?;
     let scheme = listener.scheme();
+    observer.serve_metrics(&conf).await?;
     let mut state = default_identity(state(conf.clone(), db.clone(), "keystone")?, false);
-    match bus(&conf).await? {
+    let rpc = bus(&conf, &observer).await?;
+    if let Some(external) = external_client(&conf, rpc.as_ref())? {
+        state = state.with_external(external);
+    }
+    match rpc {
         Some(rpc) => {
-            let timeout = conf
-                .int("DEFAULT", "rpc_response_timeout")
-                .unwrap_or(60)
-                .max(1) as u64;
-            let client = magnum_rpc::BusClient::new(
-                rpc,
-                &conductor_topic(&conf),
-                Duration::from_secs(timeout),
-            );
+            let client =
+                magnum_rpc::BusClient::new(rpc, &conductor_topic(&conf), rpc_timeout(&conf));
             state = state.with_conductor(Arc::new(client));
         }
         None => tracing::warn!(
@@ -427,30 +521,39 @@ pub async fn api(conf: Config) -> anyhow::Result<()> {
         "magnum-api listening on {scheme}://{addr}/ ; database {}",
         db.display()
     );
+    observer.task(format!("API listener on {scheme}://{addr}/"));
     let served = serve_api(listener, state).await;
     db.close().await;
     served
 }
 
-pub async fn conductor(conf: Config) -> anyhow::Result<()> {
+pub async fn conductor(conf: Config, recent: Recent) -> anyhow::Result<()> {
+    let observer = Observer::install("magnum-conductor", &conf, recent)?;
     let db = connect_current(&conf).await?;
+    observer.database(&db);
     let host = host_name(&conf);
+    observer.serve_metrics(&conf).await?;
     tracing::info!("magnum-conductor on host {host}; database {}", db.display());
-    let rpc = bus(&conf).await?;
+    external_drivers(&conf)?;
+    let rpc = bus(&conf, &observer).await?;
     let conductor = make_conductor(&conf, &db, &host, rpc.clone());
+    observer.conductor(&conductor);
     match &rpc {
         Some(rpc) => {
             let topic = conductor_topic(&conf);
             rpc.serve(&topic, &host, Arc::new(conductor.clone()))
                 .await?;
             tracing::info!("conductor serving RPC topic {topic} (and {topic}.{host})");
+            observer.task(format!("RPC server of topic {topic} (and {topic}.{host})"));
         }
         None => tracing::warn!(
             "no [DEFAULT] transport_url: this conductor takes work from the database queue only"
         ),
     }
-    let heartbeat = spawn_heartbeat(db.clone(), host, report_interval(&conf));
+    let heartbeat = spawn_heartbeat(db.clone(), host.clone(), report_interval(&conf));
+    observer.task(format!("conductor heartbeat of host {host}"));
     let background = conductor.spawn_background();
+    observer.task(background_tasks(&conf));
     shutdown_signal().await;
     heartbeat.abort();
     background.abort();

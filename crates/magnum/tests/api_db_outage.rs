@@ -118,7 +118,7 @@ fn create_cluster(url: &str, name: &str) -> (u16, Value, Duration) {
 }
 
 async fn outages_answer_503_and_pass(backend: Backend) {
-    let testdb = TestDb::create(backend).await;
+    let testdb = TestDb::create_migrated(backend).await;
     testdb.migrated().await.close().await;
     let (target, via) = through_relay(&testdb.url, backend);
     let relay = Relay::start(&target);
@@ -211,7 +211,7 @@ async fn outages_answer_503_and_pass(backend: Backend) {
 /// would wait for an answer that never comes): on a one-connection pool the
 /// next statement, once the relay is back, finds a fresh connection.
 async fn a_stalled_transaction_gives_its_connection_up(backend: Backend) {
-    let testdb = TestDb::create(backend).await;
+    let testdb = TestDb::create_migrated(backend).await;
     testdb.migrated().await.close().await;
     let (target, via) = through_relay(&testdb.url, backend);
     let relay = Relay::start(&target);
@@ -225,11 +225,11 @@ async fn a_stalled_transaction_gives_its_connection_up(backend: Backend) {
         .unwrap();
     let uuid = "c3333333-3333-3333-3333-333333333333";
     // A transaction (delete node groups, then the cluster) on a healthy link.
-    assert!(!db.cluster_destroy(uuid).await.unwrap());
+    assert!(!db.cluster_destroy(uuid, &[]).await.unwrap());
     std::thread::sleep(Duration::from_millis(300));
     relay.stall();
     let started = Instant::now();
-    let failed = db.cluster_destroy(uuid).await;
+    let failed = db.cluster_destroy(uuid, &[]).await;
     let elapsed = started.elapsed();
     eprintln!("{backend}: stalled transaction failed after {elapsed:?}");
     assert!(matches!(failed, Err(DbError::Unavailable(_))), "{failed:?}");
@@ -237,7 +237,7 @@ async fn a_stalled_transaction_gives_its_connection_up(backend: Backend) {
     relay.up();
     let started = Instant::now();
     loop {
-        match db.cluster_destroy(uuid).await {
+        match db.cluster_destroy(uuid, &[]).await {
             Ok(gone) => break assert!(!gone),
             Err(e) => assert!(
                 started.elapsed() < Duration::from_secs(10),

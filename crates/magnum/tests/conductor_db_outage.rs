@@ -131,7 +131,7 @@ fn flap(relay: &Relay, rng: &mut Rng, total: Duration) -> usize {
 }
 
 async fn survives(backend: Backend) {
-    let testdb = TestDb::create(backend).await;
+    let testdb = TestDb::create_migrated(backend).await;
     let db = testdb.migrated().await;
     let (server, port) = match backend {
         Backend::Postgres => ("127.0.0.1:5432", "5432"),

@@ -31,7 +31,7 @@ fn post(url: &str, path: &str, body: Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_conductors_share_the_work_and_survive_a_kill() {
-    let testdb = TestDb::create(Backend::Postgres).await;
+    let testdb = TestDb::create_migrated(Backend::Postgres).await;
     let db = testdb.migrated().await;
     let dir = tempdir("many-conductors");
     let cloud = dir.join("cloud");

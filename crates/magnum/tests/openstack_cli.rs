@@ -6,33 +6,7 @@
 
 mod support;
 
-use std::process::Output;
-
-use serde_json::Value;
 use support::*;
-
-/// Run `openstack <args>` against `endpoint`, isolated from the caller's
-/// OS_* environment.
-fn osc(endpoint: &str, args: &[&str]) -> Output {
-    let mut cmd = openstack_command_in(&venv());
-    cmd.args(["--os-auth-type", "none", "--os-endpoint", endpoint])
-        .args(args);
-    run(&mut cmd)
-}
-
-fn ok_json(endpoint: &str, args: &[&str]) -> Value {
-    let out = osc(endpoint, args);
-    assert!(
-        out.status.success(),
-        "openstack {args:?} failed:\n{}",
-        text(&out)
-    );
-    // `create` prints a line of its own before the document.
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let start = stdout.find(['{', '[']).unwrap_or(0);
-    serde_json::from_str(&stdout[start..])
-        .unwrap_or_else(|e| panic!("openstack {args:?}: not JSON ({e}):\n{}", text(&out)))
-}
 
 #[test]
 fn cluster_template_commands() {

@@ -8,34 +8,10 @@
 
 mod support;
 
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
 use support::*;
-
-fn osc(endpoint: &str, args: &[&str]) -> Output {
-    let mut cmd = openstack_command();
-    cmd.args(["--os-auth-type", "none", "--os-endpoint", endpoint])
-        .args(args);
-    run(&mut cmd)
-}
-
-fn ok(endpoint: &str, args: &[&str]) -> String {
-    let out = osc(endpoint, args);
-    assert!(
-        out.status.success(),
-        "openstack {args:?} failed:\n{}",
-        text(&out)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
-fn ok_json(endpoint: &str, args: &[&str]) -> Value {
-    let stdout = ok(endpoint, args);
-    let start = stdout.find(['{', '[']).unwrap_or(0);
-    serde_json::from_str(&stdout[start..])
-        .unwrap_or_else(|e| panic!("openstack {args:?}: not JSON ({e}):\n{stdout}"))
-}
 
 fn status_is(url: &str, cluster: &str, status: &str) -> Value {
     wait_for(url, &format!("/v1/clusters/{cluster}"), 90, |_, v| {

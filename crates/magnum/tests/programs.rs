@@ -128,6 +128,34 @@ fn bad_configuration_stops_start_up_naming_the_place() {
         text(&out)
     );
 
+    // External drivers: well-formed, on a topic of their own, over a bus.
+    for (conf, says) in [
+        (
+            "[drivers]\nexternal_drivers = k8s_capi:vm:ubuntu\n",
+            "\"k8s_capi:vm:ubuntu\" is not name:server_type:os_distro:coe",
+        ),
+        (
+            "[drivers]\nexternal_drivers = k8s_capi:vm:ubuntu:kubernetes\n",
+            "[drivers] external_topic and [conductor] topic are both \"magnum-conductor\"",
+        ),
+        (
+            "[drivers]\nexternal_drivers = k8s_capi:vm:ubuntu:kubernetes\n\
+             [conductor]\ntopic = magnum-conductor-rs\n",
+            "set [DEFAULT] transport_url",
+        ),
+    ] {
+        let conf = write_conf(&dir, conf);
+        let out = run(Command::new(MAGNUM).args([
+            "--config-file",
+            conf.to_str().unwrap(),
+            "all-in-one",
+            "--data-dir",
+            dir.to_str().unwrap(),
+        ]));
+        assert!(!out.status.success());
+        assert!(text(&out).contains(says), "{}", text(&out));
+    }
+
     let empty = write_conf(&dir, "[DEFAULT]\n");
     let out = run(Command::new(MAGNUM).args(["--config-file", empty.to_str().unwrap(), "api"]));
     assert!(!out.status.success());

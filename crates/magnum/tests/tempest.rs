@@ -237,8 +237,15 @@ fn upstream_tempest_api_suite_passes() {
     let mut server = server;
     let logs = server.logs();
     let lines: Vec<&str> = logs.lines().collect();
+    // Every 5xx's cause, wherever it is in the log.
+    let errors: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.contains(" ERROR "))
+        .collect();
     let report = format!(
-        "{out}\n{errs}\n(tempest's log: {}; ours at {} ({}), its last lines:\n{})",
+        "{out}\n{errs}\n(our errors:\n{}\ntempest's log: {}; ours at {} ({}), its last lines:\n{})",
+        errors.join("\n"),
         ws.join("tempest.log").display(),
         server.url,
         match server.child.try_wait() {

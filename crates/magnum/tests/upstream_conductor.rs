@@ -17,7 +17,7 @@ use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_conductor_answers_our_api() {
-    let testdb = TestDb::create(Backend::MySql).await;
+    let testdb = TestDb::create_migrated(Backend::MySql).await;
     let db = testdb.migrated().await;
     let dir = tempdir("upstream-conductor");
     let id = uuid_str();

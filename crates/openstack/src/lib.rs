@@ -4,13 +4,39 @@
 //! service user of `[keystone_auth]`, or a cluster's trustee acting through
 //! its trust), a token fetched on first use and again shortly before it
 //! expires, and the catalog that came with it to find other services.
-//! The service clients ([`barbican::Barbican`]) borrow a session.
+//! The service clients ([`barbican::Barbican`], [`heat`]) borrow a
+//! session. [`keystone::Keystone`] validates callers' tokens as
+//! keystonemiddleware does, [`trusts::TrustManager`] makes and removes
+//! clusters' trustees and trusts, and [`catalog::CatalogCloud`] looks
+//! images, flavors, keypairs and networks up through a caller's own
+//! catalog. Every HTTP client here is made by [`HttpClient`].
 
 pub mod barbican;
+pub mod catalog;
 pub mod heat;
+pub mod keystone;
 mod session;
+pub mod trusts;
 
-pub use session::{find_endpoint, http_client, identity_url, Credential, Session};
+pub use session::{
+    find_endpoint, http_client, identity_url, ConfigError, Credential, HttpClient, Session,
+};
+
+/// An error and each of its causes once, joined by `: ` (how a chain is
+/// logged: every error here leaves its cause out of its own text).
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(s) = source {
+            write!(f, ": {s}")?;
+            source = s.source();
+        }
+        Ok(())
+    }
+}
 
 /// What went wrong talking to an OpenStack service.
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +150,28 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use serde_json::json;
+
+    /// A configuration error reads as before once its chain is printed,
+    /// each cause once.
+    #[test]
+    fn configuration_errors_name_their_cause_once() {
+        let conf = magnum_core::config::Config::parse(
+            "[keystone_authtoken]\ncafile = /nonexistent/ca.pem\n",
+            "test",
+        )
+        .unwrap();
+        let e = http_client(&conf, "keystone_authtoken").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "[keystone_authtoken] cafile /nonexistent/ca.pem"
+        );
+        assert_eq!(
+            Chain(&e).to_string(),
+            "[keystone_authtoken] cafile /nonexistent/ca.pem: No such file or directory (os error 2)"
+        );
+        let e = Session::from_section(&conf, "keystone_authtoken").unwrap_err();
+        assert_eq!(e.to_string(), "[keystone_authtoken] auth_url is not set");
+    }
 
     #[test]
     fn endpoints_by_type_interface_and_region() {

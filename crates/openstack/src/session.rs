@@ -90,20 +90,130 @@ fn domain(id: Option<String>, name: Option<String>) -> Option<Value> {
     }
 }
 
-/// The HTTP client every OpenStack call goes through: bounded timeouts,
-/// TLS settings of `section` (`insecure`, `cafile`).
-pub fn http_client(conf: &Config, section: &str) -> Result<reqwest::Client, String> {
-    let mut b = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .connect_timeout(Duration::from_secs(5))
-        .danger_accept_invalid_certs(conf.bool(section, "insecure"));
-    if let Some(ca) = conf.str(section, "cafile").filter(|c| !c.is_empty()) {
-        let pem = std::fs::read(&ca).map_err(|e| format!("[{section}] cafile {ca}: {e}"))?;
-        let cert = reqwest::Certificate::from_pem(&pem)
-            .map_err(|e| format!("[{section}] cafile {ca}: {e}"))?;
-        b = b.add_root_certificate(cert);
+/// A configuration that cannot make a client.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A required option is missing or empty.
+    #[error("[{section}] {option} is not set")]
+    Missing {
+        section: String,
+        option: &'static str,
+    },
+    /// The CA bundle cannot be read.
+    #[error("[{section}] cafile {path}")]
+    CaFile {
+        section: String,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The CA bundle is not PEM.
+    #[error("[{section}] cafile {path}")]
+    CaPem {
+        section: String,
+        path: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The TLS backend refused the settings.
+    #[error("cannot make an HTTP client")]
+    Client(#[source] reqwest::Error),
+}
+
+impl ConfigError {
+    pub(crate) fn missing(section: &str, option: &'static str) -> ConfigError {
+        ConfigError::Missing {
+            section: section.to_string(),
+            option,
+        }
     }
-    b.build().map_err(|e| e.to_string())
+}
+
+/// The one builder of the HTTP clients that talk to OpenStack: a total
+/// timeout, an optional connect timeout, and TLS settings (`insecure`,
+/// `cafile`) from a configuration section. No user agent is set (reqwest
+/// sends none).
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    timeout: Duration,
+    connect_timeout: Option<Duration>,
+    insecure: bool,
+    cafile: Option<(String, String)>,
+}
+
+impl HttpClient {
+    /// A client whose requests end after `timeout`, verifying certificates
+    /// against the system's roots.
+    pub fn new(timeout: Duration) -> HttpClient {
+        HttpClient {
+            timeout,
+            connect_timeout: None,
+            insecure: false,
+            cafile: None,
+        }
+    }
+
+    pub fn connect_timeout(mut self, timeout: Duration) -> HttpClient {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// Accept any certificate (`insecure = true`).
+    pub fn insecure(mut self, insecure: bool) -> HttpClient {
+        self.insecure = insecure;
+        self
+    }
+
+    /// `insecure` and `cafile` of `section`.
+    pub fn tls_of(mut self, conf: &Config, section: &str) -> HttpClient {
+        self.insecure = conf.bool(section, "insecure");
+        self.cafile = conf
+            .str(section, "cafile")
+            .filter(|c| !c.is_empty())
+            .map(|c| (section.to_string(), c));
+        self
+    }
+
+    pub fn build(self) -> Result<reqwest::Client, ConfigError> {
+        let mut b = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .danger_accept_invalid_certs(self.insecure);
+        if let Some(t) = self.connect_timeout {
+            b = b.connect_timeout(t);
+        }
+        if let Some((section, path)) = self.cafile {
+            let pem = match std::fs::read(&path) {
+                Ok(pem) => pem,
+                Err(source) => {
+                    return Err(ConfigError::CaFile {
+                        section,
+                        path,
+                        source,
+                    })
+                }
+            };
+            match reqwest::Certificate::from_pem(&pem) {
+                Ok(cert) => b = b.add_root_certificate(cert),
+                Err(source) => {
+                    return Err(ConfigError::CaPem {
+                        section,
+                        path,
+                        source,
+                    })
+                }
+            }
+        }
+        b.build().map_err(ConfigError::Client)
+    }
+}
+
+/// The HTTP client of a session: 30 s a request, 5 s to connect, TLS
+/// settings of `section` (`insecure`, `cafile`).
+pub fn http_client(conf: &Config, section: &str) -> Result<reqwest::Client, ConfigError> {
+    HttpClient::new(Duration::from_secs(30))
+        .connect_timeout(Duration::from_secs(5))
+        .tls_of(conf, section)
+        .build()
 }
 
 impl Session {
@@ -119,19 +229,19 @@ impl Session {
     /// The password session a section of keystoneauth options describes
     /// (`auth_url`, `username`/`user_id`, `password`, `user_domain_*`,
     /// `project_name`/`project_id`, `project_domain_*`).
-    pub fn from_section(conf: &Config, section: &str) -> Result<Session, String> {
+    pub fn from_section(conf: &Config, section: &str) -> Result<Session, ConfigError> {
         let s = |k: &str| conf.str(section, k).filter(|v| !v.is_empty());
-        let auth_url = s("auth_url").ok_or(format!("[{section}] auth_url is not set"))?;
+        let auth_url = s("auth_url").ok_or_else(|| ConfigError::missing(section, "auth_url"))?;
         let user = named(
             s("user_id"),
             s("username"),
             domain(s("user_domain_id"), s("user_domain_name")),
         )
-        .ok_or(format!("[{section}] username is not set"))?;
+        .ok_or_else(|| ConfigError::missing(section, "username"))?;
         let password = conf
             .secret(section, "password")
             .map(|p| p.expose().to_string())
-            .ok_or(format!("[{section}] password is not set"))?;
+            .ok_or_else(|| ConfigError::missing(section, "password"))?;
         let scope = named(
             s("project_id"),
             s("project_name"),
@@ -151,7 +261,7 @@ impl Session {
 
     /// The session Magnum acts as for itself (upstream's admin context):
     /// `[keystone_auth]` when it names a user, else `[keystone_authtoken]`.
-    pub fn service(conf: &Config) -> Result<Session, String> {
+    pub fn service(conf: &Config) -> Result<Session, ConfigError> {
         let configured = |sec: &str| {
             conf.str(sec, "auth_url").is_some_and(|v| !v.is_empty())
                 && (conf.str(sec, "username").is_some() || conf.str(sec, "user_id").is_some())

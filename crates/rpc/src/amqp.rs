@@ -1,15 +1,16 @@
-//! The RabbitMQ side of oslo.messaging's rabbit driver.
+//! The RabbitMQ side of oslo.messaging's rabbit driver: the connection
+//! that reconnects by itself, calls (with `reply_<id>` queues), casts and
+//! notifications here; the serving side in [`server`], the transport URL in
+//! [`url`].
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_lite::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ExchangeDeclareOptions,
-    QueueBindOptions, QueueDeclareOptions,
+    BasicConsumeOptions, BasicPublishOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
@@ -17,6 +18,12 @@ use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
 use crate::envelope::{new_id, RemoteError, Reply, Request};
+
+mod server;
+mod url;
+use server::{declare_server, Served};
+pub use server::{Handler, HandlerFuture};
+pub use url::{parse_transport_url, TransportUrl};
 
 /// Lifetime of reply and fanout queues nobody consumes, as oslo's
 /// `rabbit_transient_queues_ttl` default (30 minutes).
@@ -43,68 +50,6 @@ pub enum RpcError {
     Remote(Box<RemoteError>),
 }
 
-/// A parsed `transport_url`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TransportUrl {
-    /// AMQP URIs, one per broker host, tried in order.
-    pub uris: Vec<String>,
-    /// The same without passwords, for logs.
-    pub display: String,
-}
-
-/// Parse `rabbit://user:pass@host:port[,user:pass@host2:port]/vhost`.
-pub fn parse_transport_url(url: &str) -> Result<TransportUrl, RpcError> {
-    let bad = || RpcError::BadUrl(mask(url));
-    let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
-    if scheme != "rabbit" && scheme != "amqp" {
-        return Err(bad());
-    }
-    let rest = rest.split('?').next().unwrap_or("");
-    let (hosts, vhost) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i + 1..]),
-        None => (rest, ""),
-    };
-    let vhost = if vhost.is_empty() {
-        "%2f".to_string()
-    } else {
-        vhost.to_string()
-    };
-    let mut uris = Vec::new();
-    let mut shown = Vec::new();
-    for host in hosts.split(',').filter(|h| !h.is_empty()) {
-        let (auth, hostport) = match host.rsplit_once('@') {
-            Some((a, h)) => (Some(a), h),
-            None => (None, host),
-        };
-        if hostport.is_empty() {
-            return Err(bad());
-        }
-        let hostport = if hostport.contains(':') && !hostport.ends_with(']') {
-            hostport.to_string()
-        } else {
-            format!("{hostport}:5672")
-        };
-        let auth = auth.unwrap_or("guest:guest");
-        uris.push(format!("amqp://{auth}@{hostport}/{vhost}"));
-        let user = auth.split(':').next().unwrap_or("");
-        shown.push(format!("{user}@{hostport}"));
-    }
-    if uris.is_empty() {
-        return Err(bad());
-    }
-    Ok(TransportUrl {
-        uris,
-        display: format!("rabbit://{}/{vhost}", shown.join(",")),
-    })
-}
-
-fn mask(url: &str) -> String {
-    match (url.split_once("://"), url.rsplit_once('@')) {
-        (Some((scheme, _)), Some((_, host))) => format!("{scheme}://****@{host}"),
-        _ => url.to_string(),
-    }
-}
-
 /// Where a message goes: a topic, and optionally one server of it.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Target {
@@ -114,28 +59,7 @@ pub struct Target {
     pub version: Option<String>,
 }
 
-/// The outcome of handling one request.
-pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Value, RemoteError>> + Send>>;
-
-/// What a server does with the requests it receives.
-pub trait Handler: Send + Sync + 'static {
-    fn handle(
-        &self,
-        context: Map<String, Value>,
-        method: String,
-        args: Map<String, Value>,
-    ) -> HandlerFuture;
-}
-
 type Waiters = Arc<Mutex<HashMap<String, oneshot::Sender<Reply>>>>;
-
-/// A topic this process serves, re-declared after every reconnection.
-#[derive(Clone)]
-struct Served {
-    topic: String,
-    host: String,
-    handler: Arc<dyn Handler>,
-}
 
 /// What survives reconnections.
 struct Inner {
@@ -299,115 +223,6 @@ impl Inner {
             None => Err(RpcError::Unavailable(self.url.display.clone())),
         }
     }
-}
-
-/// Declare and consume the queues of one served topic.
-async fn declare_server(ch: &Channel, exchange: &str, s: &Served) -> Result<(), RpcError> {
-    let topic = s.topic.as_str();
-    let fanout_exchange = format!("{topic}_fanout");
-    ch.exchange_declare(
-        fanout_exchange.as_str().into(),
-        ExchangeKind::Fanout,
-        ExchangeDeclareOptions {
-            auto_delete: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await?;
-    let direct = format!("{topic}.{}", s.host);
-    let fanout_q = format!("{topic}_fanout_{}", new_id());
-    let queues = [
-        (
-            topic.to_string(),
-            exchange.to_string(),
-            topic.to_string(),
-            FieldTable::default(),
-        ),
-        (
-            direct.clone(),
-            exchange.to_string(),
-            direct,
-            FieldTable::default(),
-        ),
-        (
-            fanout_q,
-            fanout_exchange,
-            topic.to_string(),
-            transient_args(),
-        ),
-    ];
-    for (queue, exchange, key, args) in queues {
-        ch.queue_declare(queue.as_str().into(), QueueDeclareOptions::default(), args)
-            .await?;
-        ch.queue_bind(
-            queue.as_str().into(),
-            exchange.as_str().into(),
-            key.as_str().into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-        let mut consumer = ch
-            .basic_consume(
-                queue.as_str().into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        let channel = ch.clone();
-        let handler = s.handler.clone();
-        tokio::spawn(async move {
-            while let Some(delivery) = consumer.next().await {
-                let Ok(delivery) = delivery else { break };
-                // Acknowledged on receipt, as oslo's RPC servers do.
-                let _ = delivery.ack(BasicAckOptions::default()).await;
-                let req = match Request::decode(&delivery.data) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::warn!("malformed request dropped: {e}");
-                        continue;
-                    }
-                };
-                let channel = channel.clone();
-                let handler = handler.clone();
-                tokio::spawn(async move {
-                    let outcome = handler.handle(req.context, req.method, req.args).await;
-                    let (Some(msg_id), Some(reply_q)) = (req.msg_id, req.reply_q) else {
-                        return;
-                    };
-                    let reply = match outcome {
-                        Ok(result) => Reply {
-                            msg_id,
-                            result,
-                            failure: None,
-                            ending: true,
-                        },
-                        Err(f) => Reply {
-                            msg_id,
-                            result: Value::Null,
-                            failure: Some(f),
-                            ending: true,
-                        },
-                    };
-                    if let Err(e) = channel
-                        .basic_publish(
-                            "".into(),
-                            reply_q.as_str().into(),
-                            BasicPublishOptions::default(),
-                            &reply.encode(),
-                            properties(None),
-                        )
-                        .await
-                    {
-                        tracing::warn!("reply to {reply_q} failed: {e}");
-                    }
-                });
-            }
-        });
-    }
-    Ok(())
 }
 
 impl Rpc {
@@ -599,28 +414,5 @@ impl Rpc {
         }
         let channel = self.inner.channel().await?;
         declare_server(&channel, &self.inner.exchange, &served).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn transport_urls() {
-        let u = parse_transport_url("rabbit://guest:guest@127.0.0.1:5672/").unwrap();
-        assert_eq!(u.uris, ["amqp://guest:guest@127.0.0.1:5672/%2f"]);
-        assert!(!u.display.contains("guest:guest"));
-        let u = parse_transport_url("rabbit://a:pw@h1,b:pw2@h2:5673/magnum").unwrap();
-        assert_eq!(
-            u.uris,
-            ["amqp://a:pw@h1:5672/magnum", "amqp://b:pw2@h2:5673/magnum"]
-        );
-        assert!(parse_transport_url("kafka://h/").is_err());
-        assert!(parse_transport_url("rabbit:///").is_err());
-        let e = parse_transport_url("nats://u:secret@h/")
-            .unwrap_err()
-            .to_string();
-        assert!(!e.contains("secret"));
     }
 }

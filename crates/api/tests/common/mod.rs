@@ -78,6 +78,8 @@ pub fn admin(project: &str) -> Who {
 
 pub struct TestApp {
     pub router: App,
+    /// The state the router serves.
+    pub state: AppState,
     pub db: Database,
     pub backend: Backend,
     /// The in-process conductor, driven by [`TestApp::settle`].
@@ -171,6 +173,19 @@ impl TestApp {
         Self::build_with(backend, conf, policy, bus, Arc::new(NoCloud), true).await
     }
 
+    /// An API whose external drivers' conductors are reached through
+    /// `external` (its configuration declares the drivers).
+    pub async fn with_external(
+        backend: Backend,
+        conf: &str,
+        external: Arc<dyn magnum_rpc::Client>,
+    ) -> TestApp {
+        let conf = Config::parse(conf, "test.conf").expect("test configuration");
+        let mut app = Self::build(backend, conf, Enforcer::with_defaults(), true).await;
+        app.router = router(app.state.clone().with_external(external));
+        app
+    }
+
     async fn build_with(
         backend: Backend,
         conf: Config,
@@ -179,7 +194,7 @@ impl TestApp {
         lookups: Arc<dyn CloudLookup>,
         default_identity: bool,
     ) -> TestApp {
-        let testdb = TestDb::create(backend).await;
+        let testdb = TestDb::create_migrated(backend).await;
         let db = testdb.migrated().await;
         let cloud_dir = std::env::temp_dir().join(format!("magnum-cloud-{}", uuid::Uuid::new_v4()));
         let cloud = magnum_conductor::fake_driver::FakeDriver::new(cloud_dir.clone());
@@ -189,9 +204,9 @@ impl TestApp {
         // Short-lived certificates in the table unless the configuration
         // names a store; ring signs with 2048-bit keys at least.
         let certs = if conf.str("certificates", "cert_manager_type").is_some() {
-            magnum_conductor::certs::CertManager::from_conf(&conf)
+            magnum_certs::CertManager::from_conf(&conf)
         } else {
-            magnum_conductor::certs::CertManager::with_settings(magnum_core::x509::X509Settings {
+            magnum_certs::CertManager::with_settings(magnum_core::x509::X509Settings {
                 rsa_key_size: 2048,
                 term_of_validity_days: 30,
                 ..Default::default()
@@ -219,7 +234,8 @@ impl TestApp {
             state = state.with_conductor(Arc::new(client));
         }
         TestApp {
-            router: router(state),
+            router: router(state.clone()),
+            state,
             db,
             backend,
             conductor,

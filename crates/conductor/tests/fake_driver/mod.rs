@@ -10,9 +10,18 @@
 //! - `fake_after_seconds`: how long a call blocks after the cloud did the
 //!   work (an answer that is slow to come back);
 //! - `fake_fail`: actions (create, update, delete) the cloud reports FAILED;
+//! - `fake_fail_once`: actions the cloud reports FAILED the first time
+//!   they run on a stack only (a retry then succeeds);
+//! - `fake_fail_reason`: what the cloud says a failure was (default
+//!   `fake cloud: <action> failed as asked`), reported as a failed
+//!   resource `fake_server` (or `fake_fail_resource`) in the driver's
+//!   events;
 //! - `fake_refuse`: actions whose driver call errors at once;
 //! - `fake_hang`: actions that never finish (timeouts);
-//! - `fake_health`: the health status the COE reports.
+//! - `fake_health`: the health status the COE reports;
+//! - `fake_trust_refused`: actions (and `status`) that fail as Keystone's
+//!   refusal of the owner's trust when the driver is asked with the trust,
+//!   and work with the service's own credentials (`ClusterSpec::as_service`).
 //!
 //! A file `outage` in the cloud directory makes every operation call
 //! answer that the cloud is unreachable while it exists (tests create and
@@ -30,7 +39,8 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use magnum_core::drivers::{
-    Action, ClusterKind, ClusterSpec, Driver, DriverError, DriverFuture, Health, Observed, Progress,
+    Action, ClusterKind, ClusterSpec, Driver, DriverError, DriverEvent, DriverFuture, Health,
+    Observed, Progress,
 };
 use magnum_core::objects::{label_string, ClusterTemplate, NodeGroup};
 use serde_json::{json, Value};
@@ -97,6 +107,17 @@ fn label(spec: &ClusterSpec, key: &str) -> Option<String> {
 
 fn listed(spec: &ClusterSpec, key: &str, action: &str) -> bool {
     label(spec, key).is_some_and(|v| v.split(',').any(|a| a.trim() == action))
+}
+
+/// Keystone's refusal of the owner's trust, for the actions
+/// `fake_trust_refused` lists, unless the driver acts as the service.
+fn trust_refused(spec: &ClusterSpec, what: &str) -> Result<(), DriverError> {
+    if listed(spec, "fake_trust_refused", what) && spec.trust.is_some() && !spec.as_service {
+        return Err(DriverError::Failed(
+            "Keystone refused authentication (401 Unauthorized)".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn action_name(a: Action) -> &'static str {
@@ -204,6 +225,18 @@ impl FakeDriver {
     }
 
     fn start(&self, spec: &ClusterSpec, action: Action, what: &str) -> DriverFuture<'_, String> {
+        self.start_with(spec, action, what, true)
+    }
+
+    /// Start `what` on the cluster's stack; with `adopt`, a create finds a
+    /// stack that exists and keeps it as it is.
+    fn start_with(
+        &self,
+        spec: &ClusterSpec,
+        action: Action,
+        what: &str,
+        adopt: bool,
+    ) -> DriverFuture<'_, String> {
         let spec = spec.clone();
         let what = what.to_string();
         Box::pin(async move {
@@ -227,26 +260,31 @@ impl FakeDriver {
                     "fake cloud refused to {what} the cluster"
                 )));
             }
+            trust_refused(&spec, &what)?;
             std::fs::create_dir_all(&self.dir)
                 .map_err(|e| DriverError::Failed(format!("fake cloud: {e}")))?;
             let id = Self::stack_id(&spec);
             let log = self.dir.join(format!("fake-{}.log", spec.cluster.uuid));
-            if action == Action::Create {
-                let stack = std::fs::read_to_string(self.file(&id))
-                    .ok()
-                    .and_then(|t| serde_json::from_str::<Value>(&t).ok());
-                if stack.is_some_and(|s| s["action"] != "delete") {
-                    let mut text = std::fs::read_to_string(&log).unwrap_or_default();
-                    text.push_str("adopt\n");
-                    std::fs::write(&log, text)
-                        .map_err(|e| DriverError::Failed(format!("fake cloud: {e}")))?;
-                    return Ok(id);
-                }
+            let stack = std::fs::read_to_string(self.file(&id))
+                .ok()
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok());
+            // How many times this action has run on the stack.
+            let runs = match &stack {
+                Some(s) if s["what"] == what.as_str() => s["runs"].as_u64().unwrap_or(1) + 1,
+                _ => 1,
+            };
+            if action == Action::Create && adopt && stack.is_some_and(|s| s["action"] != "delete") {
+                let mut text = std::fs::read_to_string(&log).unwrap_or_default();
+                text.push_str("adopt\n");
+                std::fs::write(&log, text)
+                    .map_err(|e| DriverError::Failed(format!("fake cloud: {e}")))?;
+                return Ok(id);
             }
             let record = json!({
                 "action": action_name(action),
                 "what": what,
                 "started": now(),
+                "runs": runs,
             });
             std::fs::write(self.file(&id), record.to_string())
                 .map_err(|e| DriverError::Failed(format!("fake cloud: {e}")))?;
@@ -296,6 +334,10 @@ impl Driver for FakeDriver {
 
     fn create(&self, spec: &ClusterSpec, _timeout: i64) -> DriverFuture<'_, String> {
         self.start(spec, Action::Create, "create")
+    }
+
+    fn retry_create(&self, spec: &ClusterSpec, _timeout: i64) -> DriverFuture<'_, String> {
+        self.start_with(spec, Action::Create, "create", false)
     }
 
     fn update(&self, spec: &ClusterSpec, _rollback: bool) -> DriverFuture<'_, ()> {
@@ -376,6 +418,7 @@ impl Driver for FakeDriver {
                 let line = format!("{tag} {} {:.6}\n", spec.cluster.uuid, now());
                 self.append("status.log", line)?;
             }
+            trust_refused(&spec, "status")?;
             let id = spec
                 .cluster
                 .stack_id
@@ -399,12 +442,26 @@ impl Driver for FakeDriver {
             let started = record["started"].as_f64().unwrap_or(0.0);
             let progress = if listed(&spec, "fake_hang", &what) || now() < started + seconds {
                 Progress::InProgress
-            } else if listed(&spec, "fake_fail", &what) {
-                Progress::Failed(format!("fake cloud: {what} failed as asked"))
+            } else if listed(&spec, "fake_fail", &what)
+                || (listed(&spec, "fake_fail_once", &what) && record["runs"].as_u64() == Some(1))
+            {
+                Progress::Failed(
+                    label(&spec, "fake_fail_reason")
+                        .unwrap_or_else(|| format!("fake cloud: {what} failed as asked")),
+                )
             } else {
                 Progress::Complete
             };
             let mut o = Observed::new(action, progress);
+            if let Progress::Failed(reason) = &o.progress {
+                o.events.push(DriverEvent {
+                    resource: label(&spec, "fake_fail_resource")
+                        .unwrap_or_else(|| "fake_server".into()),
+                    status: format!("{}_FAILED", action.stem()),
+                    reason: reason.clone(),
+                    nodegroup_uuid: None,
+                });
+            }
             for (i, ng) in spec.nodegroups.iter().enumerate() {
                 let n = ng.node_count.unwrap_or(0);
                 let addrs = (1..=n).map(|k| format!("10.0.{i}.{k}")).collect();

@@ -67,6 +67,8 @@ pub static OPTIONS: &[OptDef] = &[
     opt("conductor", "sync_interval", Int { min: Some(1), max: None }, Some("10"), "Seconds between a conductor's sweeps of queued operations and syncs of cluster status (magnum-rs).", false),
     opt("conductor", "sweep_concurrency", Int { min: Some(1), max: None }, Some("16"), "How many queued operations a conductor's sweep runs at once: those whose conductor died, or whose cast was lost (magnum-rs).", false),
     opt("conductor", "sync_concurrency", Int { min: Some(1), max: None }, Some("16"), "How many clusters a conductor asks their drivers about at once in a status or health sync; the live conductors share the clusters (magnum-rs).", false),
+    opt("cluster_events", "max_age", int(Some(0), None), Some("2592000"), "Seconds a cluster's events (GET /v1/clusters/{ident}/events) are kept; the conductors prune older ones, also those of deleted clusters (0: kept until max_per_cluster removes them) (magnum-rs).", false),
+    opt("cluster_events", "max_per_cluster", int(Some(0), None), Some("1000"), "How many events are kept per cluster: the conductors prune the oldest beyond this (0: no bound by count) (magnum-rs).", false),
     opt("database", "mysql_engine", Str, Some("InnoDB"), "MySQL storage engine of new tables.", false),
     opt("docker", "docker_remote_api_version", Str, Some("1.21"), "Docker API client: docker remote api version.", false),
     opt("docker", "default_timeout", Int { min: None, max: None }, Some("60"), "Docker API client: default timeout.", false),
@@ -82,6 +84,8 @@ pub static OPTIONS: &[OptDef] = &[
     opt("drivers", "disabled_drivers", List, Some(""), "Cluster drivers that may not be used.", false),
     opt("drivers", "enabled_beta_drivers", List, Some(""), "Beta cluster drivers that may be used.", false),
     opt("drivers", "default_driver", Str, None, "Driver of templates whose image names no os_distro or driver.", false),
+    opt("drivers", "external_drivers", List, Some(""), "Drivers that other conductors run (upstream's magnum-conductor with a Python driver such as magnum-cluster-api), each name:server_type:os_distro:coe; several entries of one name add kinds. Templates may use them; their clusters' operations are cast to [drivers] external_topic in upstream's wire format, and our conductors leave those clusters alone (magnum-rs).", false),
+    opt("drivers", "external_topic", Str, Some("magnum-conductor"), "The RPC topic of the conductors that run the external drivers; our own conductors must then serve another [conductor] topic (magnum-rs).", false),
     opt("glance_client", "region_name", Str, None, "Region of the glance endpoint.", false),
     opt("glance_client", "endpoint_type", Str, Some("publicURL"), "Interface (publicURL, internalURL, adminURL) of the glance endpoint.", false),
     opt("keystone_auth", "auth_type", Str, None, "Keystone authentication (auth_type) of the service user Magnum acts as.", false),
@@ -162,6 +166,9 @@ pub static OPTIONS: &[OptDef] = &[
     opt("DEFAULT", "control_exchange", Str, Some("magnum"), "The AMQP exchange RPC topics live in.", false),
     opt("DEFAULT", "rpc_response_timeout", int(Some(1), None), Some("60"), "Seconds to wait for an RPC reply.", false),
     opt("DEFAULT", "report_interval", int(Some(1), None), Some("10"), "Seconds between service heartbeats.", false),
+    opt("DEFAULT", "use_json", Bool, Some("false"), "Write each log line as one JSON object (oslo.log's option); the fields of its spans (a request's id, an operation's id, method and cluster) come with it.", false),
+    opt("metrics", "listen", Str, Some(""), "host:port where Prometheus metrics are served at GET /metrics, on a listener of their own; empty: not served (magnum-rs).", false),
+    opt("oslo_reports", "log_dir", Str, None, "Directory where a guru meditation report (written on SIGUSR2) goes, a new file per report; unset: standard error.", false),
     opt("DEFAULT", "data_dir", Str, None, "Where all-in-one keeps its SQLite database when [database] connection is unset (default: ~/.local/share/magnum).", false),
     // [database] (oslo.db)
     OptDef {

@@ -14,6 +14,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+mod check;
+pub use check::RuleError;
+use check::{parse, parse_value, Check};
+
 const DEFAULTS: &str = include_str!("defaults.tsv");
 
 /// How deep `rule:` references may nest before a check is refused.
@@ -28,193 +32,29 @@ pub enum PolicyError {
         #[source]
         source: std::io::Error,
     },
-    #[error("policy file {path} is not a valid YAML or JSON mapping of rule names to check strings: {message}")]
-    Parse { path: PathBuf, message: String },
+    #[error("policy file {path} is not valid JSON")]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("policy file {path} is not valid YAML")]
+    Yaml {
+        path: PathBuf,
+        #[source]
+        source: serde_yaml::Error,
+    },
+    #[error("policy file {path} is not a mapping of rule names to check strings")]
+    NotAMapping { path: PathBuf },
+    #[error("policy file {path}: rule {name}")]
+    Rule {
+        path: PathBuf,
+        name: String,
+        #[source]
+        source: RuleError,
+    },
     #[error("Policy {0} has not been registered")]
     NotRegistered(String),
-}
-
-/// A parsed check.
-#[derive(Debug, Clone, PartialEq)]
-enum Check {
-    Always,
-    Never,
-    Rule(String),
-    Role(String),
-    /// `kind:match`: the credential at `kind` (dotted path) equals `match`
-    /// after `%(attr)s` substitution from the target.
-    Generic {
-        kind: String,
-        pattern: String,
-    },
-    And(Vec<Check>),
-    Or(Vec<Check>),
-    Not(Box<Check>),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Token {
-    Open,
-    Close,
-    And,
-    Or,
-    Not,
-    Check(Check),
-}
-
-fn parse_single(text: &str) -> Check {
-    match text {
-        "@" => return Check::Always,
-        "!" => return Check::Never,
-        _ => {}
-    }
-    let Some((kind, pattern)) = text.split_once(':') else {
-        tracing::warn!(
-            "policy check {text:?} is not of the form kind:match; treated as never true"
-        );
-        return Check::Never;
-    };
-    match kind {
-        "rule" => Check::Rule(pattern.to_string()),
-        "role" => Check::Role(pattern.to_string()),
-        _ => Check::Generic {
-            kind: kind.to_string(),
-            pattern: pattern.to_string(),
-        },
-    }
-}
-
-fn tokenize(text: &str) -> Vec<Token> {
-    let mut tokens = Vec::new();
-    for word in text.split_whitespace() {
-        let mut word = word;
-        let mut closes = 0;
-        while let Some(rest) = word.strip_prefix('(') {
-            tokens.push(Token::Open);
-            word = rest;
-        }
-        while let Some(rest) = word.strip_suffix(')') {
-            closes += 1;
-            word = rest;
-        }
-        if !word.is_empty() {
-            tokens.push(match word.to_ascii_lowercase().as_str() {
-                "and" => Token::And,
-                "or" => Token::Or,
-                "not" => Token::Not,
-                _ => Token::Check(parse_single(word)),
-            });
-        }
-        tokens.extend(std::iter::repeat_n(Token::Close, closes));
-    }
-    tokens
-}
-
-struct Parser {
-    tokens: Vec<Token>,
-    pos: usize,
-}
-
-impl Parser {
-    fn peek(&self) -> Option<&Token> {
-        self.tokens.get(self.pos)
-    }
-
-    fn or(&mut self) -> Option<Check> {
-        let mut items = vec![self.and()?];
-        while self.peek() == Some(&Token::Or) {
-            self.pos += 1;
-            items.push(self.and()?);
-        }
-        Some(if items.len() == 1 {
-            items.remove(0)
-        } else {
-            Check::Or(items)
-        })
-    }
-
-    fn and(&mut self) -> Option<Check> {
-        let mut items = vec![self.not()?];
-        while self.peek() == Some(&Token::And) {
-            self.pos += 1;
-            items.push(self.not()?);
-        }
-        Some(if items.len() == 1 {
-            items.remove(0)
-        } else {
-            Check::And(items)
-        })
-    }
-
-    fn not(&mut self) -> Option<Check> {
-        if self.peek() == Some(&Token::Not) {
-            self.pos += 1;
-            return Some(Check::Not(Box::new(self.not()?)));
-        }
-        self.atom()
-    }
-
-    fn atom(&mut self) -> Option<Check> {
-        let token = self.tokens.get(self.pos)?.clone();
-        self.pos += 1;
-        match token {
-            Token::Open => {
-                let inner = self.or()?;
-                if self.peek() != Some(&Token::Close) {
-                    return None;
-                }
-                self.pos += 1;
-                Some(inner)
-            }
-            Token::Check(c) => Some(c),
-            _ => None,
-        }
-    }
-}
-
-/// Parse an oslo.policy check string; unparsable text never holds.
-fn parse(text: &str) -> Check {
-    let tokens = tokenize(text);
-    if tokens.is_empty() {
-        return Check::Always;
-    }
-    let mut p = Parser { tokens, pos: 0 };
-    match p.or() {
-        Some(check) if p.pos == p.tokens.len() => check,
-        _ => {
-            tracing::warn!("policy check {text:?} cannot be parsed; treated as never true");
-            Check::Never
-        }
-    }
-}
-
-/// A rule as an operator may write it: a check string, or oslo's legacy
-/// list-of-lists (`[["a", "b"], ["c"]]` = `(a and b) or c`).
-fn parse_value(value: &Value) -> Result<Check, String> {
-    match value {
-        Value::String(s) => Ok(parse(s)),
-        Value::Array(alternatives) => {
-            if alternatives.is_empty() {
-                return Ok(Check::Always);
-            }
-            let mut ors = Vec::new();
-            for alt in alternatives {
-                let Value::Array(all) = alt else {
-                    return Err("a list rule must be a list of lists of checks".into());
-                };
-                let mut ands = Vec::new();
-                for c in all {
-                    let Value::String(s) = c else {
-                        return Err("a list rule must hold check strings".into());
-                    };
-                    ands.push(parse_single(s));
-                }
-                ors.push(Check::And(ands));
-            }
-            Ok(Check::Or(ors))
-        }
-        other => Err(format!("a rule must be a string, not {other}")),
-    }
 }
 
 /// Python's `str()` of a JSON value, as oslo compares values.
@@ -338,22 +178,31 @@ impl Enforcer {
             path: path.to_path_buf(),
             source,
         })?;
-        let parse_err = |message: String| PolicyError::Parse {
-            path: path.to_path_buf(),
-            message,
-        };
+        let path = path.to_path_buf();
         let doc: Value = if text.trim_start().starts_with('{') {
-            serde_json::from_str(&text).map_err(|e| parse_err(e.to_string()))?
+            serde_json::from_str(&text).map_err(|source| PolicyError::Json {
+                path: path.clone(),
+                source,
+            })?
         } else {
-            serde_yaml::from_str(&text).map_err(|e| parse_err(e.to_string()))?
+            serde_yaml::from_str(&text).map_err(|source| PolicyError::Yaml {
+                path: path.clone(),
+                source,
+            })?
         };
         let map = match doc {
             Value::Object(map) => map,
             Value::Null => return Ok(()),
-            _ => return Err(parse_err("the document is not a mapping".into())),
+            _ => return Err(PolicyError::NotAMapping { path }),
         };
         for (name, value) in map {
-            let check = parse_value(&value).map_err(|m| parse_err(format!("rule {name}: {m}")))?;
+            let check = match parse_value(&value) {
+                Ok(check) => check,
+                Err(source) => {
+                    let path = path.clone();
+                    return Err(PolicyError::Rule { path, name, source });
+                }
+            };
             let text = match &value {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
@@ -588,7 +437,20 @@ mod tests {
         std::fs::write(&yaml, "- not a mapping\n").unwrap();
         assert!(matches!(
             Enforcer::load(Some(&yaml), &[]),
-            Err(PolicyError::Parse { .. })
+            Err(PolicyError::NotAMapping { .. })
+        ));
+        std::fs::write(&yaml, "a: [1]\n").unwrap();
+        let e = Enforcer::load(Some(&yaml), &[]).unwrap_err();
+        assert!(matches!(&e, PolicyError::Rule { name, .. } if name == "a"));
+        let cause = std::error::Error::source(&e).map(ToString::to_string);
+        assert_eq!(
+            cause.as_deref(),
+            Some("a list rule must be a list of lists of checks")
+        );
+        std::fs::write(&yaml, "{\"a\": ").unwrap();
+        assert!(matches!(
+            Enforcer::load(Some(&yaml), &[]),
+            Err(PolicyError::Json { .. })
         ));
         assert!(matches!(
             Enforcer::load(Some(&dir.join("missing.yaml")), &[]),

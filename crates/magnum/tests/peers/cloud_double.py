@@ -36,13 +36,19 @@ KEYSTONE = os.environ.get("KEYSTONE_URL", "http://127.0.0.1:5001")
 SHARED_KEYPAIRS = {"kp": ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKp kp", "aa:bb")}
 NETWORKS = [
     {"id": "7e70e7e7-0000-4000-8000-00000000000a", "name": "public",
-     "router:external": True, "status": "ACTIVE"},
+     "router:external": True, "status": "ACTIVE", "shared": False,
+     "admin_state_up": True, "tenant_id": "", "project_id": "", "subnets": []},
     {"id": "7e70e7e7-0000-4000-8000-00000000000b", "name": "private",
-     "router:external": False, "status": "ACTIVE"},
+     "router:external": False, "status": "ACTIVE", "shared": False,
+     "admin_state_up": True, "tenant_id": "", "project_id": "",
+     "subnets": ["5b5b5b5b-0000-4000-8000-00000000000a"]},
 ]
 SUBNETS = [
     {"id": "5b5b5b5b-0000-4000-8000-00000000000a", "name": "private-subnet",
-     "network_id": NETWORKS[1]["id"], "cidr": "10.0.0.0/24"},
+     "network_id": NETWORKS[1]["id"], "cidr": "10.0.0.0/24",
+     "tenant_id": "", "project_id": "", "ip_version": 4, "enable_dhcp": True,
+     "gateway_ip": "10.0.0.1", "allocation_pools": [], "dns_nameservers": [],
+     "host_routes": []},
 ]
 
 
@@ -188,6 +194,23 @@ class Handler(BaseHTTPRequestHandler):
             if microversion(self.headers) < (2, 2):
                 view.pop("type")
             return self.answer(200, {"keypair": view})
+        if parts in (["compute"], ["compute", "v2.1"]):
+            # Version discovery (openstacksdk's compute proxy, in Horizon).
+            base = "http://%s/compute/v2.1/" % self.headers.get("Host")
+            v = {"id": "v2.1", "status": "CURRENT", "version": "2.96",
+                 "min_version": "2.1", "updated": "2013-07-23T11:33:21Z",
+                 "links": [{"rel": "self", "href": base}]}
+            return self.answer(200, {"version": v} if len(parts) == 2
+                               else {"versions": [v]})
+        if parts == ["network", "v2.0", "extensions"]:
+            # No extensions (Horizon asks before listing networks).
+            return self.answer(200, {"extensions": []})
+        if parts[:3] == ["compute", "v2.1", "os-availability-zone"]:
+            # One zone, as a single-zone Nova lists it (Horizon's Create
+            # Cluster form offers it).
+            return self.answer(200, {"availabilityZoneInfo": [
+                {"zoneName": "nova", "zoneState": {"available": True},
+                 "hosts": None}]})
         if parts[:3] == ["network", "v2.0", "networks"]:
             if len(parts) == 4:
                 n = [n for n in NETWORKS if n["id"] == parts[3]]

@@ -11,18 +11,13 @@ use serde_json::{json, Value};
 use super::*;
 
 pub const KEYSTONE: &str = "http://127.0.0.1:5001";
-/// Token lifetime of the test Keystone, so an expired token can be shown.
-pub const TOKEN_SECONDS: &str = "30";
 
 pub fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/keystone.sh")
 }
 
 pub fn keystone(args: &[&str]) {
-    let out = run(Command::new("bash")
-        .arg(script())
-        .args(args)
-        .env("KEYSTONE_TOKEN_EXPIRATION", TOKEN_SECONDS));
+    let out = run(Command::new("bash").arg(script()).args(args));
     assert!(
         out.status.success(),
         "scripts/keystone.sh {args:?} failed:\n{}",
@@ -36,11 +31,17 @@ pub fn token(user: &str, project: &str) -> String {
 }
 
 pub fn token_of(user: &str, password: &str, project: &str) -> String {
-    let body = json!({"auth": {
+    sign_in(json!({
         "identity": {"methods": ["password"], "password": {"user": {
             "name": user, "password": password, "domain": {"id": "default"}}}},
         "scope": {"project": {"name": project, "domain": {"id": "default"}}},
-    }});
+    }))
+    .0
+}
+
+/// `POST /v3/auth/tokens` with `auth`: the token and its body.
+fn sign_in(auth: Value) -> (String, Value) {
+    let body = json!({ "auth": auth });
     let (status, headers, text) = http_with(
         KEYSTONE,
         "POST",
@@ -49,11 +50,51 @@ pub fn token_of(user: &str, password: &str, project: &str) -> String {
         Some(&body.to_string()),
     );
     assert_eq!(status, 201, "{text}");
-    headers
+    let token = headers
         .into_iter()
         .find(|(k, _)| k == "x-subject-token")
         .map(|(_, v)| v)
-        .unwrap()
+        .unwrap();
+    (token, serde_json::from_str(&text).unwrap())
+}
+
+/// A token of `user` in `project` that expires at the returned instant,
+/// `life` from now. The test Keystone's tokens live an hour; one made from
+/// an application credential expires no later than the credential does.
+pub fn short_lived_token(user: &str, project: &str, life: Duration) -> (String, Instant) {
+    let (token, body) = sign_in(json!({
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": user, "password": "secret", "domain": {"id": "default"}}}},
+        "scope": {"project": {"name": project, "domain": {"id": "default"}}},
+    }));
+    let user_id = body["token"]["user"]["id"].as_str().unwrap();
+    let ends = Instant::now() + life;
+    let expires_at = chrono::Utc::now() + life;
+    let credential = json!({"application_credential": {
+        "name": format!("short-lived-{}", expires_at.timestamp_micros()),
+        "expires_at": expires_at.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
+    }});
+    let (status, _, text) = http_with(
+        KEYSTONE,
+        "POST",
+        &format!("/v3/users/{user_id}/application_credentials"),
+        &[("X-Auth-Token", &token)],
+        Some(&credential.to_string()),
+    );
+    assert_eq!(status, 201, "{text}");
+    let credential: Value = serde_json::from_str(&text).unwrap();
+    let credential = &credential["application_credential"];
+    let (short, body) = sign_in(json!({
+        "identity": {"methods": ["application_credential"], "application_credential": {
+            "id": credential["id"], "secret": credential["secret"]}},
+    }));
+    let expiry = body["token"]["expires_at"].as_str().unwrap();
+    let expiry = chrono::DateTime::parse_from_rfc3339(expiry).unwrap();
+    assert!(
+        expiry <= expires_at + chrono::Duration::seconds(1),
+        "Keystone did not cap the token at its credential's expiry: {expiry}"
+    );
+    (short, ends)
 }
 
 pub fn call(

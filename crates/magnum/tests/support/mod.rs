@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cloud;
+pub mod prom;
 pub mod relay;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -231,6 +232,38 @@ pub fn openstack_command() -> Command {
     cmd
 }
 
+/// Run the real `openstack <args>` against `endpoint` with no
+/// authentication, isolated from the caller's OS_* environment.
+#[allow(dead_code)] // not every test binary uses each helper
+pub fn osc(endpoint: &str, args: &[&str]) -> Output {
+    let mut cmd = openstack_command();
+    cmd.args(["--os-auth-type", "none", "--os-endpoint", endpoint])
+        .args(args);
+    run(&mut cmd)
+}
+
+/// [`osc`], which must succeed; its standard output.
+#[allow(dead_code)]
+pub fn ok(endpoint: &str, args: &[&str]) -> String {
+    let out = osc(endpoint, args);
+    assert!(
+        out.status.success(),
+        "openstack {args:?} failed:\n{}",
+        text(&out)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// [`osc`], which must succeed, its output read as JSON (`-f json`).
+#[allow(dead_code)]
+pub fn ok_json(endpoint: &str, args: &[&str]) -> serde_json::Value {
+    let stdout = ok(endpoint, args);
+    // `create` prints a line of its own before the document.
+    let start = stdout.find(['{', '[']).unwrap_or(0);
+    serde_json::from_str(&stdout[start..])
+        .unwrap_or_else(|e| panic!("openstack {args:?}: not JSON ({e}):\n{stdout}"))
+}
+
 /// The peers virtualenv: `MAGNUM_PEER_VENV`, else made by `scripts/peers.sh`.
 pub fn venv() -> PathBuf {
     if let Some(v) = std::env::var_os("MAGNUM_PEER_VENV") {
@@ -453,4 +486,40 @@ pub fn bare_get(url: &str, path: &str) -> (u16, String) {
     )
     .unwrap();
     answer_of(&mut s)
+}
+
+/// On a fake-cloud server: a template `t` made by a request whose request
+/// id comes back, then a cluster `c1` from it, waited for until
+/// CREATE_COMPLETE. (The template request's id, the cluster's uuid.)
+pub fn template_and_cluster(url: &str) -> (String, String) {
+    let (s, headers, b) = http_with(
+        url,
+        "POST",
+        "/v1/clustertemplates",
+        &[],
+        Some(
+            r#"{"name": "t", "coe": "kubernetes", "image_id": "fcos", "driver": "fake", "labels": {"fake_seconds": "0"}}"#,
+        ),
+    );
+    assert_eq!(s, 201, "{b}");
+    let request = headers
+        .iter()
+        .find(|(k, _)| k == "x-openstack-request-id")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    let (s, b) = http(
+        url,
+        "POST",
+        "/v1/clusters",
+        Some(r#"{"name": "c1", "cluster_template_id": "t"}"#),
+    );
+    assert_eq!(s, 202, "{b}");
+    let cluster = serde_json::from_str::<serde_json::Value>(&b).unwrap()["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_for(url, &format!("/v1/clusters/{cluster}"), 30, |_, v| {
+        v["status"] == "CREATE_COMPLETE"
+    });
+    (request, cluster)
 }

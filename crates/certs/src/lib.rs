@@ -17,6 +17,7 @@
 //!   `[certificates] storage_path`, readable by Magnum's user only; for
 //!   trying things out, as upstream says.
 
+use magnum_core::config::opts;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -26,7 +27,7 @@ use magnum_core::x509::{self, X509Error, X509Settings};
 use magnum_core::MagnumError;
 use magnum_db::{Database, X509KeyPair};
 use magnum_openstack::barbican::Barbican;
-use magnum_openstack::{OsError, Selector, Session};
+use magnum_openstack::{Chain, OsError, Selector, Session};
 use rand::Rng;
 use serde_json::{json, Map, Value};
 
@@ -103,12 +104,12 @@ pub fn issuer_name(c: &Cluster) -> String {
 impl CertManager {
     pub fn from_conf(conf: &Config) -> CertManager {
         let kind = conf
-            .str("certificates", "cert_manager_type")
+            .get(opts::certificates::CERT_MANAGER_TYPE)
             .unwrap_or_else(|| "barbican".into());
         let store = match kind.as_str() {
             "x509keypair" => Store::Table,
             "local" => Store::Local(PathBuf::from(
-                conf.str("certificates", "storage_path")
+                conf.get(opts::certificates::STORAGE_PATH)
                     .unwrap_or_else(|| "/var/lib/magnum/certificates/".into()),
             )),
             other => match Session::service(conf) {
@@ -126,7 +127,8 @@ impl CertManager {
                 Err(why) => {
                     tracing::warn!(
                         "[certificates] cert_manager_type barbican needs Magnum's service \
-                         user ({why}); cluster certificates are kept in the x509keypair table"
+                         user ({}); cluster certificates are kept in the x509keypair table",
+                        Chain(&why)
                     );
                     Store::Table
                 }
@@ -322,9 +324,19 @@ impl CertManager {
         .map_err(x509_error)
     }
 
-    /// Remove a cluster's certificates (what is gone already is fine).
-    pub async fn delete(&self, db: &Database, c: &Cluster) {
-        for r in [
+    /// The cluster's certificates in upstream's `x509keypair` table (none
+    /// when they are kept elsewhere): rows to delete in the transaction
+    /// that stops naming them, so an outage between the two cannot leave
+    /// them behind.
+    pub fn rows_of(&self, c: &Cluster) -> Vec<String> {
+        match self.store {
+            Store::Table => Self::refs(c).cloned().collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn refs(c: &Cluster) -> impl Iterator<Item = &String> {
+        [
             &c.ca_cert_ref,
             &c.etcd_ca_cert_ref,
             &c.front_proxy_ca_cert_ref,
@@ -332,7 +344,16 @@ impl CertManager {
         ]
         .into_iter()
         .flatten()
-        {
+    }
+
+    /// Remove a cluster's certificates kept outside the database, in
+    /// Barbican or files (what is gone already is fine); those of the
+    /// `x509keypair` table go with their cluster's row ([`Self::rows_of`]).
+    pub async fn delete_external(&self, db: &Database, c: &Cluster) {
+        if let Store::Table = self.store {
+            return;
+        }
+        for r in Self::refs(c) {
             if let Err(e) = self.remove(db, r).await {
                 tracing::warn!("cluster {}: cannot delete certificate {r}: {e}", c.uuid);
             }

@@ -11,8 +11,50 @@ use magnum_core::config::Config;
 use magnum_core::{MagnumError, RequestContext};
 use serde_json::Value;
 
-/// Where one service's endpoint is looked up.
-use magnum_openstack::Selector;
+use crate::{Chain, HttpClient, Selector};
+
+/// Why a service of the caller's catalog could not answer a lookup.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// The request failed, or its answer could not be read.
+    #[error("cannot reach the {service} service")]
+    Unreachable {
+        service: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// An answer that is neither found, not found nor refused (5xx, …).
+    #[error("cannot reach the {service} service: it answered {status}")]
+    Status { service: String, status: u16 },
+    /// The caller may not read it (403).
+    #[error("Not authorized to read {0}")]
+    Forbidden(String),
+    /// The service refused the caller's token (revoked since it was
+    /// validated, or the service trusts another Keystone).
+    #[error("the {service} service refused the caller's token (401 at {path})")]
+    TokenRefused { service: String, path: String },
+}
+
+impl From<CatalogError> for MagnumError {
+    /// An unreachable or failing service is 503, the details logged; a
+    /// refused read 403. A refused token is not an outage, so not 503:
+    /// upstream's openstacksdk raises an HttpException that carries no
+    /// HTTP code of Magnum's, which its API answers with 500; so do we,
+    /// the cause logged.
+    fn from(e: CatalogError) -> MagnumError {
+        match e {
+            CatalogError::Unreachable { ref service, .. }
+            | CatalogError::Status { ref service, .. } => {
+                tracing::warn!("{}", Chain(&e));
+                MagnumError::ServiceUnavailable(format!(
+                    "The {service} service could not be reached; try again later."
+                ))
+            }
+            CatalogError::Forbidden(_) => MagnumError::NotAuthorized(e.to_string()),
+            CatalogError::TokenRefused { .. } => MagnumError::Internal(e.to_string()),
+        }
+    }
+}
 
 /// Lookups in the cloud the caller's catalog describes.
 #[derive(Debug, Clone)]
@@ -24,23 +66,13 @@ pub struct CatalogCloud {
 }
 
 fn uuid_like(s: &str) -> bool {
-    crate::fields::canonical_uuid(s).is_some()
-}
-
-/// A service of the catalog that did not answer (or answered 5xx): 503,
-/// the details logged.
-fn unreachable(what: &str, e: impl std::fmt::Display) -> MagnumError {
-    tracing::warn!("cannot reach the {what} service: {e}");
-    MagnumError::ServiceUnavailable(format!(
-        "The {what} service could not be reached; try again later."
-    ))
+    uuid::Uuid::parse_str(s.trim()).is_ok()
 }
 
 impl CatalogCloud {
     pub fn from_conf(conf: &Config) -> CatalogCloud {
         CatalogCloud {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(15))
+            http: HttpClient::new(Duration::from_secs(15))
                 .build()
                 .unwrap_or_default(),
             image: Selector::from_conf(conf, "glance_client", "image"),
@@ -62,41 +94,81 @@ impl CatalogCloud {
         what: &str,
         url: &str,
     ) -> Result<Option<Value>, MagnumError> {
+        Ok(self.fetch(ctx, what, url).await?)
+    }
+
+    async fn fetch(
+        &self,
+        ctx: &RequestContext,
+        what: &str,
+        url: &str,
+    ) -> Result<Option<Value>, CatalogError> {
+        let unreachable = |source| CatalogError::Unreachable {
+            service: what.to_string(),
+            source,
+        };
         let mut req = self.http.get(url);
         if let Some(t) = &ctx.auth_token {
             req = req.header("X-Auth-Token", t.expose());
         }
-        let resp = req.send().await.map_err(|e| unreachable(what, e))?;
+        let resp = req.send().await.map_err(unreachable)?;
         match resp.status().as_u16() {
-            200..=299 => Ok(Some(resp.json().await.map_err(|e| unreachable(what, e))?)),
+            200..=299 => Ok(Some(resp.json().await.map_err(unreachable)?)),
             404 => Ok(None),
-            403 => Err(MagnumError::NotAuthorized(format!(
-                "Not authorized to read {what}"
-            ))),
-            // The service refused the caller's token (revoked since it was
-            // validated, or the service trusts another Keystone). Not an
-            // outage, so not 503: upstream's openstacksdk raises an
-            // HttpException that carries no HTTP code of Magnum's, which
-            // its API answers with 500; so do we, the cause logged.
-            401 => Err(MagnumError::Internal(format!(
-                "the {what} service refused the caller's token (401 at {})",
-                resp.url().path()
-            ))),
-            s => Err(unreachable(what, format!("it answered {s}"))),
+            403 => Err(CatalogError::Forbidden(what.to_string())),
+            401 => Err(CatalogError::TokenRefused {
+                service: what.to_string(),
+                path: resp.url().path().to_string(),
+            }),
+            status => Err(CatalogError::Status {
+                service: what.to_string(),
+                status,
+            }),
         }
     }
 
-    fn base(&self, ctx: &RequestContext, sel: &Selector) -> Result<Option<String>, MagnumError> {
+    /// The endpoint to check `what` at. A service missing from the
+    /// caller's catalog is the deployment's state, not a fault of ours:
+    /// 400 naming the service, its interface and region, and what could
+    /// not be checked (upstream's keystoneauth raises EndpointNotFound,
+    /// which its API answers with a bare 500).
+    fn base(
+        &self,
+        ctx: &RequestContext,
+        sel: &Selector,
+        what: &str,
+    ) -> Result<Option<String>, MagnumError> {
         if ctx.catalog.is_none() {
             return Ok(None);
         }
-        Self::endpoint(ctx, sel).map(Some).ok_or_else(|| {
-            MagnumError::Internal(format!(
-                "no {} endpoint ({}) in the caller's catalog",
-                sel.service_type, sel.interface
-            ))
-        })
+        Self::endpoint(ctx, sel)
+            .map(Some)
+            .ok_or_else(|| missing_service(sel, what))
     }
+}
+
+/// The 400 for a service the caller's catalog does not list.
+fn missing_service(sel: &Selector, what: &str) -> MagnumError {
+    let project = match sel.service_type {
+        "compute" => " (nova)",
+        "image" => " (glance)",
+        "network" => " (neutron)",
+        _ => "",
+    };
+    let region = match &sel.region {
+        Some(r) => format!("region {r} of "),
+        None => String::new(),
+    };
+    MagnumError::Invalid(format!(
+        "The {service} service{project} has no {interface} endpoint in {region}the caller's catalog, so the {what} cannot be checked; ask the cloud's operator to register it in Keystone, or set [{section}] region_name and endpoint_type to one the catalog lists.",
+        service = sel.service_type,
+        interface = sel.interface,
+        section = match sel.service_type {
+            "compute" => "nova_client",
+            "image" => "glance_client",
+            _ => "neutron_client",
+        },
+    ))
 }
 
 fn versioned(base: &str, version: &str) -> String {
@@ -122,7 +194,7 @@ impl CloudLookup for CatalogCloud {
         ident: &'a str,
     ) -> BoxFuture<'a, Result<Lookup<Image>, MagnumError>> {
         Box::pin(async move {
-            let Some(base) = self.base(ctx, &self.image)? else {
+            let Some(base) = self.base(ctx, &self.image, "image")? else {
                 return Ok(Lookup::Skipped);
             };
             let api = versioned(&base, "v2");
@@ -164,7 +236,7 @@ impl CloudLookup for CatalogCloud {
         ident: &'a str,
     ) -> BoxFuture<'a, Result<Lookup<Flavor>, MagnumError>> {
         Box::pin(async move {
-            let Some(base) = self.base(ctx, &self.compute)? else {
+            let Some(base) = self.base(ctx, &self.compute, "flavor")? else {
                 return Ok(Lookup::Skipped);
             };
             let mut found = self
@@ -194,7 +266,7 @@ impl CloudLookup for CatalogCloud {
         name: &'a str,
     ) -> BoxFuture<'a, Result<Lookup<()>, MagnumError>> {
         Box::pin(async move {
-            let Some(base) = self.base(ctx, &self.compute)? else {
+            let Some(base) = self.base(ctx, &self.compute, "keypair")? else {
                 return Ok(Lookup::Skipped);
             };
             match self
@@ -218,7 +290,16 @@ impl CloudLookup for CatalogCloud {
         external: bool,
     ) -> BoxFuture<'a, Result<Lookup<String>, MagnumError>> {
         Box::pin(async move {
-            let Some(base) = self.base(ctx, &self.network)? else {
+            let Some(base) = self.base(
+                ctx,
+                &self.network,
+                if external {
+                    "external network"
+                } else {
+                    "fixed network"
+                },
+            )?
+            else {
                 return Ok(Lookup::Skipped);
             };
             let api = versioned(&base, "v2.0");
@@ -264,7 +345,7 @@ impl CloudLookup for CatalogCloud {
         ident: &'a str,
     ) -> BoxFuture<'a, Result<Lookup<String>, MagnumError>> {
         Box::pin(async move {
-            let Some(base) = self.base(ctx, &self.network)? else {
+            let Some(base) = self.base(ctx, &self.network, "fixed subnet")? else {
                 return Ok(Lookup::Skipped);
             };
             let api = versioned(&base, "v2.0");
@@ -379,5 +460,64 @@ mod tests {
             e.to_string(),
             "The image service could not be reached; try again later."
         );
+    }
+
+    /// A service the caller's catalog does not list is a 400 naming it
+    /// and what could not be checked, not a 500.
+    #[tokio::test]
+    async fn a_service_missing_from_the_catalog_is_400_naming_it() {
+        // A catalog with only an identity service.
+        let catalog = serde_json::json!([{"type": "identity", "endpoints": [
+            {"interface": "public", "region_id": "RegionOne",
+             "url": "http://127.0.0.1:1/identity"}]}]);
+        let ctx = RequestContext {
+            catalog: Some(std::sync::Arc::new(catalog)),
+            ..Default::default()
+        };
+        let cloud = CatalogCloud::from_conf(&Config::defaults());
+        let cases = [
+            (
+                cloud.flavor(&ctx, "m1.small").await.map(drop),
+                "compute service (nova)",
+                "flavor",
+            ),
+            (
+                cloud.keypair(&ctx, "kp").await.map(drop),
+                "compute service (nova)",
+                "keypair",
+            ),
+            (
+                cloud.image(&ctx, "fedora").await.map(drop),
+                "image service (glance)",
+                "image",
+            ),
+            (
+                cloud.network(&ctx, "public", true).await.map(drop),
+                "network service (neutron)",
+                "external network",
+            ),
+            (
+                cloud.subnet(&ctx, "private").await.map(drop),
+                "network service (neutron)",
+                "fixed subnet",
+            ),
+        ];
+        for (result, service, what) in cases {
+            let e = result.unwrap_err();
+            assert_eq!(e.code(), 400, "{e}");
+            let text = e.to_string();
+            assert!(text.starts_with(&format!("The {service} has no public endpoint in the caller's catalog, so the {what} cannot be checked;")), "{text}");
+        }
+        // A configured region is named.
+        let mut conf = Config::defaults();
+        conf.set("nova_client", "region_name", "RegionTwo").unwrap();
+        let cloud = CatalogCloud::from_conf(&conf);
+        let e = cloud.flavor(&ctx, "m1.small").await.unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("no public endpoint in region RegionTwo of the caller's catalog"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("[nova_client] region_name"), "{e}");
     }
 }

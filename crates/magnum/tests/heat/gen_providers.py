@@ -36,9 +36,14 @@ IP = {'yaql': {
                   'str(int($.data.b) mod 250 + 2))',
     'data': {'a': {'get_attr': ['rand_a', 'value']},
              'b': {'get_attr': ['rand_b', 'value']}}}}
+# A floating address: 172.24.<a>.<b>, drawn from 62,500 so that the few a
+# cluster holds (its masters' and its load balancer's) do not collide; a
+# test tells the balancer's address from the masters'.
 FLOATING_IP = {'yaql': {
-    'expression': 'concat("172.24.4.", str(int($.data.b) mod 250 + 2))',
-    'data': {'b': {'get_attr': ['rand_b', 'value']}}}}
+    'expression': 'concat("172.24.", str(int($.data.a) mod 250), ".", '
+                  'str(int($.data.b) mod 250 + 2))',
+    'data': {'a': {'get_attr': ['rand_a', 'value']},
+             'b': {'get_attr': ['rand_b', 'value']}}}}
 RANDOM = {
     'rand_a': {'type': 'OS::Heat::RandomString',
                'properties': {'length': 3,

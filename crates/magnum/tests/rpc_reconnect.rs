@@ -3,7 +3,10 @@
 //! re-declare what they serve, so the topic answers again. The broker is
 //! taken away through a TCP relay this test controls (every connection
 //! closed, new ones refused), and the topic's queues are deleted while it
-//! is away, as a broker restart loses them. The shared RabbitMQ itself is
+//! is away, as a broker restart loses them. Then, for a moment, the broker
+//! sits behind a black hole (connections accepted, never answered) before
+//! it is back: the attempt caught there must give up by itself, or the
+//! link is never retried. The shared RabbitMQ itself is
 //! never restarted: Heat and the other tests' conductors use it, and a
 //! restart loses their in-flight messages (it left Heat stacks stuck in
 //! DELETE_IN_PROGRESS, and Heat's nested-stack calls timed out, while
@@ -47,8 +50,22 @@ fn delete_queue(name: &str) {
     );
 }
 
+/// magnum_rpc's own log on the test's output (shown when it fails): what
+/// each reconnection attempt met.
+fn log_rpc() {
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::prelude::*;
+    let layer = tracing_subscriber::fmt::layer().with_test_writer();
+    let only = Targets::new().with_target("magnum_rpc", tracing::Level::DEBUG);
+    let _ = tracing_subscriber::registry()
+        .with(layer)
+        .with(only)
+        .try_init();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnects_after_losing_the_broker() {
+    log_rpc();
     let topic = format!("magnum-reconnect-{}", std::process::id());
     let relay = Relay::start("127.0.0.1:5672");
     let url = format!("rabbit://guest:guest@127.0.0.1:{}/", relay.port);
@@ -91,10 +108,14 @@ async fn reconnects_after_losing_the_broker() {
     tokio::task::spawn_blocking(move || queues.iter().for_each(|q| delete_queue(q)))
         .await
         .unwrap();
+    // Reconnection attempts now reach a broker that never answers.
+    relay.stall();
+    tokio::time::sleep(retry * 5).await;
     relay.up();
 
-    // Both sides come back and the topic is served again.
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // Both sides come back and the topic is served again, once their
+    // stalled attempts have given up (after 10 s).
+    let deadline = Instant::now() + Duration::from_secs(40);
     let answer = loop {
         match call(3).await {
             Ok(v) => break v,

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_lite::StreamExt;
+use futures_lite::{Stream, StreamExt};
 use lapin::options::{
     BasicConsumeOptions, BasicPublishOptions, ExchangeDeclareOptions, QueueBindOptions,
     QueueDeclareOptions,
@@ -28,6 +28,12 @@ pub use url::{parse_transport_url, TransportUrl};
 /// Lifetime of reply and fanout queues nobody consumes, as oslo's
 /// `rabbit_transient_queues_ttl` default (30 minutes).
 const TRANSIENT_QUEUE_TTL_MS: i64 = 1_800_000;
+
+/// How long one attempt to reach the broker and declare everything may
+/// take. A broker behind a black hole accepts the TCP connection and then
+/// never answers the handshake; without a bound, that attempt would wait
+/// forever and the link would never be retried.
+const ESTABLISH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// RPC failures.
 #[derive(Debug, thiserror::Error)]
@@ -105,31 +111,37 @@ fn transient_args() -> FieldTable {
 impl Inner {
     /// Connect to the first reachable broker and declare everything this
     /// process needs: the control exchange, its reply queue and consumer,
-    /// and the topics it serves.
+    /// and the topics it serves. Each step is bounded by
+    /// [`ESTABLISH_TIMEOUT`]; a connection that was opened but could not be
+    /// set up is closed, so it neither lingers on the broker nor reports
+    /// its loss later as the live link's.
     async fn establish(self: &Arc<Self>) -> Result<(Connection, Channel), RpcError> {
-        let mut last = None;
-        let mut conn = None;
-        for uri in &self.url.uris {
-            match Connection::connect(uri, ConnectionProperties::default()).await {
-                Ok(c) => {
-                    conn = Some(c);
-                    break;
-                }
-                Err(e) => last = Some(e),
+        let timed_out = || RpcError::Unavailable(self.url.display.clone());
+        let conn = tokio::time::timeout(ESTABLISH_TIMEOUT, self.open())
+            .await
+            .map_err(|_| timed_out())??;
+        // Listening from before the declarations, so a loss during them is
+        // not missed; watched only once the link is in use.
+        let events = conn.events_listener();
+        let failed = match tokio::time::timeout(ESTABLISH_TIMEOUT, self.declare(&conn)).await {
+            Ok(Ok(channel)) => {
+                self.watch(events);
+                return Ok((conn, channel));
             }
-        }
-        let conn = match (conn, last) {
-            (Some(c), _) => c,
-            (None, Some(source)) => {
-                return Err(RpcError::Connect {
-                    target: self.url.display.clone(),
-                    source,
-                })
-            }
-            (None, None) => return Err(RpcError::BadUrl(self.url.display.clone())),
+            Ok(Err(e)) => e,
+            Err(_) => timed_out(),
         };
+        let closing = conn.close(0, "".into());
+        let _ = tokio::time::timeout(Duration::from_secs(1), closing).await;
+        Err(failed)
+    }
+
+    /// Wake [`Inner::supervise`] when the live link's connection fails.
+    fn watch(
+        self: &Arc<Self>,
+        mut events: impl Stream<Item = lapin::Event> + Send + Unpin + 'static,
+    ) {
         let weak = Arc::downgrade(self);
-        let mut events = conn.events_listener();
         tokio::spawn(async move {
             while let Some(event) = events.next().await {
                 if let lapin::Event::Error(e) = event {
@@ -141,6 +153,29 @@ impl Inner {
                 }
             }
         });
+    }
+
+    /// A connection to the first broker of the URL that accepts one.
+    async fn open(&self) -> Result<Connection, RpcError> {
+        let mut last = None;
+        for uri in &self.url.uris {
+            match Connection::connect(uri, ConnectionProperties::default()).await {
+                Ok(c) => return Ok(c),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(match last {
+            Some(source) => RpcError::Connect {
+                target: self.url.display.clone(),
+                source,
+            },
+            None => RpcError::BadUrl(self.url.display.clone()),
+        })
+    }
+
+    /// Declare on `conn` what this process needs; the channel it was
+    /// declared on.
+    async fn declare(&self, conn: &Connection) -> Result<Channel, RpcError> {
         let channel = conn.create_channel().await?;
         channel
             .exchange_declare(
@@ -194,7 +229,7 @@ impl Inner {
         for s in served {
             declare_server(&channel, &self.exchange, &s).await?;
         }
-        Ok((conn, channel))
+        Ok(channel)
     }
 
     /// Keep the link up: after a failure, retry every `retry` until the

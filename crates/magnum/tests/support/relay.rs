@@ -3,6 +3,9 @@
 //!
 //! - [`Relay::down`]: the server is gone. Every relayed connection is
 //!   closed and the port stops listening, so new connections are refused.
+//!   The port stays bound meanwhile (bound, not listening): were it let go,
+//!   another process's ephemeral port could take it and the relay could
+//!   never come back, which happened in CI.
 //! - [`Relay::stall`]: the server is behind a black hole. Relayed
 //!   connections stay open but nothing crosses them any more, ever (as
 //!   when a firewall forgets their state); new connections are accepted
@@ -11,7 +14,7 @@
 //! [`Relay::up`] relays new connections again; stalled ones stay stalled.
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -99,23 +102,28 @@ fn accept_loop(
     stop: &AtomicBool,
 ) {
     let mut listener = Some(listener);
+    // While down: the port, bound and not listening.
+    let mut _hold = None;
     while !stop.load(Ordering::SeqCst) {
         let mode = state.lock().unwrap().mode;
         // Down: not listening at all, so connecting is refused.
         if mode == Mode::Down {
-            listener = None;
+            if let Some(l) = listener.take() {
+                drop(l);
+                _hold = Some(port_socket(port).expect("the relay's port was taken at once"));
+            }
             std::thread::sleep(Duration::from_millis(10));
             continue;
         }
         let l = match &listener {
             Some(l) => l,
-            None => match TcpListener::bind(("127.0.0.1", port)) {
-                Ok(l) => listener.insert(l),
-                Err(_) => {
-                    std::thread::sleep(Duration::from_millis(10));
-                    continue;
-                }
-            },
+            None => {
+                let l = port_socket(port)
+                    .and_then(|s| s.listen(128).map(|()| TcpListener::from(s)))
+                    .expect("listening again on the relay's port");
+                _hold = None;
+                listener.insert(l)
+            }
         };
         l.set_nonblocking(true).unwrap();
         let client = match l.accept() {
@@ -159,6 +167,16 @@ fn accept_loop(
             stalled,
         });
     }
+}
+
+/// A socket bound to 127.0.0.1:`port`, sharing it (SO_REUSEADDR) with
+/// another bound socket as long as neither listens.
+fn port_socket(port: u16) -> std::io::Result<socket2::Socket> {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    s.set_reuse_address(true)?;
+    s.bind(&SocketAddr::from(([127, 0, 0, 1], port)).into())?;
+    Ok(s)
 }
 
 /// Copy `from` to `to` until `from` ends; once stalled, swallow instead.

@@ -339,9 +339,66 @@ async fn detail(
     collection(&state, &mut ctx, &base, q.as_deref(), true).await
 }
 
-/// A page of clusters, in a fixed number of statements whatever its
-/// length: the page, the node groups of all its clusters, and (for the
-/// full view) the labels of their templates.
+/// A page of clusters with what its views need, read in a fixed number
+/// of statements whatever its length: the page, the node groups of all
+/// its clusters (for the summary view only their counts), and for the
+/// full view the labels of their templates.
+struct Listing {
+    clusters: Vec<Cluster>,
+    nodegroups: Vec<NodeGroup>,
+    labels: HashMap<String, Labels>,
+}
+
+impl Listing {
+    async fn read(
+        state: &AppState,
+        ctx: &Ctx,
+        page: &magnum_db::Page,
+        expand: bool,
+    ) -> ApiResult<Listing> {
+        let db = &state.db;
+        let filter = ClusterFilter::default();
+        let clusters = if expand {
+            db.cluster_list(&ctx.context, &filter, page).await?
+        } else {
+            db.cluster_summaries(&ctx.context, &filter, page).await?
+        };
+        let uuids: Vec<&str> = clusters.iter().map(|c| c.uuid.as_str()).collect();
+        let nodegroups = if expand {
+            db.nodegroup_summaries_of(&uuids).await?
+        } else {
+            db.nodegroup_counts_of(&uuids).await?
+        };
+        let labels = if expand {
+            let mut templates: Vec<&str> = clusters
+                .iter()
+                .filter_map(|c| c.cluster_template_id.as_deref())
+                .collect();
+            templates.sort_unstable();
+            templates.dedup();
+            templates_labels(db, ctx, &templates).await?
+        } else {
+            HashMap::new()
+        };
+        Ok(Listing {
+            clusters,
+            nodegroups,
+            labels,
+        })
+    }
+
+    /// The node groups of each cluster of the page, by cluster uuid.
+    fn by_cluster(&self) -> HashMap<&str, Vec<&NodeGroup>> {
+        let mut by: HashMap<&str, Vec<&NodeGroup>> = HashMap::with_capacity(self.clusters.len());
+        for ng in &self.nodegroups {
+            by.entry(ng.cluster_id.as_str()).or_default().push(ng);
+        }
+        by
+    }
+}
+
+/// `GET /v1/clusters` (summary view) or `/v1/clusters/detail` (full
+/// view): the caller's policy, the page's bounds, then the page rendered.
 async fn collection(
     state: &AppState,
     ctx: &mut Ctx,
@@ -350,10 +407,18 @@ async fn collection(
     expand: bool,
 ) -> ApiResult<Response> {
     let q = ListQuery::parse(query, &[])?;
-    let (rule, all_rule) = if expand {
-        ("cluster:detail", "cluster:detail_all_projects")
+    let (rule, all_rule, resource) = if expand {
+        (
+            "cluster:detail",
+            "cluster:detail_all_projects",
+            "clusters/detail",
+        )
     } else {
-        ("cluster:get_all", "cluster:get_all_all_projects")
+        (
+            "cluster:get_all",
+            "cluster:get_all_all_projects",
+            "clusters",
+        )
     };
     ctx.enforce(state, rule, &ctx.own_target())?;
     ctx.all_projects_if_admin(state, all_rule)?;
@@ -369,66 +434,27 @@ async fn collection(
         )
         .await?;
     let _permit = state.page_permit(limit).await;
-    let filter = ClusterFilter::default();
-    // The summary view reads only its own fields (and of the node groups,
-    // their counts).
-    let clusters = if expand {
-        state.db.cluster_list(&ctx.context, &filter, &page).await?
-    } else {
-        state
-            .db
-            .cluster_summaries(&ctx.context, &filter, &page)
-            .await?
-    };
-    let uuids: Vec<&str> = clusters.iter().map(|c| c.uuid.as_str()).collect();
-    let nodegroups = if expand {
-        state.db.nodegroup_summaries_of(&uuids).await?
-    } else {
-        state.db.nodegroup_counts_of(&uuids).await?
-    };
-    let mut by_cluster: HashMap<&str, Vec<&NodeGroup>> = HashMap::with_capacity(clusters.len());
-    for ng in &nodegroups {
-        by_cluster
-            .entry(ng.cluster_id.as_str())
-            .or_default()
-            .push(ng);
-    }
-    let labels = if expand {
-        let mut templates: Vec<&str> = clusters
-            .iter()
-            .filter_map(|c| c.cluster_template_id.as_deref())
-            .collect();
-        templates.sort_unstable();
-        templates.dedup();
-        templates_labels(&state.db, ctx, &templates).await?
-    } else {
-        HashMap::new()
-    };
+    let read = Listing::read(state, ctx, &page, expand).await?;
+    let by_cluster = read.by_cluster();
     let none: Vec<&NodeGroup> = Vec::new();
-    let views: Vec<View> = clusters
+    let views: Vec<View> = read
+        .clusters
         .iter()
         .map(|c| View {
             c,
             nodegroups: by_cluster.get(c.uuid.as_str()).unwrap_or(&none),
-            template_labels: c.cluster_template_id.as_deref().and_then(|t| labels.get(t)),
+            template_labels: c
+                .cluster_template_id
+                .as_deref()
+                .and_then(|t| read.labels.get(t)),
             faults: false,
             base,
             expand,
             use_cluster_id: ctx.has(Feature::ClusterIdField),
         })
         .collect();
-    let resource = if expand {
-        "clusters/detail"
-    } else {
-        "clusters"
-    };
-    let next = q.next_link(
-        base,
-        resource,
-        clusters.len(),
-        limit,
-        clusters.last().map(|c| c.uuid.as_str()),
-    );
+    let last = read.clusters.last().map(|c| c.uuid.as_str());
+    let next = q.next_link(base, resource, read.clusters.len(), limit, last);
     #[derive(Serialize)]
     struct Body<'a> {
         clusters: Vec<View<'a>>,

@@ -190,7 +190,7 @@ impl std::fmt::Display for Reason {
 pub enum ConductorError {
     #[error(transparent)]
     Magnum(#[from] MagnumError),
-    #[error("database: {0}")]
+    #[error(transparent)]
     Db(#[from] DbError),
     /// The operation could not run now (its cloud is unreachable): keep it
     /// queued and run it again later.
@@ -257,11 +257,9 @@ impl From<ConductorError> for RemoteError {
                 "magnum.common.exception",
                 format!("will retry: {r}"),
             ),
-            ConductorError::Db(d) => failure(
-                "MagnumException",
-                "magnum.common.exception",
-                format!("database: {d}"),
-            ),
+            ConductorError::Db(d) => {
+                failure("MagnumException", "magnum.common.exception", d.to_string())
+            }
         }
     }
 }

@@ -3,26 +3,30 @@
 
 use super::*;
 
+/// `$body` on a connection of this database's pool, bounded by its
+/// statement timeout (compiled once per backend; the arm of the pool it
+/// has runs); a statement no row can match answers no rows.
+macro_rules! on_pool {
+    ($db:expr, |$conn:ident| $body:expr) => {
+        or_no_match(match &$db.pool {
+            Pool::Sqlite(p) => bounded!($db.statement_timeout, p, |$conn| $body),
+            Pool::Postgres(p) => bounded!($db.statement_timeout, p, |$conn| $body),
+            Pool::MySql(p) => bounded!($db.statement_timeout, p, |$conn| $body),
+        })
+    };
+}
+
 impl Database {
     pub(crate) async fn fetch_all<T: AnyRow>(
         &self,
         stmt: &impl Statement,
     ) -> Result<Vec<T>, DbError> {
         let (sql, values) = self.render(stmt);
-        macro_rules! run {
-            ($pool:expr) => {
-                bounded!(self.statement_timeout, $pool, |conn| {
-                    sqlx::query_as_with::<_, T, _>(&sql, values)
-                        .fetch_all(conn)
-                        .await
-                        .map_err(DbError::from_sql)
-                })
-            };
-        }
-        or_no_match(match &self.pool {
-            Pool::Sqlite(p) => run!(p),
-            Pool::Postgres(p) => run!(p),
-            Pool::MySql(p) => run!(p),
+        on_pool!(self, |conn| {
+            sqlx::query_as_with::<_, T, _>(&sql, values)
+                .fetch_all(conn)
+                .await
+                .map_err(DbError::from_sql)
         })
     }
 
@@ -31,20 +35,11 @@ impl Database {
         stmt: &impl Statement,
     ) -> Result<Option<T>, DbError> {
         let (sql, values) = self.render(stmt);
-        macro_rules! run {
-            ($pool:expr) => {
-                bounded!(self.statement_timeout, $pool, |conn| {
-                    sqlx::query_as_with::<_, T, _>(&sql, values)
-                        .fetch_optional(conn)
-                        .await
-                        .map_err(DbError::from_sql)
-                })
-            };
-        }
-        or_no_match(match &self.pool {
-            Pool::Sqlite(p) => run!(p),
-            Pool::Postgres(p) => run!(p),
-            Pool::MySql(p) => run!(p),
+        on_pool!(self, |conn| {
+            sqlx::query_as_with::<_, T, _>(&sql, values)
+                .fetch_optional(conn)
+                .await
+                .map_err(DbError::from_sql)
         })
     }
 
@@ -54,21 +49,12 @@ impl Database {
         if let Some(refused) = stmt.unstorable(&sql, &values.0 .0) {
             return Err(refused);
         }
-        macro_rules! run {
-            ($pool:expr) => {
-                bounded!(self.statement_timeout, $pool, |conn| {
-                    sqlx::query_with(&sql, values)
-                        .execute(conn)
-                        .await
-                        .map(|r| r.rows_affected())
-                        .map_err(DbError::from_sql)
-                })
-            };
-        }
-        or_no_match(match &self.pool {
-            Pool::Sqlite(p) => run!(p),
-            Pool::Postgres(p) => run!(p),
-            Pool::MySql(p) => run!(p),
+        on_pool!(self, |conn| {
+            sqlx::query_with(&sql, values)
+                .execute(conn)
+                .await
+                .map(|r| r.rows_affected())
+                .map_err(DbError::from_sql)
         })
     }
 
@@ -79,21 +65,12 @@ impl Database {
         m: &records::Mapping,
     ) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, DbError> {
         let (sql, values) = self.render(stmt);
-        macro_rules! run {
-            ($pool:expr) => {
-                bounded!(self.statement_timeout, $pool, |conn| {
-                    let rows = sqlx::query_with(&sql, values)
-                        .fetch_all(conn)
-                        .await
-                        .map_err(DbError::from_sql)?;
-                    rows.iter().map(|r| records::decode(r, m)).collect()
-                })
-            };
-        }
-        or_no_match(match &self.pool {
-            Pool::Sqlite(p) => run!(p),
-            Pool::Postgres(p) => run!(p),
-            Pool::MySql(p) => run!(p),
+        on_pool!(self, |conn| {
+            let rows = sqlx::query_with(&sql, values)
+                .fetch_all(conn)
+                .await
+                .map_err(DbError::from_sql)?;
+            rows.iter().map(|r| records::decode(r, m)).collect()
         })
     }
 
@@ -139,33 +116,24 @@ impl Database {
         let shapes::Sql { text: sql, values } = sql;
         // Each row is decoded as it arrives and then dropped, so a page
         // never holds its raw rows and their structs at once.
-        macro_rules! run {
-            ($pool:expr) => {
-                bounded!(self.statement_timeout, $pool, |conn| {
-                    use futures_lite::StreamExt as _;
-                    let mut rows = sqlx::query_with(&sql, values).fetch(conn);
-                    let mut out = Vec::new();
-                    let mut columns = None;
-                    while let Some(row) = rows.next().await {
-                        let row = row.map_err(DbError::from_sql)?;
-                        let cols = match &columns {
-                            Some(c) => c,
-                            None => columns.insert(records::result_columns(&row, m, extra)?),
-                        };
-                        let own = cols.len();
-                        let extras = (own..own + extra)
-                            .map(|i| sqlx::Row::try_get::<Option<String>, _>(&row, i))
-                            .collect::<Result<Vec<_>, sqlx::Error>>()?;
-                        out.push((records::decode_into(&row, m, cols, 0)?, extras));
-                    }
-                    Ok(out)
-                })
-            };
-        }
-        or_no_match(match &self.pool {
-            Pool::Sqlite(p) => run!(p),
-            Pool::Postgres(p) => run!(p),
-            Pool::MySql(p) => run!(p),
+        on_pool!(self, |conn| {
+            use futures_lite::StreamExt as _;
+            let mut rows = sqlx::query_with(&sql, values).fetch(conn);
+            let mut out = Vec::new();
+            let mut columns = None;
+            while let Some(row) = rows.next().await {
+                let row = row.map_err(DbError::from_sql)?;
+                let cols = match &columns {
+                    Some(c) => c,
+                    None => columns.insert(records::result_columns(&row, m, extra)?),
+                };
+                let own = cols.len();
+                let extras = (own..own + extra)
+                    .map(|i| sqlx::Row::try_get::<Option<String>, _>(&row, i))
+                    .collect::<Result<Vec<_>, sqlx::Error>>()?;
+                out.push((records::decode_into(&row, m, cols, 0)?, extras));
+            }
+            Ok(out)
         })
     }
 
@@ -196,33 +164,24 @@ impl Database {
         debug_assert_eq!(children.len(), n_columns.len());
         let start = own.len() + extra;
         let shapes::Sql { text: sql, values } = sql;
-        macro_rules! run {
-            ($pool:expr) => {
-                bounded!(self.statement_timeout, $pool, |conn| {
-                    use futures_lite::StreamExt as _;
-                    let mut rows = sqlx::query_with(&sql, values).fetch(conn);
-                    let mut parent = None;
-                    let mut kids = Vec::new();
-                    while let Some(row) = rows.next().await {
-                        let row = row.map_err(DbError::from_sql)?;
-                        if parent.is_none() {
-                            let extras = (own.len()..start)
-                                .map(|i| sqlx::Row::try_get::<Option<String>, _>(&row, i))
-                                .collect::<Result<Vec<_>, sqlx::Error>>()?;
-                            parent = Some((records::decode_into(&row, m, &own, 0)?, extras));
-                        }
-                        if sqlx::Row::try_get::<Option<i32>, _>(&row, start)?.is_some() {
-                            kids.push(records::decode_into(&row, n, &children, start)?);
-                        }
-                    }
-                    Ok(parent.map(|(t, extras)| (t, extras, kids)))
-                })
-            };
-        }
-        or_no_match(match &self.pool {
-            Pool::Sqlite(p) => run!(p),
-            Pool::Postgres(p) => run!(p),
-            Pool::MySql(p) => run!(p),
+        on_pool!(self, |conn| {
+            use futures_lite::StreamExt as _;
+            let mut rows = sqlx::query_with(&sql, values).fetch(conn);
+            let mut parent = None;
+            let mut kids = Vec::new();
+            while let Some(row) = rows.next().await {
+                let row = row.map_err(DbError::from_sql)?;
+                if parent.is_none() {
+                    let extras = (own.len()..start)
+                        .map(|i| sqlx::Row::try_get::<Option<String>, _>(&row, i))
+                        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+                    parent = Some((records::decode_into(&row, m, &own, 0)?, extras));
+                }
+                if sqlx::Row::try_get::<Option<i32>, _>(&row, start)?.is_some() {
+                    kids.push(records::decode_into(&row, n, &children, start)?);
+                }
+            }
+            Ok(parent.map(|(t, extras)| (t, extras, kids)))
         })
     }
 

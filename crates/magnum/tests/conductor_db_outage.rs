@@ -27,12 +27,6 @@ use support::*;
 const CLUSTERS: usize = 6;
 const FLAPPING: Duration = Duration::from_secs(14);
 
-fn post(url: &str, path: &str, body: Value) -> Value {
-    let (status, text) = http(url, "POST", path, Some(&body.to_string()));
-    assert!(status == 201 || status == 202, "{status} {text}");
-    serde_json::from_str(&text).unwrap()
-}
-
 /// Each driver call that blocked, by cluster: (action, start, end).
 fn calls(cloud: &Path) -> HashMap<String, Vec<(String, f64, f64)>> {
     let mut out: HashMap<String, Vec<(String, f64, f64)>> = HashMap::new();
@@ -178,7 +172,7 @@ async fn survives(backend: Backend) {
     };
     let mut conductors = vec![Some(conductor(1)), Some(conductor(2))];
     let url = api.url.clone();
-    post(
+    created(
         &url,
         "/v1/clustertemplates",
         json!({"name": "t", "coe": "kubernetes", "image_id": "fcos", "driver": "fake",
@@ -189,7 +183,7 @@ async fn survives(backend: Backend) {
     // goes away for the conductors, and a conductor killed meanwhile.
     let ids: Vec<String> = (0..CLUSTERS)
         .map(|i| {
-            post(
+            created(
                 &url,
                 "/v1/clusters",
                 json!({"name": format!("c{i}"), "cluster_template_id": "t"}),
@@ -234,7 +228,7 @@ async fn survives(backend: Backend) {
     // answer came back (and so before the stack is recorded): the next
     // attempt adopts the stack (by name, as Heat's driver does) rather
     // than building a second one.
-    let late = post(
+    let late = created(
         &url,
         "/v1/clusters",
         json!({"name": "late", "cluster_template_id": "t",

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use magnum_db::testing::TestDb;
 use magnum_db::Backend;
-use serde_json::{json, Value};
+use serde_json::json;
 use support::*;
 
 /// A RabbitMQ user of this test, removed when dropped.
@@ -57,12 +57,6 @@ fn section<'a>(report: &'a str, section: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no [{section}] in:\n{report}"));
     let rest = &report[start + section.len() + 4..];
     &rest[..rest.find("\n[").unwrap_or(rest.len())]
-}
-
-fn post(url: &str, path: &str, body: Value) -> Value {
-    let (status, text) = http(url, "POST", path, Some(&body.to_string()));
-    assert!(status == 201 || status == 202, "{status} {text}");
-    serde_json::from_str(&text).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,14 +117,14 @@ async fn sigusr2_reports_held_operations_and_no_secret() {
         "conductor serving RPC topic",
     );
     let url = api.url.clone();
-    post(
+    created(
         &url,
         "/v1/clustertemplates",
         json!({"name": "t", "coe": "kubernetes", "image_id": "fcos", "driver": "fake",
                "labels": {"fake_seconds": "1"}}),
     );
     // A create whose driver call takes 8 s: the report comes mid-call.
-    let cluster = post(
+    let cluster = created(
         &url,
         "/v1/clusters",
         json!({"name": "slow", "cluster_template_id": "t",
@@ -139,15 +133,7 @@ async fn sigusr2_reports_held_operations_and_no_secret() {
         .as_str()
         .unwrap()
         .to_string();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let op = loop {
-        let ops = db.operations_of(&cluster).await.unwrap();
-        if let Some(op) = ops.into_iter().find(|o| o.owner.is_some()) {
-            break op;
-        }
-        assert!(Instant::now() < deadline, "nobody claimed the create");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let op = support::claimed_operation(&db, &cluster).await;
 
     usr2(&conductor);
     let deadline = Instant::now() + Duration::from_secs(10);

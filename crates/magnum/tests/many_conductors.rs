@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use magnum_db::testing::TestDb;
 use magnum_db::Backend;
-use serde_json::{json, Value};
+use serde_json::json;
 use support::*;
 
 fn history(cloud: &Path, uuid: &str) -> Vec<String> {
@@ -21,12 +21,6 @@ fn history(cloud: &Path, uuid: &str) -> Vec<String> {
         .lines()
         .map(str::to_string)
         .collect()
-}
-
-fn post(url: &str, path: &str, body: Value) -> Value {
-    let (status, text) = http(url, "POST", path, Some(&body.to_string()));
-    assert!(status == 201 || status == 202, "{status} {text}");
-    serde_json::from_str(&text).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,7 +60,7 @@ async fn three_conductors_share_the_work_and_survive_a_kill() {
         )));
     }
     let url = api.url.clone();
-    post(
+    created(
         &url,
         "/v1/clustertemplates",
         json!({"name": "t", "coe": "kubernetes", "image_id": "fcos", "driver": "fake",
@@ -76,7 +70,7 @@ async fn three_conductors_share_the_work_and_survive_a_kill() {
     // Several clusters at once: each create runs exactly once.
     let ids: Vec<String> = (0..6)
         .map(|i| {
-            post(
+            created(
                 &url,
                 "/v1/clusters",
                 json!({"name": format!("c{i}"), "cluster_template_id": "t"}),
@@ -94,7 +88,7 @@ async fn three_conductors_share_the_work_and_survive_a_kill() {
     }
 
     // A slow create: kill the conductor running it, mid-call.
-    let slow = post(
+    let slow = created(
         &url,
         "/v1/clusters",
         json!({"name": "slow", "cluster_template_id": "t",
@@ -103,15 +97,7 @@ async fn three_conductors_share_the_work_and_survive_a_kill() {
         .as_str()
         .unwrap()
         .to_string();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let owner = loop {
-        let ops = db.operations_of(&slow).await.unwrap();
-        if let Some(owner) = ops.first().and_then(|o| o.owner.clone()) {
-            break owner;
-        }
-        assert!(Instant::now() < deadline, "nobody claimed the create");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let owner = support::claimed_operation(&db, &slow).await.owner.unwrap();
     // The claim names its host, then the attempt's own token.
     let host = owner.split_whitespace().next().unwrap();
     let n: usize = host.trim_start_matches('c').parse().unwrap();

@@ -523,3 +523,25 @@ pub fn template_and_cluster(url: &str) -> (String, String) {
     });
     (request, cluster)
 }
+
+/// The operation on `cluster` that a conductor has claimed, once one has
+/// (within 20 s).
+pub async fn claimed_operation(db: &magnum_db::Database, cluster: &str) -> magnum_db::Operation {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ops = db.operations_of(cluster).await.unwrap();
+        if let Some(op) = ops.into_iter().find(|o| o.owner.is_some()) {
+            return op;
+        }
+        assert!(Instant::now() < deadline, "nobody claimed the operation");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `POST path` with a JSON body, which must be accepted (201 or 202): the
+/// body of the answer.
+pub fn created(url: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
+    let (status, text) = http(url, "POST", path, Some(&body.to_string()));
+    assert!(status == 201 || status == 202, "{status} {text}");
+    serde_json::from_str(&text).unwrap()
+}

@@ -182,6 +182,23 @@ def row_action(name, label):
     direct[0].click()
 
 
+def listed_after_reload(name):
+    """Whether the table lists NAME once the reloaded page has its data.
+
+    The table says "Displaying 0 items" before its list call has
+    answered, so a row's absence means nothing until Angular has no call
+    pending (a delete that passed on an unloaded list left the cluster
+    and its template in place, in CI)."""
+    d.refresh()
+    xpath("//*[contains(., 'Displaying')]")
+    WebDriverWait(d, 60).until(lambda _: d.execute_script(
+        "var a = window.angular;"
+        "var i = a && a.element(document.body).injector();"
+        "return !!i && i.get('$http').pendingRequests.length === 0;"))
+    return bool(d.find_elements(
+        By.XPATH, f"//table//a[normalize-space()='{name}']"))
+
+
 def status_of(name):
     """The status the clusters list shows for NAME, after a reload."""
     d.refresh()
@@ -260,9 +277,7 @@ def clusters():
                   "//button[normalize-space()='Delete Cluster']").click()
         deadline = time.time() + 120
         while time.time() < deadline:
-            d.refresh()
-            xpath("//*[contains(., 'Displaying')]")
-            if not d.find_elements(By.XPATH, f"//table//a[normalize-space()='{cluster}']"):
+            if not listed_after_reload(cluster):
                 return
             time.sleep(2)
         raise AssertionError(f"{cluster} is still listed")
@@ -276,10 +291,7 @@ def clusters():
                   "//button[normalize-space()='Delete Cluster Template']").click()
         deadline = time.time() + 60
         while time.time() < deadline:
-            d.refresh()
-            xpath("//*[contains(., 'Displaying')]")
-            if not d.find_elements(
-                    By.XPATH, f"//table//a[normalize-space()='{CLUSTER_TEMPLATE}']"):
+            if not listed_after_reload(CLUSTER_TEMPLATE):
                 no_errors()
                 return
             time.sleep(2)
